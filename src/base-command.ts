@@ -1,0 +1,78 @@
+/**
+ * The base of every kubesnap command: kubectl's connection flags, `--json`,
+ * and exit codes that hold in `--json` mode too.
+ */
+import {Command, Flags, type Interfaces} from '@oclif/core'
+import {connect, type Connection} from './cluster/index.js'
+import {EXIT, KubesnapError} from './errors.js'
+
+export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof KubesnapCommand)['baseFlags'] & T['flags']>
+export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+
+export abstract class KubesnapCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    kubeconfig: Flags.string({
+      summary: 'Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).',
+      helpGroup: 'CONNECTION',
+    }),
+    context: Flags.string({
+      summary: 'The kubeconfig context to use (default: its current context).',
+      helpGroup: 'CONNECTION',
+    }),
+    namespace: Flags.string({
+      char: 'n',
+      summary: "The namespace (default: the context's namespace, then default).",
+      helpGroup: 'CONNECTION',
+    }),
+  }
+
+  protected flags!: CommandFlags<T>
+  protected args!: CommandArgs<T>
+
+  public override async init(): Promise<void> {
+    await super.init()
+    const {args, flags} = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof KubesnapCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as CommandFlags<T>
+    this.args = args as CommandArgs<T>
+  }
+
+  /** Opens the connection the flags describe. */
+  protected connect(): Connection {
+    const connection = connect({kubeconfig: this.flags.kubeconfig, context: this.flags.context, namespace: this.flags.namespace})
+    this.connections.push(connection)
+    return connection
+  }
+
+  private connections: Connection[] = []
+
+  /** Prints a warning on stderr unless `--json` is on (then it belongs in the result). */
+  protected note(message: string): void {
+    if (!this.jsonEnabled()) this.logToStderr(`Warning: ${message}`)
+  }
+
+  public override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    // oclif's --json path reads exitCode, its text path reads oclif.exit: keep both.
+    const exit = err.exitCode ?? err.oclif?.exit ?? EXIT.failed
+    if (!(err instanceof KubesnapError)) err.exitCode = exit
+    process.exitCode = exit
+    return super.catch(err)
+  }
+
+  /** The `--json` error shape: the sentence, the exit code, and a code when there is one. */
+  protected override toErrorJson(err: Error & {exitCode?: number; code?: string}): unknown {
+    return {error: {message: err.message, exitCode: err.exitCode ?? EXIT.failed, ...(err.code ? {code: err.code} : {})}}
+  }
+
+  public override async finally(err: Error | undefined): Promise<unknown> {
+    for (const c of this.connections) c.api.close()
+    return super.finally(err)
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * A small JSON client for the Kubernetes REST API on top of the kubeconfig's
+ * credentials. kubesnap needs objects exactly as the server returned them
+ * (client-node's typed models drop unknown fields), a request count for the
+ * benchmark, deadlines, and retries on 429/5xx; this gives all four.
+ */
+import https from 'node:https'
+import http from 'node:http'
+import {URL} from 'node:url'
+import pRetry, {AbortError} from 'p-retry'
+import type {V1Status} from '@kubernetes/client-node'
+import {EXIT, KubesnapError, messageOf} from '../errors.js'
+import type {LoadedConfig} from './kubeconfig.js'
+
+/** A non-2xx answer from the API server, with its `Status` body when it sent one. */
+export class ApiError extends Error {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly statusCode: number,
+    readonly status: V1Status | undefined,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(status?.message || `${method} ${path} answered ${statusCode}`)
+    this.name = 'ApiError'
+  }
+
+  /** The Status `reason` (NotFound, Forbidden, AlreadyExists, Expired, …). */
+  get reason(): string | undefined {
+    return this.status?.reason
+  }
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>
+  body?: unknown
+  /** Defaults to application/json when there is a body. */
+  contentType?: string
+  /** Whole-request deadline; default 60 s. */
+  timeoutMs?: number
+  /** Attempts after the first on 429, 5xx and dropped connections; default 4. */
+  retries?: number
+}
+
+export interface ApiClientOptions {
+  timeoutMs?: number
+  retries?: number
+  userAgent?: string
+}
+
+const RETRIABLE_STATUS = new Set([429, 500, 502, 503, 504])
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'])
+
+/** A JSON client bound to one kubeconfig context. */
+export class KubeApi {
+  /** Requests sent, retries included: the benchmark reports it. */
+  requests = 0
+  private agent?: http.Agent
+  private readonly base: URL
+
+  constructor(readonly config: LoadedConfig, private readonly options: ApiClientOptions = {}) {
+    this.base = new URL(config.server)
+  }
+
+  get<T>(path: string, options?: RequestOptions): Promise<T> {
+    return this.request<T>('GET', path, options)
+  }
+
+  post<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+    return this.request<T>('POST', path, {...options, body})
+  }
+
+  put<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
+    return this.request<T>('PUT', path, {...options, body})
+  }
+
+  patch<T>(path: string, body: unknown, contentType: string, options?: RequestOptions): Promise<T> {
+    return this.request<T>('PATCH', path, {...options, body, contentType})
+  }
+
+  delete<T>(path: string, options?: RequestOptions): Promise<T> {
+    return this.request<T>('DELETE', path, options)
+  }
+
+  /**
+   * Sends one request and parses the JSON answer, retrying 429 and 5xx (after
+   * `Retry-After` when given) and dropped connections of reads. Unreachable
+   * servers and refused credentials become a KubesnapError sentence.
+   */
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const retries = options.retries ?? this.options.retries ?? 4
+    return pRetry(
+      async () => {
+        try {
+          return await this.once<T>(method, path, options)
+        } catch (err) {
+          if (err instanceof ApiError && RETRIABLE_STATUS.has(err.statusCode)) {
+            if (err.retryAfterSeconds) await sleep(Math.min(err.retryAfterSeconds, 10) * 1000)
+            throw err
+          }
+          // A dropped connection may have applied a write: only reads are retried.
+          if (method === 'GET' && isNetworkError(err) && (err as NodeJS.ErrnoException).code !== 'ECONNREFUSED') throw err
+          throw new AbortError(err as Error)
+        }
+      },
+      {retries, minTimeout: 200, maxTimeout: 3000, factor: 2, randomize: true},
+    ).catch((err: unknown) => {
+      throw this.explain(err)
+    })
+  }
+
+  /** Turns transport failures into the sentences a user can act on. */
+  private explain(err: unknown): unknown {
+    const server = this.config.server
+    const context = this.config.context
+    if (err instanceof ApiError) {
+      if (err.statusCode === 401) {
+        return new KubesnapError(`The API server at ${server} refused the credentials of context "${context}" (401 Unauthorized); log in again or fix the user in the kubeconfig.`, {cause: err})
+      }
+      return err
+    }
+    if (err instanceof KubesnapError) return err
+    const code = (err as NodeJS.ErrnoException)?.code ?? ''
+    if (isNetworkError(err)) {
+      return new KubesnapError(`Cannot reach the Kubernetes API server at ${server} (${code || messageOf(err)}); check that the cluster is up and that --context/--kubeconfig point at it.`, {cause: err})
+    }
+    if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+      return new KubesnapError(`The API server's certificate at ${server} is not trusted (${code}); check certificate-authority for context "${context}" in the kubeconfig.`, {cause: err})
+    }
+    return err
+  }
+
+  private async agentFor(options: https.RequestOptions): Promise<http.Agent> {
+    // One keep-alive agent per client: a TLS handshake per page would dominate big lists.
+    if (!this.agent) {
+      const tls = options as https.AgentOptions
+      this.agent = this.base.protocol === 'https:'
+        ? new https.Agent({keepAlive: true, maxSockets: 16, ca: tls.ca, cert: tls.cert, key: tls.key, pfx: tls.pfx, passphrase: tls.passphrase, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername})
+        : new http.Agent({keepAlive: true, maxSockets: 16})
+    }
+    return this.agent
+  }
+
+  /** Releases pooled sockets so the process can exit. */
+  close(): void {
+    this.agent?.destroy()
+    this.agent = undefined
+  }
+
+  private async once<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+    const url = new URL(this.base.pathname.replace(/\/$/, '') + path, this.base)
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined && value !== '') url.searchParams.set(key, String(value))
+    }
+    const requestOptions: https.RequestOptions = {headers: {}}
+    await this.config.kc.applyToHTTPSOptions(requestOptions)
+    const proxied = Boolean(this.config.kc.getCurrentCluster()?.proxyUrl)
+    const agent = proxied ? requestOptions.agent as http.Agent : await this.agentFor(requestOptions)
+    const body = options.body === undefined ? undefined
+      : typeof options.body === 'string' || Buffer.isBuffer(options.body) ? options.body : JSON.stringify(options.body)
+    const headers: http.OutgoingHttpHeaders = {
+      ...(requestOptions.headers as http.OutgoingHttpHeaders),
+      accept: 'application/json',
+      'user-agent': this.options.userAgent ?? 'kubesnap',
+    }
+    if (body !== undefined) {
+      headers['content-type'] = options.contentType ?? 'application/json'
+      headers['content-length'] = Buffer.byteLength(body)
+    }
+    const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? 60_000
+    this.requests++
+
+    return new Promise<T>((resolve, reject) => {
+      const transport = url.protocol === 'https:' ? https : http
+      const req = transport.request(url, {method, headers, agent, auth: requestOptions.auth}, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        res.on('error', reject)
+        res.on('end', () => {
+          clearTimeout(timer)
+          const text = Buffer.concat(chunks).toString('utf8')
+          const status = res.statusCode ?? 0
+          if (status >= 200 && status < 300) {
+            try {
+              resolve((text ? JSON.parse(text) : undefined) as T)
+            } catch (err) {
+              reject(new Error(`${method} ${url.pathname} returned invalid JSON: ${messageOf(err)}`))
+            }
+            return
+          }
+          let statusBody: V1Status | undefined
+          try {
+            const parsed = JSON.parse(text)
+            if (parsed?.kind === 'Status') statusBody = parsed
+          } catch {
+            // Not JSON (a proxy's page): the status code says enough.
+          }
+          const retryAfter = Number(res.headers['retry-after'])
+          reject(new ApiError(method, url.pathname, status, statusBody, Number.isFinite(retryAfter) ? retryAfter : undefined))
+        })
+      })
+      const timer = setTimeout(() => {
+        const err = Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'ETIMEDOUT'})
+        req.destroy(err)
+      }, timeoutMs)
+      req.on('error', (err) => {
+        clearTimeout(timer)
+        reject(err)
+      })
+      req.end(body)
+    })
+  }
+}
+
+/** True for errors of the connection rather than of the request. */
+export function isNetworkError(err: unknown): boolean {
+  return NETWORK_CODES.has((err as NodeJS.ErrnoException)?.code ?? '')
+}
+
+/** True when the error is the API's answer with this HTTP status. */
+export function isStatus(err: unknown, code: number): err is ApiError {
+  return err instanceof ApiError && err.statusCode === code
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
