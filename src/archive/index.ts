@@ -1,0 +1,33 @@
+/**
+ * The archive layer's public API: write, open, verify and list kubesnap
+ * archives (format version 1). No Kubernetes access happens here.
+ */
+export {ArchiveError, type ArchiveProblem} from './errors.js'
+export {acquireLock, isProcessAlive, LOCK_FILE, LockedError, type DirLock, type LockHolder} from './lock.js'
+export {listArchives, type ArchiveListing} from './list.js'
+export * from './manifest.js'
+export {
+  ARCHIVE_SUFFIX,
+  formatArchiveName,
+  listArchiveFiles,
+  nextNumber,
+  parseArchiveName,
+  type ArchiveFile,
+  type ArchiveName,
+} from './naming.js'
+export {ArchiveReader, openArchive, type OpenOptions} from './reader.js'
+export {verifyArchive, type VerifyOptions, type VerifyResult} from './verify.js'
+export {
+  abortOnSignals,
+  ArchiveWriter,
+  createArchiveWriter,
+  DEFAULT_GZIP_LEVEL,
+  DEFAULT_PART_SIZE,
+  type ArchiveWriterOptions,
+  type EntryCipher,
+  type FinishFields,
+  type FinishResult,
+  type ObjectMeta,
+  type StreamMeta,
+  type StreamOptions,
+} from './writer.js'

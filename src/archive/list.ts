@@ -1,0 +1,69 @@
+/**
+ * Listing the archives of a directory for `kubesnap list` (and prune): one row
+ * per final archive, from its name, size, trailer and manifest only.
+ */
+import {stat} from 'node:fs/promises'
+import {ArchiveError, type ArchiveProblem} from './errors.js'
+import {isStreamEntry} from './manifest.js'
+import {listArchiveFiles} from './naming.js'
+import {openArchive} from './reader.js'
+
+interface ListingBase {
+  path: string
+  file: string
+  namespace: string
+  number: number
+  /** Start of the snapshot, from the file name (to the second). */
+  time: Date
+  /** Size of the file in bytes. */
+  fileSize: number
+}
+
+/** One archive in a listing: its counts, or why they could not be read (a damaged file does not hide the others). */
+export type ArchiveListing =
+  | (ListingBase & {
+      ok: true
+      startedAt: string
+      finishedAt: string
+      objects: number
+      crds: number
+      volumes: number
+      dumps: number
+      /** Stored bytes of all volumes and dumps. */
+      streamBytes: number
+      encrypted: boolean
+      skipped: number
+      warnings: number
+    })
+  | (ListingBase & {ok: false; problem: ArchiveProblem | 'unreadable'; error: string})
+
+/** Lists the final archives in a directory (optionally one namespace's), by namespace then number. */
+export async function listArchives(dir: string, options: {namespace?: string} = {}): Promise<ArchiveListing[]> {
+  const listings: ArchiveListing[] = []
+  // One at a time: each costs a few small reads, and hundreds of archives must not exhaust file descriptors.
+  for (const {path, file, namespace, number, time} of await listArchiveFiles(dir, options.namespace)) {
+    const base = {path, file, namespace, number, time, fileSize: 0}
+    try {
+      base.fileSize = (await stat(path)).size
+      const {manifest} = await openArchive(path)
+      const count = (type: string) => manifest.entries.filter((e) => e.type === type).length
+      listings.push({
+        ...base,
+        ok: true,
+        startedAt: manifest.startedAt,
+        finishedAt: manifest.finishedAt,
+        objects: count('object'),
+        crds: count('crd'),
+        volumes: count('volume'),
+        dumps: count('dump'),
+        streamBytes: manifest.entries.filter(isStreamEntry).reduce((sum, e) => sum + e.size, 0),
+        encrypted: manifest.encrypted,
+        skipped: manifest.skipped.length,
+        warnings: manifest.warnings.length,
+      })
+    } catch (err) {
+      listings.push({...base, ok: false, problem: err instanceof ArchiveError ? err.problem : 'unreadable', error: (err as Error).message})
+    }
+  }
+  return listings
+}

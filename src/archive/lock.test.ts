@@ -1,0 +1,148 @@
+import {spawn, spawnSync} from 'node:child_process'
+import {readdir, readFile, stat, utimes, writeFile} from 'node:fs/promises'
+import {hostname} from 'node:os'
+import {join} from 'node:path'
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {acquireLock, LOCK_FILE, LockedError, removeLeftoverPartials} from './lock.js'
+import {removeDir, tempDir, writerOptions} from './sample.test.js'
+import {createArchiveWriter} from './writer.js'
+
+/** A pid that existed on this host and is gone now. */
+function deadPid(): number {
+  const child = spawnSync('true')
+  return child.pid
+}
+
+const holderJson = (pid: number, host = hostname()) => JSON.stringify({pid, hostname: host, startedAt: '2026-11-21T16:00:00.000Z'})
+
+test('takes a free lock, writes its holder, and releases it', async () => {
+  const dir = await tempDir()
+  try {
+    const lock = await acquireLock(dir)
+    const holder = JSON.parse(await readFile(join(dir, LOCK_FILE), 'utf8'))
+    assert.is(holder.pid, process.pid)
+    assert.is(holder.hostname, hostname())
+    assert.is((await stat(join(dir, LOCK_FILE))).mode & 0o777, 0o600)
+    await lock.release()
+    assert.equal(await readdir(dir), [])
+  } finally {
+    await removeDir(dir)
+  }
+})
+
+test('who holds the lock decides: live or other host refused, dead or garbled-and-old taken over', async () => {
+  const sleeper = spawn('sleep', ['30'])
+  try {
+    const cases: {name: string; content: string; ageMs?: number; taken: boolean; message?: RegExp}[] = [
+      {name: 'live pid on this host', content: holderJson(sleeper.pid!), taken: false, message: new RegExp(`^Another kubesnap run \\(pid ${sleeper.pid}\\) holds .*\\.kubesnap\\.lock; wait for it or remove the file if that process is gone\\.$`)},
+      {name: 'this very process', content: holderJson(process.pid), taken: false},
+      {name: 'dead pid on this host', content: holderJson(deadPid()), taken: true},
+      {name: 'pid on another host', content: holderJson(deadPid(), 'some-other-host'), taken: false, message: /on host some-other-host/},
+      {name: 'garbled, just written', content: '', taken: false, message: /is creating/},
+      {name: 'garbled, a minute old', content: '{"pid":', ageMs: 60_000, taken: true},
+    ]
+    for (const c of cases) {
+      const dir = await tempDir()
+      try {
+        const path = join(dir, LOCK_FILE)
+        await writeFile(path, c.content)
+        if (c.ageMs) await utimes(path, new Date(Date.now() - c.ageMs), new Date(Date.now() - c.ageMs))
+        if (c.taken) {
+          const lock = await acquireLock(dir)
+          assert.is(JSON.parse(await readFile(path, 'utf8')).pid, process.pid, c.name)
+          await lock.release()
+        } else {
+          try {
+            await acquireLock(dir)
+            assert.unreachable(c.name)
+          } catch (err) {
+            assert.instance(err, LockedError, c.name)
+            if (c.message) assert.match((err as Error).message, c.message, c.name)
+            assert.is(await readFile(path, 'utf8'), c.content, `${c.name}: the holder's file is untouched`)
+          }
+        }
+        assert.equal((await readdir(dir)).filter((f) => f !== LOCK_FILE), [], `${c.name}: no stray files`)
+      } finally {
+        await removeDir(dir)
+      }
+    }
+  } finally {
+    sleeper.kill()
+  }
+})
+
+test('the stale holder is reported so the writer can warn', async () => {
+  const dir = await tempDir()
+  try {
+    const pid = deadPid()
+    await writeFile(join(dir, LOCK_FILE), holderJson(pid))
+    const lock = await acquireLock(dir)
+    assert.is(lock.tookOverFrom?.pid, pid)
+    await lock.release()
+  } finally {
+    await removeDir(dir)
+  }
+})
+
+test('release leaves a lock that is no longer ours alone', async () => {
+  const dir = await tempDir()
+  try {
+    const lock = await acquireLock(dir)
+    await writeFile(join(dir, LOCK_FILE), holderJson(12345))
+    await lock.release()
+    assert.is(await readFile(join(dir, LOCK_FILE), 'utf8'), holderJson(12345))
+  } finally {
+    await removeDir(dir)
+  }
+})
+
+test('a second writer in the same directory is refused while the first runs', async () => {
+  const dir = await tempDir()
+  try {
+    const first = await createArchiveWriter(writerOptions(dir))
+    try {
+      await createArchiveWriter(writerOptions(dir, {namespace: 'other'}))
+      assert.unreachable()
+    } catch (err) {
+      assert.instance(err, LockedError)
+      assert.match((err as Error).message, `pid ${process.pid}`)
+    }
+    await first.finish()
+    const second = await createArchiveWriter(writerOptions(dir))
+    assert.is(second.number, 2)
+    await second.abort()
+  } finally {
+    await removeDir(dir)
+  }
+})
+
+test('a writer after a killed run takes over its lock and removes its .partial', async () => {
+  const dir = await tempDir()
+  try {
+    const leftover = '.sf-000001-20261121T160000Z.kubesnap.tar.partial'
+    await writeFile(join(dir, leftover), 'half an archive')
+    await writeFile(join(dir, LOCK_FILE), holderJson(deadPid()))
+    const writer = await createArchiveWriter(writerOptions(dir))
+    const {manifest, path} = await writer.finish()
+    assert.is(manifest.number, 1, 'the partial did not take a number')
+    assert.ok(manifest.warnings.some((w) => w.includes(leftover)), 'removal is recorded')
+    assert.ok(manifest.warnings.some((w) => w.includes('Took over the lock')), 'takeover is recorded')
+    assert.equal((await readdir(dir)).sort(), [path.slice(dir.length + 1)])
+  } finally {
+    await removeDir(dir)
+  }
+})
+
+test('removeLeftoverPartials removes partial archives only', async () => {
+  const dir = await tempDir()
+  try {
+    for (const f of ['.sf-000001-20261121T160000Z.kubesnap.tar.partial', 'sf-000002-20261121T160000Z.kubesnap.tar', '.other.partial', 'x.partial']) await writeFile(join(dir, f), '')
+    assert.equal(await removeLeftoverPartials(dir), ['.sf-000001-20261121T160000Z.kubesnap.tar.partial'])
+    assert.equal((await readdir(dir)).sort(), ['.other.partial', 'sf-000002-20261121T160000Z.kubesnap.tar', 'x.partial'])
+  } finally {
+    await removeDir(dir)
+  }
+})
+
+test.run()

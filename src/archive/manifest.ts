@@ -1,0 +1,192 @@
+/**
+ * The manifest of a kubesnap archive (format version 1): plain data describing
+ * every member, written as `kubesnap/manifest.json` near the end of the file.
+ * Kept a plain JSON-able object so `inspect --json` can print it as is.
+ */
+import {ArchiveError} from './errors.js'
+
+/** Value of `format` in format.json, the manifest and the trailer. */
+export const ARCHIVE_FORMAT = 'kubesnap-archive'
+/** The archive format version this code writes and the only one it reads. */
+export const FORMAT_VERSION = 1
+
+/** Member path of the first member. */
+export const FORMAT_MEMBER = 'kubesnap/format.json'
+/** Member path of the manifest. */
+export const MANIFEST_MEMBER = 'kubesnap/manifest.json'
+/** Member path of the fixed-size trailer. */
+export const TRAILER_MEMBER = 'kubesnap/trailer.json'
+
+/** What an entry holds. */
+export type EntryType = 'object' | 'crd' | 'volume' | 'dump'
+
+/** One Kubernetes object (or CRD definition) stored as the server returned it, in one tar member. */
+export interface ObjectEntry {
+  type: 'object' | 'crd'
+  kind: string
+  /** API group, '' for the core group (the member path says `core`). */
+  group: string
+  version: string
+  resource: string
+  name: string
+  /** Tar member path, e.g. `objects/core/v1/secrets/db.json`. */
+  path: string
+  /** Byte offset of the member's content (after its header blocks) in the archive file. */
+  offset: number
+  /** Stored bytes. */
+  size: number
+  /** sha256 (hex) of the stored bytes. */
+  sha256: string
+}
+
+/** One tar member holding a slice of a stream entry's stored bytes. */
+export interface StreamPart {
+  path: string
+  offset: number
+  size: number
+  sha256: string
+}
+
+/** A stream of unknown length (volume data as a tar stream, an application dump), split into parts. */
+export interface StreamEntry {
+  type: 'volume' | 'dump'
+  /** For volumes the PVC name; for dumps the dump's name from the plan. */
+  name: string
+  /** The object the stream belongs to, when there is one (volumes: the PVC). */
+  kind?: string
+  group?: string
+  version?: string
+  resource?: string
+  /** How the input was compressed before storing; concatenated parts are one stream of this kind. */
+  compression: 'gzip' | 'none'
+  parts: StreamPart[]
+  /** Offset of the first part's content. */
+  offset: number
+  /** Stored bytes, all parts together. */
+  size: number
+  /** sha256 of all stored bytes, parts concatenated. */
+  sha256: string
+  /** Bytes of the input before compression: compare with `wc -c` in the pod. */
+  rawSize: number
+  /** sha256 of the input before compression: compare with `sha256sum` in the pod. */
+  rawSha256: string
+  /** Free-form details from the volume or dump layer (mount path, command, strategy…). */
+  extra?: Record<string, unknown>
+}
+
+export type ManifestEntry = ObjectEntry | StreamEntry
+
+/** Something the snapshot deliberately did not store, and why. */
+export interface SkippedItem {
+  kind?: string
+  resource: string
+  name?: string
+  reason: string
+}
+
+export interface Manifest {
+  format: typeof ARCHIVE_FORMAT
+  formatVersion: typeof FORMAT_VERSION
+  kubesnapVersion: string
+  cluster: {server: string; context: string}
+  namespace: string
+  number: number
+  /** ISO 8601 UTC. */
+  startedAt: string
+  finishedAt: string
+  /** Whether entry contents are encrypted (the manifest itself never is). */
+  encrypted: boolean
+  entries: ManifestEntry[]
+  skipped: SkippedItem[]
+  warnings: string[]
+}
+
+/** The small first member, `kubesnap/format.json`: identifies the file even when its end is missing. */
+export interface FormatDocument {
+  format: typeof ARCHIVE_FORMAT
+  formatVersion: typeof FORMAT_VERSION
+  kubesnapVersion: string
+  namespace: string
+  number: number
+  startedAt: string
+}
+
+/** Returns whether an entry is a stream (volume or dump) entry. */
+export function isStreamEntry(entry: ManifestEntry): entry is StreamEntry {
+  return entry.type === 'volume' || entry.type === 'dump'
+}
+
+/** Lists the members an entry occupies, in file order. */
+export function entryMembers(entry: ManifestEntry): StreamPart[] {
+  return isStreamEntry(entry) ? entry.parts : [{path: entry.path, offset: entry.offset, size: entry.size, sha256: entry.sha256}]
+}
+
+/**
+ * Checks that a parsed JSON value is a version-1 manifest and returns it typed.
+ * Throws an ArchiveError ('unsupported format version' or 'corrupt manifest') naming the bad field.
+ */
+export function validateManifest(value: unknown, archivePath: string): Manifest {
+  const fail = (what: string): never => {
+    throw new ArchiveError('corrupt manifest', `The manifest of ${archivePath} is invalid (${what}); the archive cannot be used.`, archivePath, MANIFEST_MEMBER)
+  }
+  if (!isRecord(value)) fail('not a JSON object')
+  const m = value as Record<string, unknown>
+  if (m.format !== ARCHIVE_FORMAT) fail(`format is ${JSON.stringify(m.format)}, not "${ARCHIVE_FORMAT}"`)
+  if (m.formatVersion !== FORMAT_VERSION) {
+    throw new ArchiveError(
+      'unsupported format version',
+      `${archivePath} uses archive format version ${String(m.formatVersion)}, but this kubesnap reads only version ${FORMAT_VERSION}; use a matching kubesnap release.`,
+      archivePath,
+    )
+  }
+  for (const key of ['kubesnapVersion', 'namespace', 'startedAt', 'finishedAt'] as const) {
+    if (typeof m[key] !== 'string') fail(`${key} is not a string`)
+  }
+  if (!isCount(m.number)) fail('number is not a non-negative integer')
+  if (typeof m.encrypted !== 'boolean') fail('encrypted is not a boolean')
+  const cluster = m.cluster
+  if (!isRecord(cluster) || typeof cluster.server !== 'string' || typeof cluster.context !== 'string') fail('cluster needs server and context strings')
+  if (!Array.isArray(m.warnings) || !m.warnings.every((w) => typeof w === 'string')) fail('warnings is not a list of strings')
+  if (!Array.isArray(m.skipped)) fail('skipped is not a list')
+  ;(m.skipped as unknown[]).forEach((s, i) => {
+    if (!isRecord(s) || typeof s.resource !== 'string' || typeof s.reason !== 'string') fail(`skipped[${i}] needs resource and reason`)
+  })
+  if (!Array.isArray(m.entries)) fail('entries is not a list')
+  ;(m.entries as unknown[]).forEach((e, i) => {
+    const problem = entryProblem(e)
+    if (problem) fail(`entries[${i}] ${problem}`)
+  })
+  return value as unknown as Manifest
+}
+
+/** Describes what is wrong with one manifest entry, or returns undefined when it is well-formed. */
+function entryProblem(e: unknown): string | undefined {
+  if (!isRecord(e)) return 'is not an object'
+  if (typeof e.name !== 'string' || e.name === '') return 'has no name'
+  if (e.type === 'object' || e.type === 'crd') {
+    for (const key of ['kind', 'group', 'version', 'resource', 'path', 'sha256']) {
+      if (typeof e[key] !== 'string') return `has no ${key}`
+    }
+    if (!isCount(e.offset) || !isCount(e.size)) return 'has no offset or size'
+    return undefined
+  }
+  if (e.type === 'volume' || e.type === 'dump') {
+    if (e.compression !== 'gzip' && e.compression !== 'none') return 'has an unknown compression'
+    if (typeof e.sha256 !== 'string' || typeof e.rawSha256 !== 'string') return 'has no sha256 or rawSha256'
+    if (!isCount(e.offset) || !isCount(e.size) || !isCount(e.rawSize)) return 'has no offset, size or rawSize'
+    if (!Array.isArray(e.parts) || e.parts.length === 0) return 'has no parts'
+    for (const p of e.parts as unknown[]) {
+      if (!isRecord(p) || typeof p.path !== 'string' || typeof p.sha256 !== 'string' || !isCount(p.offset) || !isCount(p.size)) return 'has a malformed part'
+    }
+    return undefined
+  }
+  return `has unknown type ${JSON.stringify(e.type)}`
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+}

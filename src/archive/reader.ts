@@ -1,0 +1,215 @@
+/**
+ * The archive reader: opens an archive by its trailer and manifest only (a few
+ * KiB whatever the archive size), then reads any entry by offset with positional
+ * reads, checking its sha256 as it goes.
+ */
+import {createHash} from 'node:crypto'
+import {createReadStream} from 'node:fs'
+import {open, type FileHandle} from 'node:fs/promises'
+import {PassThrough, pipeline, Readable, Transform, type TransformCallback} from 'node:stream'
+import {buffer} from 'node:stream/consumers'
+import {createGunzip} from 'node:zlib'
+import {ArchiveError} from './errors.js'
+import {BLOCK, decodeHeader, parseTrailer, TRAILER_SPAN, type Trailer} from './layout.js'
+import {FORMAT_MEMBER, MANIFEST_MEMBER, TRAILER_MEMBER, validateManifest, type Manifest, type ObjectEntry, type StreamEntry, type StreamPart} from './manifest.js'
+
+export interface OpenOptions {
+  /** Returns a fresh decrypting transform; needed to read the content of an encrypted archive. */
+  decrypt?: () => Transform
+}
+
+/**
+ * Opens an archive: reads the trailer at the end of the file, then the manifest
+ * it points to, and checks the manifest's sha256. Reads nothing else, so it is
+ * as fast on a 50 GiB archive as on a small one. Throws ArchiveError when the
+ * file is not a kubesnap archive, is truncated, or has an unsupported version.
+ */
+export async function openArchive(path: string, options: OpenOptions = {}): Promise<ArchiveReader> {
+  const fh = await open(path, 'r')
+  try {
+    const counter = {bytesRead: 0}
+    const {size} = await fh.stat()
+    const tail = size >= TRAILER_SPAN ? await readAt(fh, size - TRAILER_SPAN, TRAILER_SPAN, counter) : Buffer.alloc(0)
+    const parsed = parseTrailer(tail)
+    if ('reason' in parsed) throw await trailerError(fh, path, size, parsed, counter)
+    const {trailer} = parsed
+    if (trailer.manifestOffset + trailer.manifestSize > size - TRAILER_SPAN) {
+      throw new ArchiveError('corrupt trailer', `The trailer of ${path} points past the end of the file; the archive is damaged.`, path, TRAILER_MEMBER)
+    }
+    const json = await readAt(fh, trailer.manifestOffset, trailer.manifestSize, counter)
+    if (sha256(json) !== trailer.manifestSha256) {
+      throw new ArchiveError('sha256 mismatch', `The manifest of ${path} does not match the sha256 in its trailer; the archive is damaged.`, path, MANIFEST_MEMBER)
+    }
+    let value: unknown
+    try {
+      value = JSON.parse(json.toString('utf8'))
+    } catch (err) {
+      throw new ArchiveError('corrupt manifest', `The manifest of ${path} is not valid JSON; the archive is damaged.`, path, MANIFEST_MEMBER, {cause: err})
+    }
+    const manifest = validateManifest(value, path)
+    return new ArchiveReader(path, size, trailer, manifest, counter.bytesRead, options)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** An opened archive: its manifest, and readers for its entries. */
+export class ArchiveReader {
+  readonly path: string
+  /** Size of the archive file in bytes. */
+  readonly fileSize: number
+  readonly trailer: Trailer
+  readonly manifest: Manifest
+  /** Bytes openArchive read from the file (trailer and manifest only). */
+  readonly bytesRead: number
+  readonly #options: OpenOptions
+
+  /** Use openArchive(). */
+  constructor(path: string, fileSize: number, trailer: Trailer, manifest: Manifest, bytesRead: number, options: OpenOptions) {
+    this.path = path
+    this.fileSize = fileSize
+    this.trailer = trailer
+    this.manifest = manifest
+    this.bytesRead = bytesRead
+    this.#options = options
+  }
+
+  /**
+   * Streams the stored bytes of one object entry or one stream part, read by
+   * offset. The stream errors at its end (ArchiveError 'sha256 mismatch') if the
+   * bytes do not match the manifest.
+   */
+  readEntry(member: ObjectEntry | StreamPart): Readable {
+    return this.#checked(this.#rawMember(member), member.path, member.size, member.sha256)
+  }
+
+  /** Reads one object's content (decrypted when the archive is encrypted), checked against its sha256. */
+  async readObject(entry: ObjectEntry): Promise<Buffer> {
+    const stored = this.readEntry(entry)
+    if (!this.manifest.encrypted) return buffer(stored)
+    const out = new PassThrough()
+    pipeline(stored, this.#decrypt(), out, (err) => err && out.destroy(err))
+    return buffer(out)
+  }
+
+  /**
+   * Streams a volume or dump as it was given to the writer: parts concatenated,
+   * (decrypted,) decompressed. Errors at the end if the stored bytes do not
+   * match their sha256 or the result does not match rawSize/rawSha256. Reads
+   * one part at a time, with bounded memory.
+   */
+  readStream(entry: StreamEntry): Readable {
+    const parts = entry.parts
+    const archive = this
+    const stored = Readable.from(
+      (async function* () {
+        for (const part of parts) yield* archive.readEntry(part)
+      })(),
+      {objectMode: false},
+    )
+    // Errors name the stream's directory (`volumes/data/`), the closest thing it has to a member path.
+    const where = parts[0].path.slice(0, parts[0].path.lastIndexOf('/') + 1)
+    const stages: (NodeJS.ReadableStream | NodeJS.ReadWriteStream)[] = [stored, new HashCheck(this.path, where, entry.size, entry.sha256, 'stored')]
+    if (this.manifest.encrypted) stages.push(this.#decrypt())
+    if (entry.compression === 'gzip') stages.push(createGunzip())
+    stages.push(new HashCheck(this.path, where, entry.rawSize, entry.rawSha256, 'raw'))
+    const out = new PassThrough()
+    pipeline([...stages, out], (err) => err && out.destroy(err))
+    return out
+  }
+
+  #rawMember(member: {offset: number; size: number; path: string}): Readable {
+    const end = this.trailer.manifestOffset
+    if (member.offset + member.size > end) {
+      throw new ArchiveError('corrupt manifest', `The manifest of ${this.path} places ${member.path} past the entries; the archive is damaged.`, this.path, member.path)
+    }
+    // createReadStream's `end` is inclusive and cannot express an empty range.
+    if (member.size === 0) return Readable.from([])
+    return createReadStream(this.path, {start: member.offset, end: member.offset + member.size - 1, highWaterMark: 1024 * 1024})
+  }
+
+  #checked(stream: Readable, path: string, size: number, sha256: string): Readable {
+    const out = new PassThrough()
+    pipeline(stream, new HashCheck(this.path, path, size, sha256, 'stored'), out, (err) => err && out.destroy(err))
+    return out
+  }
+
+  #decrypt(): Transform {
+    if (!this.#options.decrypt) {
+      throw new ArchiveError('encrypted', `${this.path} is encrypted; give the identity that can decrypt it.`, this.path)
+    }
+    return this.#options.decrypt()
+  }
+}
+
+/** A pass-through that errors at the end if what passed does not have the expected size and sha256. */
+class HashCheck extends Transform {
+  readonly #hash = createHash('sha256')
+  #size = 0
+
+  constructor(
+    readonly archivePath: string,
+    readonly what: string,
+    readonly expectedSize: number,
+    readonly expectedSha256: string,
+    readonly stage: 'stored' | 'raw',
+  ) {
+    super()
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#hash.update(chunk)
+    this.#size += chunk.length
+    callback(null, chunk)
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const bytes = this.stage === 'raw' ? 'decompressed bytes' : 'bytes'
+    if (this.#size !== this.expectedSize) {
+      callback(new ArchiveError('size mismatch', `${this.what} in ${this.archivePath} has ${this.#size} ${bytes}, not ${this.expectedSize}; the archive is damaged.`, this.archivePath, this.what))
+    } else if (this.#hash.digest('hex') !== this.expectedSha256) {
+      callback(new ArchiveError('sha256 mismatch', `${this.what} in ${this.archivePath} does not match its sha256 (${bytes}); the archive is damaged.`, this.archivePath, this.what))
+    } else {
+      callback()
+    }
+  }
+}
+
+/** Turns a trailer that does not parse into the right error: not an archive, truncated, unsupported, or damaged. */
+async function trailerError(fh: FileHandle, path: string, size: number, parsed: {reason: string; trailerPresent: boolean; versionSeen?: unknown}, counter: {bytesRead: number}): Promise<ArchiveError> {
+  if (parsed.reason === 'unsupported format version') {
+    return new ArchiveError(
+      'unsupported format version',
+      `${path} uses archive format version ${String(parsed.versionSeen)}, but this kubesnap reads only version 1; use a matching kubesnap release.`,
+      path,
+    )
+  }
+  // The first member tells a kubesnap archive whose end is missing from any other file.
+  const head = size >= BLOCK ? await readAt(fh, 0, BLOCK, counter) : Buffer.alloc(0)
+  const first = head.length === BLOCK ? decodeHeader(head) : undefined
+  if (!first || first.zero || !first.valid || first.path !== FORMAT_MEMBER) {
+    return new ArchiveError('not a kubesnap archive', `${path} is not a kubesnap archive (it does not start with ${FORMAT_MEMBER}).`, path)
+  }
+  // A trailer member that is there but unreadable is damage; no trailer member at all means the end is missing.
+  if (parsed.trailerPresent) {
+    return new ArchiveError('corrupt trailer', `${path} has a damaged trailer (${parsed.reason}); run kubesnap verify on it.`, path, TRAILER_MEMBER)
+  }
+  return new ArchiveError('truncated', `${path} is truncated (${parsed.reason}): the snapshot did not finish or the copy is incomplete; use another archive.`, path, TRAILER_MEMBER)
+}
+
+/** Reads exactly `length` bytes at `position`, counting them. */
+async function readAt(fh: FileHandle, position: number, length: number, counter: {bytesRead: number}): Promise<Buffer> {
+  const buf = Buffer.alloc(length)
+  let done = 0
+  while (done < length) {
+    const {bytesRead} = await fh.read(buf, done, length - done, position + done)
+    if (bytesRead === 0) break
+    done += bytesRead
+  }
+  counter.bytesRead += done
+  return buf.subarray(0, done)
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex')
+}

@@ -1,0 +1,586 @@
+/**
+ * The archive writer: one snapshot into one `.kubesnap.tar` file, written under a
+ * temporary `.partial` name, fsynced and renamed only when complete.
+ *
+ * Objects are small and written whole. Streams (volume tars, dumps) have no
+ * known length: they go through compress → (encrypt) → hash → positional writes
+ * into parts of at most `partSize` bytes, each part's header put down as a
+ * placeholder and rewritten with the real size once the part is full. Memory
+ * stays at a few stream chunks whatever the volume size, and nothing is copied
+ * to a temporary file.
+ */
+import {createHash, type Hash} from 'node:crypto'
+import {unlinkSync} from 'node:fs'
+import {mkdir, open, rename, stat, unlink, type FileHandle} from 'node:fs/promises'
+import {join} from 'node:path'
+import {Readable, Transform, Writable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import {createGzip} from 'node:zlib'
+import {encodeMemberHeader, encodeTrailer, END_OF_ARCHIVE, MAX_USTAR_SIZE, paddingFor} from './layout.js'
+import {acquireLock, removeLeftoverPartials, type DirLock} from './lock.js'
+import {
+  ARCHIVE_FORMAT,
+  FORMAT_MEMBER,
+  FORMAT_VERSION,
+  MANIFEST_MEMBER,
+  type FormatDocument,
+  type Manifest,
+  type ManifestEntry,
+  type ObjectEntry,
+  type SkippedItem,
+  type StreamEntry,
+  type StreamPart,
+} from './manifest.js'
+import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath} from './naming.js'
+
+/** Default part size of streams: 1 GiB. */
+export const DEFAULT_PART_SIZE = 1024 ** 3
+/** Default gzip level: 1, because throughput matters more than ratio for volume data. */
+export const DEFAULT_GZIP_LEVEL = 1
+
+/**
+ * The seam for per-entry encryption (age, later): `encrypt()` returns a fresh
+ * transform applied to each entry's content after compression and before hashing,
+ * and `suffix` (e.g. `.age`) is appended to member paths.
+ */
+export interface EntryCipher {
+  suffix: string
+  encrypt(): Transform
+}
+
+export interface ArchiveWriterOptions {
+  /** Output directory; created (mode 0700) if missing. */
+  dir: string
+  namespace: string
+  /** Snapshot number; defaults to the highest present for the namespace plus one. */
+  number?: number
+  kubesnapVersion: string
+  cluster: {server: string; context: string}
+  /** Largest part of a stream, in bytes (default 1 GiB; small in tests). */
+  partSize?: number
+  /** gzip level for streams (default 1). */
+  gzipLevel?: number
+  cipher?: EntryCipher
+  /** Clock, for tests. */
+  now?: () => Date
+}
+
+/** What addObject needs to know about an object. */
+export interface ObjectMeta {
+  /** 'crd' files the object under `crds/` (CustomResourceDefinition definitions). */
+  type?: 'object' | 'crd'
+  kind: string
+  group: string
+  version: string
+  resource: string
+  name: string
+}
+
+/** What addStream needs to know about a stream. */
+export interface StreamMeta {
+  type: 'volume' | 'dump'
+  name: string
+  kind?: string
+  group?: string
+  version?: string
+  resource?: string
+  extra?: Record<string, unknown>
+}
+
+export interface StreamOptions {
+  /** Compress the input with gzip (default) or store it as is (already compressed dumps). */
+  compress?: 'gzip' | 'none'
+  /**
+   * Called when the input has ended, before the entry is recorded: throw to
+   * discard it. The place to check the exec status and compare rawSize/rawSha256
+   * with what the pod counted, since an exec stream can lose its tail and end cleanly.
+   */
+  confirm?: (entry: StreamEntry) => void | Promise<void>
+}
+
+/** What finish() adds to the manifest. */
+export interface FinishFields {
+  skipped?: SkippedItem[]
+  warnings?: string[]
+}
+
+/** The archive as finished. */
+export interface FinishResult {
+  path: string
+  manifest: Manifest
+}
+
+/**
+ * Starts a snapshot archive: takes the directory lock, removes `.partial` files
+ * of dead runs, picks the number, creates the `.partial` file (mode 0600) and
+ * writes format.json. Throws LockedError when another run holds the directory.
+ */
+export async function createArchiveWriter(options: ArchiveWriterOptions): Promise<ArchiveWriter> {
+  const partSize = options.partSize ?? DEFAULT_PART_SIZE
+  if (!Number.isSafeInteger(partSize) || partSize < 1 || partSize > MAX_USTAR_SIZE) {
+    throw new RangeError(`partSize must be an integer from 1 to ${MAX_USTAR_SIZE}, not ${partSize}.`)
+  }
+  checkNamespace(options.namespace)
+  const now = options.now ?? (() => new Date())
+  // Archives hold Secrets: a directory we create is private to the user.
+  await mkdir(options.dir, {recursive: true, mode: 0o700})
+  const lock = await acquireLock(options.dir)
+  try {
+    const warnings: string[] = []
+    if (lock.tookOverFrom) {
+      warnings.push(`Took over the lock of kubesnap pid ${lock.tookOverFrom.pid} (started ${lock.tookOverFrom.startedAt}), which is no longer running.`)
+    }
+    for (const file of await removeLeftoverPartials(options.dir)) warnings.push(`Removed ${file}, left by an interrupted run.`)
+    const existing = await listArchiveFiles(options.dir, options.namespace)
+    const number = options.number ?? nextNumber(existing, options.namespace)
+    if (existing.some((a) => a.number === number)) {
+      throw new Error(`Snapshot ${number} of namespace ${options.namespace} already exists in ${options.dir}; choose another number.`)
+    }
+    const startedAt = now()
+    const finalName = formatArchiveName({namespace: options.namespace, number, time: startedAt})
+    const finalPath = join(options.dir, finalName)
+    const partialPath = join(options.dir, partialName(finalName))
+    // Mode 0600 from the first byte: the file never exists with wider permissions.
+    const fh = await open(partialPath, 'wx', 0o600)
+    const writer = new ArchiveWriter({options, partSize, now, lock, fh, number, startedAt, finalPath, partialPath, warnings})
+    try {
+      await fh.chmod(0o600) // the umask can only have narrowed it; make it exact
+      await writer.writeFormatDocument()
+    } catch (err) {
+      await writer.abort()
+      throw err
+    }
+    return writer
+  } catch (err) {
+    await lock.release()
+    throw err
+  }
+}
+
+interface WriterState {
+  options: ArchiveWriterOptions
+  partSize: number
+  now: () => Date
+  lock: DirLock
+  fh: FileHandle
+  number: number
+  startedAt: Date
+  finalPath: string
+  partialPath: string
+  warnings: string[]
+}
+
+/**
+ * Writes one archive. Calls are serialized: an addObject issued while a stream
+ * is being written waits for it. A failed addObject/addStream leaves no trace in
+ * the file, so the caller may record the failure and go on.
+ */
+export class ArchiveWriter {
+  /** The final path the archive gets on finish(). */
+  readonly path: string
+  /** The temporary path it has until then. */
+  readonly partialPath: string
+  readonly namespace: string
+  readonly number: number
+  readonly startedAt: Date
+
+  readonly #s: WriterState
+  readonly #entries: ManifestEntry[] = []
+  readonly #paths = new Set<string>()
+  #position = 0
+  #queue: Promise<unknown> = Promise.resolve()
+  #state: 'open' | 'finished' | 'aborted' = 'open'
+
+  /** Use createArchiveWriter(). */
+  constructor(state: WriterState) {
+    this.#s = state
+    this.path = state.finalPath
+    this.partialPath = state.partialPath
+    this.namespace = state.options.namespace
+    this.number = state.number
+    this.startedAt = state.startedAt
+  }
+
+  /** Entries written so far. */
+  get entries(): readonly ManifestEntry[] {
+    return this.#entries
+  }
+
+  /** Writes the first member, format.json. Internal: called once by createArchiveWriter. */
+  async writeFormatDocument(): Promise<void> {
+    const doc: FormatDocument = {
+      format: ARCHIVE_FORMAT,
+      formatVersion: FORMAT_VERSION,
+      kubesnapVersion: this.#s.options.kubesnapVersion,
+      namespace: this.namespace,
+      number: this.number,
+      startedAt: this.startedAt.toISOString(),
+    }
+    await this.#writeMember(FORMAT_MEMBER, Buffer.from(JSON.stringify(doc) + '\n'))
+  }
+
+  /** Adds one object (the raw JSON the server returned) as one member; returns its manifest entry. */
+  addObject(meta: ObjectMeta, content: Buffer | string): Promise<ObjectEntry> {
+    return this.#exclusive(async () => {
+      const type = meta.type ?? 'object'
+      const base = type === 'crd' ? crdMemberPath(meta.name) : objectMemberPath(meta)
+      const cipher = this.#s.options.cipher
+      const path = base + (cipher?.suffix ?? '')
+      this.#reserve(path)
+      const start = this.#position
+      try {
+        let stored = typeof content === 'string' ? Buffer.from(content, 'utf8') : content
+        if (cipher) stored = await transformBuffer(stored, cipher.encrypt())
+        const {offset} = await this.#writeMember(path, stored)
+        const entry: ObjectEntry = {
+          type,
+          kind: meta.kind,
+          group: meta.group,
+          version: meta.version,
+          resource: meta.resource,
+          name: meta.name,
+          path,
+          offset,
+          size: stored.length,
+          sha256: sha256(stored),
+        }
+        this.#entries.push(entry)
+        return entry
+      } catch (err) {
+        await this.#rollback(start, [path])
+        throw err
+      }
+    })
+  }
+
+  /**
+   * Streams a volume or dump of unknown length into parts; returns its manifest
+   * entry. Backpressure reaches the input: it is read only as fast as the disk
+   * takes it. Pass a function for `input` to open the source only when its turn
+   * comes (calls are serialized, and a source opened early but not read, such
+   * as an exec stream without backpressure, would pile up in memory).
+   * If the input fails or `options.confirm` throws, the entry is cut off the
+   * file and the error rethrown; the writer stays usable.
+   */
+  addStream(meta: StreamMeta, input: Readable | (() => Readable | Promise<Readable>), options: StreamOptions = {}): Promise<StreamEntry> {
+    return this.#exclusive(async () => {
+      const compression = options.compress ?? 'gzip'
+      const cipher = this.#s.options.cipher
+      const suffix = (meta.type === 'volume' ? '.tar' : '.dump') + (compression === 'gzip' ? '.gz' : '') + (cipher?.suffix ?? '')
+      const pathFor = (index: number) => partMemberPath(meta.type, meta.name, index, suffix)
+      // Reserve the stream's directory: `cat volumes/X/part-*` must never mix two streams.
+      const dir = pathFor(0).slice(0, pathFor(0).lastIndexOf('/') + 1)
+      this.#reserve(dir)
+      const start = this.#position
+      const sink = new PartSink(this.#s.fh, start, this.#s.partSize, pathFor, this.#s.now())
+      // Stored bytes are the input itself when nothing transforms them: hash them once, not twice.
+      const transformed = compression === 'gzip' || cipher !== undefined
+      const raw = transformed ? new HashingTap() : undefined
+      let entry: StreamEntry
+      try {
+        const source = typeof input === 'function' ? await input() : input
+        const stages: (NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream)[] = raw ? [source, raw] : [source]
+        if (compression === 'gzip') stages.push(createGzip({level: this.#s.options.gzipLevel ?? DEFAULT_GZIP_LEVEL}))
+        if (cipher) stages.push(cipher.encrypt())
+        stages.push(sink)
+        await pipeline(stages)
+        entry = {
+          type: meta.type,
+          name: meta.name,
+          ...(meta.kind === undefined ? {} : {kind: meta.kind}),
+          ...(meta.group === undefined ? {} : {group: meta.group}),
+          ...(meta.version === undefined ? {} : {version: meta.version}),
+          ...(meta.resource === undefined ? {} : {resource: meta.resource}),
+          compression,
+          parts: sink.parts,
+          offset: sink.parts[0].offset,
+          size: sink.size,
+          sha256: sink.sha256(),
+          rawSize: raw ? raw.size : sink.size,
+          rawSha256: raw ? raw.sha256() : sink.sha256(),
+          ...(meta.extra === undefined ? {} : {extra: meta.extra}),
+        }
+        await options.confirm?.(entry)
+      } catch (err) {
+        // A positional write may still be in flight; let it land before cutting the file back.
+        await sink.idle()
+        await this.#rollback(start, [dir])
+        throw new Error(`Writing ${meta.type} ${meta.name} into the archive failed: ${(err as Error).message}`, {cause: err})
+      }
+      this.#position = sink.position
+      this.#entries.push(entry)
+      return entry
+    })
+  }
+
+  /**
+   * Completes the archive: writes the manifest, the trailer and the end blocks,
+   * fsyncs, renames the `.partial` to its final name, fsyncs the directory and
+   * releases the lock.
+   */
+  finish(fields: FinishFields = {}): Promise<FinishResult> {
+    return this.#exclusive(async () => {
+      const manifest: Manifest = {
+        format: ARCHIVE_FORMAT,
+        formatVersion: FORMAT_VERSION,
+        kubesnapVersion: this.#s.options.kubesnapVersion,
+        cluster: {server: this.#s.options.cluster.server, context: this.#s.options.cluster.context},
+        namespace: this.namespace,
+        number: this.number,
+        startedAt: this.startedAt.toISOString(),
+        finishedAt: this.#s.now().toISOString(),
+        encrypted: this.#s.options.cipher !== undefined,
+        entries: this.#entries,
+        skipped: fields.skipped ?? [],
+        warnings: [...this.#s.warnings, ...(fields.warnings ?? [])],
+      }
+      const json = Buffer.from(JSON.stringify(manifest, null, 2) + '\n')
+      const {offset} = await this.#writeMember(MANIFEST_MEMBER, json)
+      const tail = Buffer.concat([encodeTrailer({manifestOffset: offset, manifestSize: json.length, manifestSha256: sha256(json)}, this.#s.now()), END_OF_ARCHIVE])
+      await writeAt(this.#s.fh, tail, this.#position)
+      this.#position += tail.length
+      const fh = this.#s.fh
+      await fh.truncate(this.#position)
+      await fh.sync()
+      await fh.close()
+      // Checked under the lock: rename would silently replace an existing archive.
+      if (await exists(this.path)) throw new Error(`${this.path} appeared while the snapshot was written; it was left alone and ${this.partialPath} kept.`)
+      await rename(this.partialPath, this.path)
+      await syncDir(this.#s.options.dir)
+      this.#state = 'finished'
+      await this.#s.lock.release()
+      return {path: this.path, manifest}
+    })
+  }
+
+  /** Discards the archive: closes and removes the `.partial` file and releases the lock. Safe to call twice or after finish. */
+  async abort(): Promise<void> {
+    if (this.#state !== 'open') return
+    this.#state = 'aborted'
+    await this.#s.fh.close().catch(() => {})
+    await unlink(this.partialPath).catch(() => {})
+    await this.#s.lock.release()
+  }
+
+  /** Same as abort() for signal handlers: removes the `.partial` file and the lock synchronously. */
+  abortSync(): void {
+    if (this.#state !== 'open') return
+    this.#state = 'aborted'
+    // Start closing; if the process is about to die, the kernel closes it anyway.
+    this.#s.fh.close().catch(() => {})
+    try {
+      unlinkSync(this.partialPath)
+    } catch {
+      // already gone
+    }
+    this.#s.lock.releaseSync()
+  }
+
+  /** Runs one operation after the previous ones, refusing once the writer is closed. */
+  #exclusive<T>(operation: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(() => {
+      if (this.#state !== 'open') throw new Error(`The archive writer for ${this.path} is already ${this.#state}.`)
+      return operation()
+    })
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  /** Refuses a member path (or a stream's directory) used twice: verify and restore find members by path. */
+  #reserve(path: string): void {
+    if (this.#paths.has(path)) throw new Error(`The archive already has ${path}; each object, volume and dump may be added once.`)
+    this.#paths.add(path)
+  }
+
+  /** Writes a member with known content at the current position; returns the content's offset. */
+  async #writeMember(path: string, content: Buffer): Promise<{offset: number}> {
+    const header = encodeMemberHeader(path, content.length, this.#s.now())
+    const block = Buffer.concat([header, content, Buffer.alloc(paddingFor(content.length))])
+    await writeAt(this.#s.fh, block, this.#position)
+    const offset = this.#position + header.length
+    this.#position += block.length
+    return {offset}
+  }
+
+  /** Cuts the file back to `start` and frees the paths of a failed entry. */
+  async #rollback(start: number, paths: string[]): Promise<void> {
+    this.#position = start
+    for (const p of paths) this.#paths.delete(p)
+    await this.#s.fh.truncate(start)
+  }
+}
+
+/**
+ * Removes the writer's `.partial` file and lock when the process gets one of
+ * `signals`, then lets the signal take its usual effect if nobody else handles it.
+ * For the command layer; returns a function that removes the handlers again.
+ */
+export function abortOnSignals(writer: Pick<ArchiveWriter, 'abortSync'>, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    writer.abortSync()
+    uninstall()
+    // With no other listener left, re-raise so the exit status says which signal ended us.
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+  }
+  const uninstall = () => {
+    for (const s of signals) process.off(s, handler)
+  }
+  for (const s of signals) process.on(s, handler)
+  return uninstall
+}
+
+/**
+ * The Writable at the end of a stream entry's pipeline: splits stored bytes into
+ * part members with positional writes. Each part gets a placeholder header when
+ * it starts and its real header when it is full or the stream ends.
+ */
+class PartSink extends Writable {
+  readonly parts: StreamPart[] = []
+  size = 0
+  position: number
+  readonly #fh: FileHandle
+  readonly #partSize: number
+  readonly #pathFor: (index: number) => string
+  readonly #mtime: Date
+  readonly #hash = createHash('sha256')
+  #digest?: string
+  #current?: {path: string; headerOffset: number; headerLength: number; offset: number; size: number; hash: Hash}
+  #inFlight: Promise<unknown> = Promise.resolve()
+
+  constructor(fh: FileHandle, position: number, partSize: number, pathFor: (index: number) => string, mtime: Date) {
+    super()
+    this.#fh = fh
+    this.position = position
+    this.#partSize = partSize
+    this.#pathFor = pathFor
+    this.#mtime = mtime
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#track(this.#append(chunk)).then(() => callback(), callback)
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    // An empty input still gets one (empty) part, so every stream entry has a member.
+    const work = (async () => {
+      if (!this.#current) await this.#startPart()
+      await this.#endPart()
+    })()
+    this.#track(work).then(() => callback(), callback)
+  }
+
+  /** Resolves when no write is in flight (used before truncating after a failure). */
+  async idle(): Promise<void> {
+    await this.#inFlight.catch(() => {})
+  }
+
+  /** sha256 of all stored bytes (once the stream has ended). */
+  sha256(): string {
+    this.#digest ??= this.#hash.digest('hex')
+    return this.#digest
+  }
+
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#inFlight = work
+    return work
+  }
+
+  async #append(chunk: Buffer): Promise<void> {
+    let rest = chunk
+    while (rest.length > 0) {
+      if (this.#current && this.#current.size === this.#partSize) await this.#endPart()
+      if (!this.#current) await this.#startPart()
+      const part = this.#current!
+      const piece = rest.subarray(0, this.#partSize - part.size)
+      // Hash while the write is in flight: the two together are the throughput limit.
+      const written = writeAt(this.#fh, piece, part.offset + part.size)
+      part.hash.update(piece)
+      this.#hash.update(piece)
+      await written
+      part.size += piece.length
+      this.size += piece.length
+      rest = rest.subarray(piece.length)
+    }
+  }
+
+  async #startPart(): Promise<void> {
+    const path = this.#pathFor(this.parts.length)
+    const placeholder = encodeMemberHeader(path, 0, this.#mtime)
+    await writeAt(this.#fh, placeholder, this.position)
+    this.#current = {path, headerOffset: this.position, headerLength: placeholder.length, offset: this.position + placeholder.length, size: 0, hash: createHash('sha256')}
+  }
+
+  async #endPart(): Promise<void> {
+    const part = this.#current!
+    const header = encodeMemberHeader(part.path, part.size, this.#mtime)
+    // Same path, so same header length: the rewrite cannot spill into the content.
+    if (header.length !== part.headerLength) throw new Error(`header of ${part.path} changed length`)
+    await writeAt(this.#fh, header, part.headerOffset)
+    const padding = paddingFor(part.size)
+    if (padding > 0) await writeAt(this.#fh, Buffer.alloc(padding), part.offset + part.size)
+    this.parts.push({path: part.path, offset: part.offset, size: part.size, sha256: part.hash.digest('hex')})
+    this.position = part.offset + part.size + padding
+    this.#current = undefined
+  }
+}
+
+/** A pass-through that counts and hashes what flows through it (the raw input of a stream). */
+class HashingTap extends Transform {
+  size = 0
+  readonly #hash = createHash('sha256')
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null, data?: Buffer) => void): void {
+    this.#hash.update(chunk)
+    this.size += chunk.length
+    callback(null, chunk)
+  }
+
+  sha256(): string {
+    return this.#hash.digest('hex')
+  }
+}
+
+/** Writes a whole buffer at a file position (fs writes may be short). */
+async function writeAt(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0
+  while (done < data.length) {
+    const {bytesWritten} = await fh.write(data, done, data.length - done, position + done)
+    done += bytesWritten
+  }
+}
+
+/** Runs a small buffer through a transform and collects the output. */
+async function transformBuffer(input: Buffer, transform: Transform): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  const collect = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk)
+      callback()
+    },
+  })
+  await pipeline(Readable.from([input]), transform, collect)
+  return Buffer.concat(chunks)
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex')
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** fsyncs a directory so a rename in it survives a crash. */
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r')
+  try {
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+}
