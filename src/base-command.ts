@@ -3,6 +3,7 @@
  * and exit codes that hold in `--json` mode too.
  */
 import {Command, Flags, type Interfaces} from '@oclif/core'
+import {LockedError} from './archive/lock.js'
 import {connect, type Connection} from './cluster/index.js'
 import {EXIT, KubesnapError} from './errors.js'
 
@@ -58,12 +59,21 @@ export abstract class KubesnapCommand<T extends typeof Command> extends Command 
     if (!this.jsonEnabled()) this.logToStderr(`Warning: ${message}`)
   }
 
-  public override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+  public override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}; skipOclifErrorHandling?: boolean}): Promise<unknown> {
     // oclif's --json path reads exitCode, its text path reads oclif.exit: keep both.
-    const exit = err.exitCode ?? err.oclif?.exit ?? EXIT.failed
-    if (!(err instanceof KubesnapError)) err.exitCode = exit
+    const exit = err instanceof LockedError ? EXIT.locked : err.exitCode ?? err.oclif?.exit ?? EXIT.failed
+    if (!(err instanceof KubesnapError)) {
+      err.exitCode = exit
+      err.oclif = {...err.oclif, exit}
+    }
     process.exitCode = exit
-    return super.catch(err)
+    if (this.jsonEnabled()) return super.catch(err)
+    // One unwrapped line that logs and runbooks can grep; oclif would wrap it at
+    // 80 columns behind " ›" marks. Unexpected errors keep their stack for reports.
+    this.logToStderr(`Error: ${err.message}`)
+    if (!(err instanceof KubesnapError) && !err.oclif?.exit && process.env.DEBUG) this.logToStderr(err.stack ?? '')
+    err.skipOclifErrorHandling = true
+    throw err
   }
 
   /** The `--json` error shape: the sentence, the exit code, and a code when there is one. */

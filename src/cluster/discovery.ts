@@ -28,14 +28,20 @@ export interface DiscoveryResult {
   failed: {groupVersion: string; error: string}[]
 }
 
-/** Lists every resource type of the server, subresources excluded. */
+/**
+ * Lists every resource type of the server, subresources excluded. Like
+ * kubectl's preferred resources, a group's types come from its preferred
+ * version, and a type only an older version serves (CronJob in batch/v1beta1
+ * on 1.20) comes from the first version that has it.
+ */
 export async function discoverResourceTypes(api: KubeApi, options: {concurrency?: number} = {}): Promise<DiscoveryResult> {
   const groups = await api.get<V1APIGroupList>('/apis')
   const groupVersions = [
-    {group: '', version: 'v1', path: '/api/v1'},
-    ...groups.groups.map((g) => {
-      const version = g.preferredVersion?.version ?? g.versions[0].version
-      return {group: g.name, version, path: `/apis/${g.name}/${version}`}
+    {group: '', version: 'v1', path: '/api/v1', rank: 0},
+    ...groups.groups.flatMap((g) => {
+      const preferred = g.preferredVersion?.version ?? g.versions[0].version
+      const ordered = [preferred, ...g.versions.map((v) => v.version).filter((v) => v !== preferred)]
+      return ordered.map((version, rank) => ({group: g.name, version, path: `/apis/${g.name}/${version}`, rank}))
     }),
   ]
   const limit = pLimit(options.concurrency ?? 8)
@@ -48,13 +54,16 @@ export async function discoverResourceTypes(api: KubeApi, options: {concurrency?
       return undefined
     }
   })))
-  const types: ResourceType[] = []
+  const byName = new Map<string, ResourceType & {rank: number}>()
   for (const entry of lists) {
     if (!entry) continue
     const {gv, list} = entry
     for (const r of list.resources) {
       if (r.name.includes('/')) continue
-      types.push({
+      const key = `${r.name}.${gv.group}`
+      const known = byName.get(key)
+      if (known && known.rank <= gv.rank) continue
+      byName.set(key, {
         group: gv.group,
         version: gv.version,
         apiVersion: gv.group ? `${gv.group}/${gv.version}` : gv.version,
@@ -63,9 +72,11 @@ export async function discoverResourceTypes(api: KubeApi, options: {concurrency?
         namespaced: r.namespaced,
         verbs: r.verbs,
         shortNames: r.shortNames ?? [],
+        rank: gv.rank,
       })
     }
   }
+  const types = [...byName.values()].map(({rank: _rank, ...type}) => type)
   return {types: sortTypes(types), failed: failed.sort((a, b) => a.groupVersion.localeCompare(b.groupVersion))}
 }
 

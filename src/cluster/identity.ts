@@ -42,6 +42,6 @@ export async function whoAmI(api: KubeApi): Promise<Identity> {
 }
 
 /** The server's version, with a short deadline: it is the first request a command makes. */
-export async function serverVersion(api: KubeApi, timeoutMs = 4000): Promise<ServerVersion> {
+export async function serverVersion(api: KubeApi, timeoutMs = 3000): Promise<ServerVersion> {
   return api.get<ServerVersion>('/version', {timeoutMs, retries: 0})
 }
