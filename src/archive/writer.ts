@@ -16,7 +16,7 @@ import {join} from 'node:path'
 import {Readable, Transform, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {createGzip} from 'node:zlib'
-import {encodeMemberHeader, encodeTrailer, END_OF_ARCHIVE, MAX_USTAR_SIZE, paddingFor} from './layout.js'
+import {BLOCK, encodeMemberHeader, encodeTrailer, END_OF_ARCHIVE, MAX_USTAR_SIZE, paddingFor} from './layout.js'
 import {acquireLock, removeLeftoverPartials, type DirLock} from './lock.js'
 import {
   ARCHIVE_FORMAT,
@@ -35,6 +35,10 @@ import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, next
 
 /** Default part size of streams: 1 GiB. */
 export const DEFAULT_PART_SIZE = 1024 ** 3
+/** Padding source: a member is padded with fewer than 512 zero bytes. */
+const ZEROS = Buffer.alloc(BLOCK)
+/** Buffered small members are written once they reach this size. */
+const FLUSH_BYTES = 256 * 1024
 /** Default gzip level: 1, because throughput matters more than ratio for volume data. */
 export const DEFAULT_GZIP_LEVEL = 1
 
@@ -187,7 +191,12 @@ export class ArchiveWriter {
   readonly #s: WriterState
   readonly #entries: ManifestEntry[] = []
   readonly #paths = new Set<string>()
+  /** Logical end of the archive: flushed bytes plus the small-member buffer. */
   #position = 0
+  /** Bytes on disk; members after it wait in #pending. */
+  #flushed = 0
+  #pending: Buffer[] = []
+  #pendingBytes = 0
   #queue: Promise<unknown> = Promise.resolve()
   #state: 'open' | 'finished' | 'aborted' = 'open'
 
@@ -217,6 +226,8 @@ export class ArchiveWriter {
       startedAt: this.startedAt.toISOString(),
     }
     await this.#writeMember(FORMAT_MEMBER, Buffer.from(JSON.stringify(doc) + '\n'))
+    // On disk at once: even a file cut short right after names itself.
+    await this.#flush()
   }
 
   /** Adds one object (the raw JSON the server returned) as one member; returns its manifest entry. */
@@ -271,6 +282,8 @@ export class ArchiveWriter {
       // Reserve the stream's directory: `cat volumes/X/part-*` must never mix two streams.
       const dir = pathFor(0).slice(0, pathFor(0).lastIndexOf('/') + 1)
       this.#reserve(dir)
+      // Parts are written in place at the file's end: the buffer goes first.
+      await this.#flush()
       const start = this.#position
       const sink = new PartSink(this.#s.fh, start, this.#s.partSize, pathFor, this.#s.now())
       // Stored bytes are the input itself when nothing transforms them: hash them once, not twice.
@@ -308,6 +321,7 @@ export class ArchiveWriter {
         throw new Error(`Writing ${meta.type} ${meta.name} into the archive failed: ${(err as Error).message}`, {cause: err})
       }
       this.#position = sink.position
+      this.#flushed = sink.position
       this.#entries.push(entry)
       return entry
     })
@@ -336,9 +350,11 @@ export class ArchiveWriter {
       }
       const json = Buffer.from(JSON.stringify(manifest, null, 2) + '\n')
       const {offset} = await this.#writeMember(MANIFEST_MEMBER, json)
+      await this.#flush()
       const tail = Buffer.concat([encodeTrailer({manifestOffset: offset, manifestSize: json.length, manifestSha256: sha256(json)}, this.#s.now()), END_OF_ARCHIVE])
       await writeAt(this.#s.fh, tail, this.#position)
       this.#position += tail.length
+      this.#flushed = this.#position
       const fh = this.#s.fh
       await fh.truncate(this.#position)
       await fh.sync()
@@ -395,18 +411,42 @@ export class ArchiveWriter {
   /** Writes a member with known content at the current position; returns the content's offset. */
   async #writeMember(path: string, content: Buffer): Promise<{offset: number}> {
     const header = encodeMemberHeader(path, content.length, this.#s.now())
-    const block = Buffer.concat([header, content, Buffer.alloc(paddingFor(content.length))])
-    await writeAt(this.#s.fh, block, this.#position)
+    const padding = ZEROS.subarray(0, paddingFor(content.length))
     const offset = this.#position + header.length
-    this.#position += block.length
+    // Small members are coalesced: 10,000 Secrets are 40 writes, not 10,000.
+    this.#pending.push(header, content, padding)
+    const size = header.length + content.length + padding.length
+    this.#pendingBytes += size
+    this.#position += size
+    if (this.#pendingBytes >= FLUSH_BYTES) await this.#flush()
     return {offset}
+  }
+
+  /** Writes the buffered small members to the file. */
+  async #flush(): Promise<void> {
+    if (this.#pendingBytes === 0) return
+    const data = this.#pending.length === 1 ? this.#pending[0] : Buffer.concat(this.#pending)
+    this.#pending = []
+    this.#pendingBytes = 0
+    await writeAt(this.#s.fh, data, this.#flushed)
+    this.#flushed += data.length
   }
 
   /** Cuts the file back to `start` and frees the paths of a failed entry. */
   async #rollback(start: number, paths: string[]): Promise<void> {
-    this.#position = start
     for (const p of paths) this.#paths.delete(p)
-    await this.#s.fh.truncate(start)
+    if (start >= this.#flushed) {
+      // The failed entry never reached the file: trim it off the buffer.
+      const kept = Buffer.concat(this.#pending).subarray(0, start - this.#flushed)
+      this.#pending = kept.length > 0 ? [kept] : []
+      this.#pendingBytes = kept.length
+    } else {
+      this.#pending = []
+      this.#pendingBytes = 0
+      this.#flushed = start
+      await this.#s.fh.truncate(start)
+    }
+    this.#position = start
   }
 }
 

@@ -173,12 +173,15 @@ export class KubeApi {
     return new Promise<T>((resolve, reject) => {
       const transport = url.protocol === 'https:' ? https : http
       const req = transport.request(url, {method, headers, agent, auth: requestOptions.auth}, (res) => {
-        const chunks: Buffer[] = []
-        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        // Decoded as it arrives: a page of objects is held once as text, not as chunks plus a copy.
+        res.setEncoding('utf8')
+        let text = ''
+        res.on('data', (chunk: string) => {
+          text += chunk
+        })
         res.on('error', reject)
         res.on('end', () => {
           clearTimeout(timer)
-          const text = Buffer.concat(chunks).toString('utf8')
           const status = res.statusCode ?? 0
           if (status >= 200 && status < 300) {
             try {

@@ -19,6 +19,8 @@ export interface SnapshotSummary {
   objects: number
   volumes: number
   bytes: number
+  /** Requests sent to the API server, retries included. */
+  apiRequests: number
   /** Objects and types left out, with reasons (also in the manifest). */
   skipped: Manifest['skipped']
   warnings: string[]
@@ -122,7 +124,7 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     const status = unlisted.length > 0 ? 'partial' : 'complete'
     if (status === 'partial') process.exitCode = EXIT.partial
     for (const warning of manifest!.warnings) this.note(warning)
-    const summary = summarize(manifest!, writer.path, status)
+    const summary = summarize(manifest!, writer.path, status, api.requests)
     this.log(`Snapshot ${summary.number} of ${namespace} (${status}): ${summary.objects} objects, ${summary.skipped.length} left out → ${summary.path}`)
     return summary
   }
@@ -132,7 +134,7 @@ function countObjects(collected: CollectResult): number {
   return Object.values(collected.stored).reduce((a, b) => a + b, 0)
 }
 
-function summarize(manifest: Manifest, path: string, status: SnapshotSummary['status']): SnapshotSummary {
+function summarize(manifest: Manifest, path: string, status: SnapshotSummary['status'], apiRequests: number): SnapshotSummary {
   return {
     status,
     path,
@@ -143,6 +145,7 @@ function summarize(manifest: Manifest, path: string, status: SnapshotSummary['st
     objects: manifest.entries.filter((e) => e.type === 'object').length,
     volumes: manifest.entries.filter((e) => e.type === 'volume').length,
     bytes: manifest.entries.reduce((sum, e) => sum + e.size, 0),
+    apiRequests,
     skipped: manifest.skipped,
     warnings: manifest.warnings,
   }
