@@ -1,0 +1,282 @@
+/**
+ * The test cluster as the API tests use it: a real control plane, our node and
+ * our storage when present, namespaces with the kubesnap Role bound to a
+ * namespace-only user, and fixtures loaded into them.
+ *
+ * One cluster serves a whole test run: `npm run cluster` (or a test runner)
+ * starts it and writes a state file; test processes attach to it through
+ * KUBESNAP_TEST_CLUSTER, or start their own when it is unset.
+ */
+import {existsSync} from 'node:fs'
+import {mkdir, readFile, writeFile} from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {fileURLToPath} from 'node:url'
+import {KubeConfig} from '@kubernetes/client-node'
+// Types only: the modules themselves are imported at run time, when present (see importOptional).
+import type * as FixtureModule from '../../fixtures/index.js'
+import type * as NodeModule from './node/index.js'
+import type * as StorageModule from './storage/index.js'
+import {startControlPlane, USER_NAME, type ControlPlane} from './controlplane.js'
+import {applyDocuments} from './documents.js'
+import {createTestNamespace, deleteTestNamespace, randomNamespaceName} from './namespaces.js'
+import type {Pki} from './pki.js'
+import {startProcess} from './processes.js'
+import {waitForWorkloads} from './workloads.js'
+
+export type {ControlPlane} from './controlplane.js'
+export {startControlPlane} from './controlplane.js'
+export type {Pki, CertificateAuthority, CertRequest, IssuedCert} from './pki.js'
+export {issueCert} from './pki.js'
+export {waitForWorkloads} from './workloads.js'
+
+/** The fixtures a namespace can be created with (see fixtures/). */
+export type FixtureName = FixtureModule.FixtureName
+
+/** Options of {@link TestCluster.createNamespace}. */
+export interface CreateNamespaceOptions {
+  /** Name prefix; the namespace is `<prefix>-<5 random chars>`. Default `test`. */
+  prefix?: string
+  /** An exact name instead of a random one (the cluster CLI's `softwarefactory`, `jenkins`). */
+  name?: string
+  fixture?: FixtureName
+  /** Bind the kubesnap Role to the namespace-only user. Default true. */
+  bindUser?: boolean
+}
+
+/** A running (or attached) test cluster. */
+export interface TestCluster {
+  server: string
+  dir: string
+  userName: string
+  kubeconfigs: {admin: string; user: string}
+  caCertFile: string
+  /** The cluster's CA and keys: a test issues certificates from it, e.g. for a private node of its own. */
+  pki: Pki
+  /** The node's name when one runs: pods get scheduled and run. */
+  nodeName?: string
+  /** The default StorageClass when storage runs: claims get bound. */
+  storageClass?: string
+  /** The directory storage keeps volumes and snapshots in. */
+  storageDir?: string
+  /** The node itself (fault switches): only when started in this process, not when attached. */
+  node?: NodeModule.NodeAgent
+  /** The storage itself: only when started in this process, not when attached. */
+  storage?: StorageModule.Storage
+  /** A fresh client config for the admin (group `system:masters`). */
+  admin(): KubeConfig
+  /** A fresh client config for the namespace-only user. */
+  user(): KubeConfig
+  /** A fresh namespace with the kubesnap Role bound to the namespace-only user; optional fixture loaded (and its workloads Ready when a node runs). */
+  createNamespace(opts?: CreateNamespaceOptions): Promise<string>
+  /** Deletes a namespace (absent is fine); with `wait`, returns once it is gone. */
+  deleteNamespace(ns: string, opts?: {wait?: boolean}): Promise<void>
+  /** Waits until every StatefulSet and Deployment in `ns` is rolled out and Ready. */
+  waitForWorkloads(ns: string, opts?: {timeoutMs?: number}): Promise<void>
+  /** Stops what this process started; does nothing for an attached cluster. */
+  stop(): Promise<void>
+}
+
+/** What `<dir>/cluster.json` holds: enough for another process to attach. */
+export interface ClusterState {
+  server: string
+  dir: string
+  userName: string
+  caCertFile: string
+  pki: Pki
+  kubeconfigs: {admin: string; user: string}
+  nodeName?: string
+  storageClass?: string
+  storageDir?: string
+}
+
+/** Options of {@link startTestCluster}. */
+export interface StartTestClusterOptions {
+  /** State directory; default a fresh temp dir removed on stop. */
+  dir?: string
+  /** Start our node (test/cluster/node) when present. Default true. */
+  node?: boolean
+  /** Start our storage (test/cluster/storage) when present. Default true. */
+  storage?: boolean
+  /** Make the node speak only v4.channel.k8s.io, as servers before 1.30. */
+  v4Only?: boolean
+  /** Progress lines (components started, parts skipped). Default: silent. */
+  log?: (line: string) => void
+}
+
+/** Starts the control plane, then our node and storage when asked and present; writes `<dir>/cluster.json`. */
+export async function startTestCluster(opts: StartTestClusterOptions = {}): Promise<TestCluster> {
+  const log = opts.log ?? (() => {})
+  const controlPlane = await startControlPlane({dir: opts.dir, log})
+  const stops: Array<() => Promise<void>> = [controlPlane.stop]
+  let stopped: Promise<void> | undefined
+  const stop = (): Promise<void> => {
+    // Newest first: storage and node still reach the apiserver while they stop.
+    stopped ??= stops.reduceRight((done, next) => done.then(next), Promise.resolve())
+    return stopped
+  }
+  try {
+    const state: ClusterState = {
+      server: controlPlane.server,
+      dir: controlPlane.dir,
+      userName: controlPlane.userName,
+      caCertFile: controlPlane.caCertFile,
+      pki: controlPlane.pki,
+      kubeconfigs: controlPlane.kubeconfigs,
+    }
+    let node: NodeModule.NodeAgent | undefined
+    let storage: StorageModule.Storage | undefined
+    const nodeModule = opts.node ?? true ? await importOptional<typeof NodeModule>('./node/index.js', log) : undefined
+    if (nodeModule) {
+      const started = await nodeModule.startNode({
+        dir: await subdir(controlPlane, 'node'),
+        server: controlPlane.server,
+        caCertFile: controlPlane.caCertFile,
+        pki: controlPlane.pki,
+        kubeconfig: controlPlane.kubeconfigs.admin,
+        v4Only: opts.v4Only,
+        log,
+      })
+      node = started
+      stops.push(() => started.stop())
+      state.nodeName = started.name
+      log(`node ${started.name} started (kubelet port ${started.port})`)
+    }
+    const storageModule = opts.storage ?? true ? await importOptional<typeof StorageModule>('./storage/index.js', log) : undefined
+    if (storageModule) {
+      const storageDir = await subdir(controlPlane, 'storage')
+      const started = await storageModule.startStorage({dir: storageDir, kubeconfig: controlPlane.kubeconfigs.admin, log})
+      storage = started
+      stops.push(() => started.stop())
+      state.storageClass = started.storageClass
+      state.storageDir = storageDir
+      log(`storage started (StorageClass ${started.storageClass})`)
+    }
+    await writeFile(path.join(controlPlane.dir, 'cluster.json'), JSON.stringify(state, null, 2) + '\n')
+    return {...clusterFrom(state, stop), node, storage}
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
+/** Connects to a cluster another process started, from its `cluster.json`; `stop()` leaves it running. */
+export async function attachTestCluster(stateFile: string): Promise<TestCluster> {
+  let state: ClusterState
+  try {
+    state = JSON.parse(await readFile(stateFile, 'utf8')) as ClusterState
+  } catch (err) {
+    throw new Error(`cannot read the test cluster state file ${stateFile}: ${(err as Error).message}; start one with \`npm run cluster\` or unset KUBESNAP_TEST_CLUSTER`, {cause: err})
+  }
+  return clusterFrom(state, async () => {})
+}
+
+let shared: Promise<TestCluster> | undefined
+
+/**
+ * The cluster of this test process: the one KUBESNAP_TEST_CLUSTER names (a
+ * state file), else one started on first use and stopped when this process ends.
+ *
+ * The started one runs in a process of its own (cli.ts --bare), so a test
+ * sees the same thing in both cases, and because our node and storage keep
+ * servers and watches open that would keep a test process from ever ending.
+ * The kernel sends that process SIGTERM when we die, however we die, and it
+ * then stops the cluster and removes its state.
+ */
+export function sharedCluster(): Promise<TestCluster> {
+  shared ??= (async () => {
+    const stateFile = process.env.KUBESNAP_TEST_CLUSTER
+    return attachTestCluster(stateFile ? stateFile : await startClusterProcess())
+  })()
+  return shared
+}
+
+/** Starts cli.ts --bare in its own process; resolves with its state file once the cluster is ready. */
+async function startClusterProcess(timeoutMs = 20 * 60_000): Promise<string> {
+  // The cluster process writes this file when ready and removes it when it stops.
+  const stateFile = path.join(os.tmpdir(), `kubesnap-shared-${process.pid}-${Date.now().toString(36)}.json`)
+  const cli = fileURLToPath(new URL('cli.ts', import.meta.url))
+  const proc = startProcess({
+    name: 'cluster',
+    command: process.execPath,
+    // tsx resolved from here, so the cluster starts whatever the test's working directory.
+    args: ['--import', import.meta.resolve('tsx'), cli, '--bare', '--quiet', '--state-file', stateFile],
+    logDir: os.tmpdir(),
+    // Its start-up errors (and a first build's progress) belong in the test output.
+    output: 'stderr',
+    parentDeathSignal: 'TERM',
+  })
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (existsSync(stateFile)) return stateFile
+    if (!proc.running()) throw new Error(`the test cluster process exited with code ${await proc.exited} before it was ready (its errors are above)`)
+    await sleep(100)
+  }
+  await proc.stop()
+  throw new Error(`the test cluster was not ready within ${timeoutMs / 1000} s`)
+}
+
+function clusterFrom(state: ClusterState, stop: () => Promise<void>): TestCluster {
+  const load = (file: string): KubeConfig => {
+    const kc = new KubeConfig()
+    kc.loadFromFile(file)
+    return kc
+  }
+  const admin = (): KubeConfig => load(state.kubeconfigs.admin)
+  const cluster: TestCluster = {
+    server: state.server,
+    dir: state.dir,
+    userName: state.userName ?? USER_NAME,
+    kubeconfigs: state.kubeconfigs,
+    caCertFile: state.caCertFile,
+    pki: state.pki,
+    nodeName: state.nodeName,
+    storageClass: state.storageClass,
+    storageDir: state.storageDir,
+    admin,
+    user: () => load(state.kubeconfigs.user),
+    async createNamespace(opts = {}) {
+      const name = opts.name ?? randomNamespaceName(opts.prefix)
+      await createTestNamespace(admin(), name, {bindUser: opts.bindUser === false ? undefined : cluster.userName})
+      if (opts.fixture) {
+        const fixtures = await importOptional<typeof FixtureModule>('../../fixtures/index.js')
+        if (!fixtures) throw new Error(`fixture ${opts.fixture} requested but fixtures/index.ts is missing`)
+        await applyDocuments(admin(), name, await fixtures.loadFixtureDocuments(opts.fixture))
+        // Without a node nothing runs, so nothing can become Ready.
+        if (cluster.nodeName) await waitForWorkloads(admin(), name)
+      }
+      return name
+    },
+    deleteNamespace: (ns, opts = {}) => deleteTestNamespace(admin(), ns, opts),
+    waitForWorkloads: (ns, opts = {}) => waitForWorkloads(admin(), ns, opts),
+    stop,
+  }
+  return cluster
+}
+
+/** A per-part directory in the state dir, so node and storage files never collide with ours. */
+async function subdir(controlPlane: ControlPlane, name: string): Promise<string> {
+  const dir = path.join(controlPlane.dir, name)
+  await mkdir(dir, {recursive: true})
+  return dir
+}
+
+/**
+ * Imports a module relative to this file, or returns undefined when that
+ * module is not there (parts are written by different people and land at
+ * different times). An error inside an existing module is thrown.
+ */
+async function importOptional<T>(relative: string, log?: (line: string) => void): Promise<T | undefined> {
+  const url = new URL(relative, import.meta.url)
+  try {
+    return (await import(url.href)) as T
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    // Only the module itself missing counts; a missing import inside it is its bug.
+    const missing = e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(url.pathname.replace(/\.js$/, ''))
+    if (!missing) throw err
+    log?.(`${relative} is not there: skipped`)
+    return undefined
+  }
+}

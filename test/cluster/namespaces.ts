@@ -1,0 +1,80 @@
+/**
+ * Test namespaces: created by the admin with the kubesnap Role bound to the
+ * namespace-only user, so a test acts with exactly the rights kubesnap documents.
+ */
+import {randomBytes} from 'node:crypto'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {ApiException, CoreV1Api, RbacAuthorizationV1Api, type KubeConfig} from '@kubernetes/client-node'
+import {kubesnapRole, kubesnapRoleBinding} from '../../src/rbac/role.js'
+import {describe} from './documents.js'
+
+/** Label on every namespace the test cluster creates, to find leftovers. */
+export const TEST_NAMESPACE_LABEL = 'kubesnap.test/namespace'
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
+const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789'
+
+/** `<prefix>-<5 random lowercase letters or digits>`, a valid DNS label. */
+export function randomNamespaceName(prefix = 'test'): string {
+  const suffix = [...randomBytes(5)].map((b) => ALPHABET[b % ALPHABET.length]).join('')
+  const name = `${prefix}-${suffix}`
+  if (name.length > 63 || !DNS_LABEL.test(name)) throw new Error(`namespace prefix ${JSON.stringify(prefix)} does not make a DNS label (lowercase letters, digits, '-', at most 57 characters)`)
+  return name
+}
+
+/** Creates namespace `name`, binds the kubesnap Role to `bindUser` if given, and waits for its `default` ServiceAccount. */
+export async function createTestNamespace(admin: KubeConfig, name: string, opts: {bindUser?: string} = {}): Promise<void> {
+  if (!DNS_LABEL.test(name) || name.length > 63) throw new Error(`namespace name ${JSON.stringify(name)} is not a DNS label`)
+  const core = admin.makeApiClient(CoreV1Api)
+  await core.createNamespace({body: {metadata: {name, labels: {[TEST_NAMESPACE_LABEL]: 'true'}}}})
+  if (opts.bindUser !== undefined) {
+    const rbac = admin.makeApiClient(RbacAuthorizationV1Api)
+    await rbac.createNamespacedRole({namespace: name, body: kubesnapRole(name)})
+    await rbac.createNamespacedRoleBinding({namespace: name, body: kubesnapRoleBinding(name, {user: opts.bindUser})})
+  }
+  // Pods are refused until the ServiceAccount controller has made `default`; fixtures create pods.
+  await waitFor(`ServiceAccount default in ${name}`, 30_000, async () => {
+    try {
+      await core.readNamespacedServiceAccount({name: 'default', namespace: name})
+      return true
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return false
+      throw err
+    }
+  })
+}
+
+/** Deletes a namespace (absent is fine); with `wait`, until it is gone, which needs the controller-manager (and a node for running pods). */
+export async function deleteTestNamespace(admin: KubeConfig, name: string, opts: {wait?: boolean; timeoutMs?: number} = {}): Promise<void> {
+  const core = admin.makeApiClient(CoreV1Api)
+  try {
+    await core.deleteNamespace({name})
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) return
+    throw new Error(`cannot delete namespace ${name}: ${describe(err)}`, {cause: err})
+  }
+  if (!opts.wait) return
+  let phase = ''
+  await waitFor(`namespace ${name} to be deleted`, opts.timeoutMs ?? 120_000, async () => {
+    try {
+      const ns = await core.readNamespace({name})
+      const conditions = (ns.status?.conditions ?? []).filter((c) => c.status === 'True').map((c) => `${c.type}: ${c.message}`)
+      phase = [ns.status?.phase, ...conditions].join('; ')
+      return false
+    } catch (err) {
+      if (err instanceof ApiException && err.code === 404) return true
+      throw err
+    }
+  }, () => phase)
+}
+
+/** Polls `check` every 100 ms until it returns true; on timeout the error names what was awaited. */
+export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, detail?: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check()) return
+    await sleep(100)
+  }
+  const extra = detail?.()
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${extra ? ` (${extra})` : ''}`)
+}
