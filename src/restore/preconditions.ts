@@ -1,0 +1,75 @@
+/**
+ * What must hold before restore writes anything: the target namespace exists
+ * (or may be created), every type in the plan is served, and the identity may
+ * create (and, for --existing update, patch) each of them. All problems are
+ * gathered and reported at once.
+ */
+import type {ObjectEntry} from '../archive/manifest.js'
+import {ApiError, type KubeApi} from '../cluster/api.js'
+import {canIAll} from '../cluster/access.js'
+import {qualifiedName, type ResourceType} from '../cluster/discovery.js'
+import type {ExistingPolicy} from '../resources/apply.js'
+
+export interface Preconditions {
+  /** true: exists; false: missing (to create); undefined: the identity may not tell. */
+  namespaceExists: boolean | undefined
+  /** Where each archived type is created: its archived version, or the served one when that is gone. */
+  targets: Map<string, ResourceType>
+  problems: string[]
+  warnings: string[]
+}
+
+/** Checks everything restore needs; never writes. */
+export async function checkPreconditions(api: KubeApi, options: {
+  entries: ObjectEntry[]
+  served: ResourceType[]
+  namespace: string
+  createNamespace: boolean
+  existing: ExistingPolicy
+  crdPaths: Map<string, string>
+}): Promise<Preconditions> {
+  const problems: string[] = []
+  const warnings: string[] = []
+  const namespaceExists = await namespaceStatus(api, options.namespace)
+  if (namespaceExists === false && !options.createNamespace) {
+    problems.push(`The namespace ${options.namespace} does not exist: create it, or pass --create-namespace.`)
+  }
+
+  const targets = new Map<string, ResourceType>()
+  const wanted = new Map<string, ObjectEntry>()
+  for (const entry of options.entries) wanted.set(`${entry.resource}.${entry.group}`, entry)
+  for (const [key, entry] of wanted) {
+    const candidates = options.served.filter((t) => t.namespaced && t.group === entry.group && t.resource === entry.resource)
+    const exact = candidates.find((t) => t.version === entry.version)
+    if (exact) {
+      targets.set(key, exact)
+    } else if (candidates.length > 0) {
+      targets.set(key, candidates[0])
+      warnings.push(`${qualifiedName(entry)} ${entry.version} is not served here; restoring at ${candidates[0].version}.`)
+    } else {
+      const crd = options.crdPaths.get(key)
+      problems.push(`${qualifiedName(entry)}/${entry.version} is not served by this cluster: install its CustomResourceDefinition first${crd ? ` (the archive has it: ${crd})` : ''}.`)
+    }
+  }
+
+  const verbs = options.existing === 'update' ? ['create', 'patch'] : ['create']
+  const questions = [...targets.values()].flatMap((t) => verbs.map((verb) => ({verb, group: t.group, resource: t.resource, namespace: options.namespace})))
+  if (namespaceExists === false) questions.push({verb: 'create', group: '', resource: 'namespaces', namespace: ''})
+  for (const answer of await canIAll(api, questions)) {
+    if (!answer.allowed) {
+      problems.push(`The identity may not ${answer.verb} ${qualifiedName(answer)}${answer.namespace ? ` in ${answer.namespace}` : ''}: add that verb to its Role (see kubesnap rbac).`)
+    }
+  }
+  return {namespaceExists, targets, problems, warnings}
+}
+
+async function namespaceStatus(api: KubeApi, namespace: string): Promise<boolean | undefined> {
+  try {
+    await api.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}`)
+    return true
+  } catch (err) {
+    if (err instanceof ApiError && err.statusCode === 404) return false
+    if (err instanceof ApiError && err.statusCode === 403) return undefined
+    throw err
+  }
+}
