@@ -7,13 +7,14 @@
  * starts it and writes a state file; test processes attach to it through
  * KUBESNAP_TEST_CLUSTER, or start their own when it is unset.
  */
+import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
-import {mkdir, readFile, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fileURLToPath} from 'node:url'
-import {KubeConfig} from '@kubernetes/client-node'
+import {CoreV1Api, KubeConfig} from '@kubernetes/client-node'
 // Types only: the modules themselves are imported at run time, when present (see importOptional).
 import type * as FixtureModule from '../../fixtures/index.js'
 import type * as NodeModule from './node/index.js'
@@ -45,6 +46,22 @@ export interface CreateNamespaceOptions {
   bindUser?: boolean
 }
 
+/**
+ * A node of a test's own, run in the test's process next to the cluster's, so
+ * the test can flip its exec fault switches and its v4-only switch (the
+ * shared cluster's node runs in another process). It is tainted: only pods
+ * given {@link PrivateNode.placement} (or pinned with `nodeName`) land on it.
+ */
+export interface PrivateNode {
+  name: string
+  /** The node itself: `agent.faults`, `agent.setV4Only()`. */
+  agent: NodeModule.NodeAgent
+  /** What a pod spec needs to be scheduled on this node and only there. */
+  placement: {nodeSelector: Record<string, string>; tolerations: Array<{key: string; operator: string; effect: string}>}
+  /** Stops the node and deletes its Node object. */
+  stop(): Promise<void>
+}
+
 /** A running (or attached) test cluster. */
 export interface TestCluster {
   server: string
@@ -74,6 +91,8 @@ export interface TestCluster {
   deleteNamespace(ns: string, opts?: {wait?: boolean}): Promise<void>
   /** Waits until every StatefulSet and Deployment in `ns` is rolled out and Ready. */
   waitForWorkloads(ns: string, opts?: {timeoutMs?: number}): Promise<void>
+  /** Starts a tainted node in this process whose fault and v4-only switches the test holds. */
+  startPrivateNode(opts?: {prefix?: string}): Promise<PrivateNode>
   /** Stops what this process started; does nothing for an attached cluster. */
   stop(): Promise<void>
 }
@@ -250,6 +269,27 @@ function clusterFrom(state: ClusterState, stop: () => Promise<void>): TestCluste
     },
     deleteNamespace: (ns, opts = {}) => deleteTestNamespace(admin(), ns, opts),
     waitForWorkloads: (ns, opts = {}) => waitForWorkloads(admin(), ns, opts),
+    async startPrivateNode(opts = {}) {
+      const nodeModule = await importOptional<typeof NodeModule>('./node/index.js')
+      if (!nodeModule) throw new Error('a private node was requested but test/cluster/node is missing')
+      const name = `${opts.prefix ?? 'private'}-${randomBytes(3).toString('hex')}`
+      const taint = {key: `kubesnap.test/${name}`, value: 'true', effect: 'NoSchedule' as const}
+      const dir = await mkdtemp(path.join(os.tmpdir(), `kubesnap-${name}-`))
+      const agent = await nodeModule.startNode({
+        dir, server: state.server, caCertFile: state.caCertFile, pki: state.pki, kubeconfig: state.kubeconfigs.admin, name, taints: [taint],
+      })
+      return {
+        name,
+        agent,
+        placement: {nodeSelector: {'kubernetes.io/hostname': name}, tolerations: [{key: taint.key, operator: 'Exists', effect: taint.effect}]},
+        async stop() {
+          await agent.stop()
+          // A stopped node would go NotReady and linger in a shared cluster.
+          await admin().makeApiClient(CoreV1Api).deleteNode({name}).catch(() => {})
+          await rm(dir, {recursive: true, force: true})
+        },
+      }
+    },
     stop,
   }
   return cluster
