@@ -1,0 +1,106 @@
+/**
+ * Which archive a command means: a path given on the command line, or
+ * `--number N` / `--latest` of a namespace in a directory. Shared by inspect,
+ * verify and restore, so the three pick and refuse the same way.
+ */
+import {stat} from 'node:fs/promises'
+import {Flags} from '@oclif/core'
+import {EXIT, KubesnapError} from '../errors.js'
+import {listArchiveFiles, type ArchiveFile} from './naming.js'
+
+/**
+ * The flags that pick an archive by number from a directory (the path is the
+ * command's ARCHIVE argument). `-n` replaces the connection flag of the same
+ * name: these commands read no kubeconfig, so it has no default.
+ */
+export const archiveSelectionFlags = {
+  namespace: Flags.string({char: 'n', summary: 'The namespace whose archive --number/--latest picks; needed when the directory holds several.'}),
+  number: Flags.integer({summary: 'The snapshot with this number (of the namespace -n, in the directory -o).', min: 1}),
+  latest: Flags.boolean({summary: 'The snapshot with the highest number (of the namespace -n, in the directory -o).'}),
+  output: Flags.string({char: 'o', summary: 'The directory that holds the archives, for --number and --latest.', default: '.'}),
+}
+
+/** What the command line says about the archive to use. */
+export interface ArchiveSelection {
+  /** An archive path (the ARCHIVE argument). */
+  path?: string
+  number?: number
+  latest?: boolean
+  /** The directory searched for --number and --latest. */
+  dir: string
+  /** The namespace for --number and --latest; needed when the directory holds several. */
+  namespace?: string
+}
+
+/**
+ * Returns the path of the archive a selection names. Throws a KubesnapError:
+ * exit 2 when the selection is ambiguous or incomplete (no archive named, a path
+ * with --number/--latest, several namespaces and no -n), exit 1 when what it names
+ * does not exist.
+ */
+export async function selectArchive(selection: ArchiveSelection): Promise<string> {
+  const {path, number, latest, dir, namespace} = selection
+  const byNumber = number !== undefined
+  if (path !== undefined && (byNumber || latest)) {
+    throw new KubesnapError(`Give either an archive path or ${byNumber ? '--number' : '--latest'}, not both.`, {exit: EXIT.usage})
+  }
+  if (byNumber && latest) throw new KubesnapError('Give either --number or --latest, not both.', {exit: EXIT.usage})
+  if (path !== undefined) return checkFile(path)
+  if (!byNumber && !latest) {
+    throw new KubesnapError('Say which archive: give its path, or --latest or --number N (with -o DIR and -n NAMESPACE).', {exit: EXIT.usage})
+  }
+
+  await checkArchiveDir(dir)
+  const archives = await listArchiveFiles(dir, namespace)
+  if (archives.length === 0) {
+    throw new KubesnapError(
+      namespace === undefined
+        ? `There are no kubesnap archives in ${dir}; give the directory that holds them with -o DIR.`
+        : `There are no kubesnap archives of namespace ${namespace} in ${dir}; run kubesnap list ${dir} to see what is there.`,
+    )
+  }
+  const namespaces = [...new Set(archives.map((a) => a.namespace))]
+  if (namespaces.length > 1) {
+    throw new KubesnapError(`${dir} holds archives of several namespaces (${namespaces.join(', ')}); say which with -n NAMESPACE.`, {exit: EXIT.usage})
+  }
+  // listArchiveFiles sorts by number within a namespace.
+  const chosen: ArchiveFile | undefined = byNumber ? archives.find((a) => a.number === number) : archives.at(-1)
+  if (!chosen) {
+    throw new KubesnapError(`There is no snapshot ${number} of namespace ${namespaces[0]} in ${dir} (it has ${describeNumbers(archives)}); run kubesnap list ${dir} to see them.`)
+  }
+  return chosen.path
+}
+
+/** Checks that a path given as ARCHIVE is a file. */
+async function checkFile(path: string): Promise<string> {
+  const stats = await statOrUndefined(path)
+  if (!stats) throw new KubesnapError(`${path} does not exist; give the path of a .kubesnap.tar file.`)
+  if (stats.isDirectory()) {
+    throw new KubesnapError(`${path} is a directory; give an archive file in it, or --latest -o ${path} to use its newest.`, {exit: EXIT.usage})
+  }
+  return path
+}
+
+/** Throws a KubesnapError unless a directory of archives exists (a typo must not read as "no archives"). */
+export async function checkArchiveDir(dir: string): Promise<void> {
+  const stats = await statOrUndefined(dir)
+  if (!stats) throw new KubesnapError(`Directory ${dir} does not exist; give the directory that holds the archives.`)
+  if (!stats.isDirectory()) throw new KubesnapError(`${dir} is not a directory; give the directory that holds the archives.`, {exit: EXIT.usage})
+}
+
+async function statOrUndefined(path: string) {
+  try {
+    return await stat(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new KubesnapError(`Cannot read ${path} (${(err as Error).message}); check its permissions.`, {cause: err})
+  }
+}
+
+/** Says which numbers exist, shortly: "1, 2 and 5" or "1 to 40". */
+function describeNumbers(archives: readonly ArchiveFile[]): string {
+  const numbers = archives.map((a) => a.number)
+  if (numbers.length === 1) return `only ${numbers[0]}`
+  if (numbers.length <= 5) return `${numbers.slice(0, -1).join(', ')} and ${numbers.at(-1)}`
+  return `${numbers.length} snapshots, ${numbers[0]} to ${numbers.at(-1)}`
+}

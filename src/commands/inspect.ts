@@ -1,0 +1,149 @@
+import {Args} from '@oclif/core'
+import {ArchiveError} from '../archive/errors.js'
+import {type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
+import {openArchive} from '../archive/reader.js'
+import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
+import {KubesnapCommand} from '../base-command.js'
+import {KubesnapError} from '../errors.js'
+import {formatBytes} from './list.js'
+
+export default class Inspect extends KubesnapCommand<typeof Inspect> {
+  static override summary = 'Show what a snapshot archive holds, from its manifest.'
+
+  static override description = `Prints the snapshot's namespace, number, times, cluster and versions, then the count of each kind, every object (kind/name, by resource), volume and dump, and what the snapshot left out and why. --json prints the manifest itself.
+Reads only the trailer and the manifest at the end of the file, so it takes milliseconds on a multi-GiB archive; it does not check the contents (kubesnap verify does). Needs no cluster access.`
+
+  static override examples = [
+    '<%= config.bin %> inspect /var/backups/kubesnap/shop-000042-20261121T163000Z.kubesnap.tar',
+    '<%= config.bin %> inspect --latest -o /var/backups/kubesnap -n shop',
+    '<%= config.bin %> inspect --number 41 -o /var/backups/kubesnap -n shop --json',
+  ]
+
+  static override args = {
+    archive: Args.string({description: 'The archive file; or use --number/--latest.'}),
+  }
+
+  static override flags = archiveSelectionFlags
+
+  public async run(): Promise<Manifest> {
+    const path = await selectArchive({
+      path: this.args.archive,
+      number: this.flags.number,
+      latest: this.flags.latest,
+      dir: this.flags.output,
+      namespace: this.flags.namespace,
+    })
+    const {manifest, fileSize} = await readManifest(path)
+    for (const line of describeManifest(manifest, path, fileSize)) this.log(line)
+    return manifest
+  }
+}
+
+/** Reads an archive's manifest (trailer and manifest only); turns archive problems into one-sentence errors. */
+async function readManifest(path: string): Promise<{manifest: Manifest; fileSize: number}> {
+  try {
+    const {manifest, fileSize} = await openArchive(path)
+    return {manifest, fileSize}
+  } catch (err) {
+    if (err instanceof ArchiveError) throw new KubesnapError(err.message, {cause: err, code: err.problem})
+    throw new KubesnapError(`Cannot read ${path} (${(err as Error).message}); check that it is a readable file.`, {cause: err})
+  }
+}
+
+/** Describes a manifest for people: a header, counts per kind, entries by type, then what was skipped and the warnings. */
+export function describeManifest(manifest: Manifest, path: string, fileSize: number): string[] {
+  const lines: string[] = []
+  const objects = manifest.entries.filter((e): e is ObjectEntry => e.type === 'object')
+  const crds = manifest.entries.filter((e): e is ObjectEntry => e.type === 'crd')
+  const volumes = manifest.entries.filter((e): e is StreamEntry => e.type === 'volume')
+  const dumps = manifest.entries.filter((e): e is StreamEntry => e.type === 'dump')
+
+  lines.push(
+    ...labelled([
+      ['Archive', `${path} (${formatBytes(fileSize)})`],
+      ['Namespace', manifest.namespace],
+      ['Snapshot', String(manifest.number)],
+      ['Started', manifest.startedAt],
+      ['Finished', `${manifest.finishedAt}${duration(manifest.startedAt, manifest.finishedAt)}`],
+      ['Cluster', `${manifest.cluster.server} (context ${manifest.cluster.context})`],
+      ['Written by', `kubesnap ${manifest.kubesnapVersion}, archive format ${manifest.formatVersion}`],
+      ['Encrypted', manifest.encrypted ? 'yes' : 'no'],
+    ]),
+  )
+
+  lines.push('', 'Counts:')
+  const perKind = new Map<string, number>()
+  for (const e of [...objects, ...crds]) perKind.set(e.kind, (perKind.get(e.kind) ?? 0) + 1)
+  const counts: [string, string][] = [...perKind].sort(([a], [b]) => a.localeCompare(b)).map(([kind, n]) => [kind, String(n)])
+  counts.push(['volumes', String(volumes.length)], ['dumps', String(dumps.length)])
+  lines.push(...labelled(counts, '  '))
+
+  if (objects.length > 0) {
+    lines.push('', `Objects (${objects.length}):`)
+    for (const [resource, entries] of groupBy(objects, resourceName)) {
+      lines.push(`  ${resource}:`)
+      for (const e of entries) lines.push(`    ${e.kind}/${e.name}`)
+    }
+  }
+  if (crds.length > 0) {
+    lines.push('', `CustomResourceDefinitions (${crds.length}):`)
+    for (const e of crds) lines.push(`  ${e.name}`)
+  }
+  for (const [title, streams] of [['Volumes', volumes], ['Dumps', dumps]] as const) {
+    if (streams.length === 0) continue
+    lines.push('', `${title} (${streams.length}):`)
+    for (const e of streams) lines.push(`  ${describeStream(e)}`)
+  }
+
+  if (manifest.skipped.length > 0) {
+    lines.push('', `Skipped (${manifest.skipped.length}):`)
+    for (const s of manifest.skipped) lines.push(`  ${s.resource}${s.name ? `/${s.name}` : ''}${s.kind ? ` (${s.kind})` : ''}: ${s.reason}`)
+  }
+  if (manifest.warnings.length > 0) {
+    lines.push('', `Warnings (${manifest.warnings.length}):`)
+    for (const w of manifest.warnings) lines.push(`  ${w}`)
+  }
+  return lines
+}
+
+/** One volume or dump: name, stored and raw size, compression, parts, and what it came from. */
+function describeStream(e: StreamEntry): string {
+  const parts = `${e.parts.length} part${e.parts.length === 1 ? '' : 's'}`
+  const stored = e.compression === 'gzip' ? `${formatBytes(e.size)} stored (gzip)` : `${formatBytes(e.size)} stored`
+  const from = e.extra && Object.keys(e.extra).length > 0
+    ? `  [${Object.entries(e.extra).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ')}]`
+    : ''
+  return `${e.name}: ${formatBytes(e.rawSize)} raw, ${stored}, ${parts}${from}`
+}
+
+/** A resource as kubectl names it: `secrets`, `deployments.apps`, with its version: `secrets (v1)`. */
+function resourceName(e: ObjectEntry): string {
+  return `${e.resource}${e.group ? `.${e.group}` : ''} (${e.group ? `${e.group}/` : ''}${e.version})`
+}
+
+/** Aligns `label: value` pairs. */
+function labelled(pairs: [string, string][], indent = ''): string[] {
+  const width = Math.max(...pairs.map(([label]) => label.length)) + 1
+  return pairs.map(([label, value]) => `${indent}${`${label}:`.padEnd(width)} ${value}`)
+}
+
+/** Groups items by a key, keeping first-seen order of keys and items (manifest order is file order). */
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>()
+  for (const item of items) {
+    const k = key(item)
+    const group = groups.get(k)
+    if (group) group.push(item)
+    else groups.set(k, [item])
+  }
+  return groups
+}
+
+/** Formats how long a snapshot took, e.g. ` (4 s)`, or nothing when the times do not parse. */
+function duration(startedAt: string, finishedAt: string): string {
+  const ms = Date.parse(finishedAt) - Date.parse(startedAt)
+  if (!Number.isFinite(ms) || ms < 0) return ''
+  if (ms < 10_000) return ` (${(ms / 1000).toFixed(1)} s)`
+  const s = Math.round(ms / 1000)
+  return s < 60 ? ` (${s} s)` : s < 3600 ? ` (${Math.floor(s / 60)} min ${s % 60} s)` : ` (${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min)`
+}

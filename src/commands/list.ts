@@ -1,0 +1,76 @@
+import {Args, Flags} from '@oclif/core'
+import {listArchives, type ArchiveListing} from '../archive/list.js'
+import {checkArchiveDir} from '../archive/select.js'
+import {KubesnapCommand} from '../base-command.js'
+
+export default class List extends KubesnapCommand<typeof List> {
+  static override summary = 'List the snapshot archives in a directory.'
+
+  static override description = `Shows one row per archive, by namespace then number: its time, file size, how many objects and volumes it holds, and whether it is encrypted. Reads only the end of each file (trailer and manifest), so it is fast however large the archives are; it does not check their contents (kubesnap verify does).
+A damaged archive is listed with its problem instead of its counts. Needs no cluster access.`
+
+  static override examples = [
+    '<%= config.bin %> list /var/backups/kubesnap',
+    '<%= config.bin %> list /var/backups/kubesnap -n shop --json',
+  ]
+
+  static override args = {
+    dir: Args.string({description: 'The directory that holds the archives.', default: '.'}),
+  }
+
+  static override flags = {
+    namespace: Flags.string({char: 'n', summary: 'Only the archives of this namespace.'}),
+  }
+
+  public async run(): Promise<ArchiveListing[]> {
+    const {dir} = this.args
+    const namespace = this.flags.namespace
+    await checkArchiveDir(dir)
+    const rows = await listArchives(dir, {namespace})
+    if (rows.length === 0) {
+      this.log(`No kubesnap archives${namespace ? ` of namespace ${namespace}` : ''} in ${dir}.`)
+      return rows
+    }
+    for (const line of formatTable(rows)) this.log(line)
+    const damaged = rows.filter((r) => !r.ok).length
+    if (damaged > 0) this.note(`${damaged} of ${rows.length} archives could not be read; run kubesnap verify on them for details.`)
+    return rows
+  }
+}
+
+/** Formats a listing as aligned columns under a header; a damaged archive shows its problem in place of its counts. */
+export function formatTable(rows: readonly ArchiveListing[]): string[] {
+  const header = ['NUMBER', 'NAMESPACE', 'TIME', 'SIZE', 'OBJECTS', 'VOLUMES', 'ENCRYPTED', 'FILE']
+  const anyDamaged = rows.some((r) => !r.ok)
+  if (anyDamaged) header.push('PROBLEM')
+  const cells = rows.map((r) => {
+    const common = [String(r.number), r.namespace, formatTime(r.time), formatBytes(r.fileSize)]
+    const counts = r.ok ? [String(r.objects), String(r.volumes), r.encrypted ? 'yes' : 'no'] : ['-', '-', '-']
+    return [...common, ...counts, r.file, ...(anyDamaged ? [r.ok ? '' : r.problem] : [])]
+  })
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))
+  // Numbers are right-aligned so they line up by digit.
+  const right = new Set([0, 3, 4, 5])
+  const line = (c: string[]) => c.map((v, i) => (i === c.length - 1 ? v : right.has(i) ? v.padStart(widths[i]) : v.padEnd(widths[i]))).join('  ').trimEnd()
+  return [line(header), ...cells.map(line)]
+}
+
+/** Formats a byte count for people, in powers of 1024: `512 B`, `1.2 MiB`, `3.0 GiB`. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  if (unit === 0) return `${bytes} B`
+  // 1023.96 KiB would print as "1024.0 KiB": step up instead.
+  if (Number(value.toFixed(1)) >= 1024 && unit < units.length - 1) return `1.0 ${units[unit + 1]}`
+  return `${value.toFixed(1)} ${units[unit]}`
+}
+
+/** Formats a time as `2026-11-21 16:30:00Z` (UTC, to the second). */
+function formatTime(time: Date): string {
+  return time.toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z')
+}
