@@ -113,6 +113,20 @@ test('--to-namespace restores into another namespace and moves ServiceAccount su
   await cluster.deleteNamespace(target)
 })
 
+test('a copy restored beside its original gets server-assigned node ports, with a warning', async () => {
+  const source = await cluster.createNamespace({prefix: 'sf-live', fixture: 'softwarefactory'})
+  const {path} = await snapshot(source)
+  const target = await cluster.createNamespace({prefix: 'sf-drill'})
+  const r = await kubesnap(['restore', path, '--to-namespace', target, '--kubeconfig', cluster.kubeconfigs.user, '--json'])
+  assert.is(r.code, 0, r.stderr + r.stdout)
+  assert.ok(r.json.warnings.some((w: string) => /^Service\/gateway: its node ports are taken/.test(w)), r.json.warnings.join('\n'))
+  const copy = await admin.get<any>(`/api/v1/namespaces/${target}/services/gateway`)
+  const port = copy.spec.ports.find((p: any) => p.port === 80)?.nodePort
+  assert.ok(port && port !== 30080, `assigned ${port}`)
+  await cluster.deleteNamespace(target)
+  await cluster.deleteNamespace(source, {wait: true})
+})
+
 /** Every object's resourceVersion in a namespace: proof that nothing was written. */
 async function versions(ns: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {}

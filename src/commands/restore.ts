@@ -189,7 +189,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet precon
       namespaceCreated: state.namespaceCreated,
       objects,
       outcomes: state.outcomes,
-      warnings: state.preconditions?.warnings ?? [],
+      warnings: [...(state.preconditions?.warnings ?? []), ...state.outcomes.filter((o) => o.warning).map((o) => `${o.kind}/${o.name}: ${o.warning}`)],
     }
   }
 

@@ -16,6 +16,8 @@ import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
 import {restoreRank} from '../resources/priorities.js'
 
 export interface ObjectOutcome extends ApplyOutcome {
+  /** Something the operator should know about this object, though it was restored. */
+  warning?: string
   kind: string
   /** `resource.group` */
   resource: string
@@ -67,7 +69,18 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
   const cleaned = cleanForRestore(stored, entry, {sourceNamespace: options.sourceNamespace, targetNamespace: options.targetNamespace})
   cleaned.apiVersion = target.apiVersion
   const outcome = await applyObject(api, target, cleaned, {existing: options.existing, dryRun: options.dryRun})
+  if (outcome.action === 'failed' && entry.resource === 'services' && /port is already allocated/.test(outcome.error ?? '')) {
+    // A node port is cluster-wide: a copy restored beside its original (a DR
+    // drill with --to-namespace) cannot have it. Let the server assign one.
+    const retried = await applyObject(api, target, withoutNodePorts(cleaned), {existing: options.existing, dryRun: options.dryRun})
+    if (retried.action !== 'failed') return {...base, ...retried, warning: `its node ports are taken in this cluster (${outcome.error}); restored with ports the server assigned`}
+  }
   return {...base, ...outcome}
+}
+
+function withoutNodePorts(service: KubernetesObject): KubernetesObject {
+  const spec = (service as {spec?: {ports?: {nodePort?: number}[]}}).spec
+  return {...service, spec: {...spec, ports: spec?.ports?.map(({nodePort: _nodePort, ...port}) => port)}} as KubernetesObject
 }
 
 /** Entries split into consecutive runs of equal restore rank (the input is ordered). */

@@ -27,10 +27,20 @@ export async function applyDocuments(admin: KubeConfig, namespace: string, docum
   // One client for all documents: it caches discovery per apiVersion.
   const objects = admin.makeApiClient(Discovery)
   for (const doc of namespaced) {
-    try {
-      await createDocument(admin, objects, {...doc, metadata: {...doc.metadata, namespace}})
-    } catch (err) {
-      throw new Error(`cannot create ${doc.kind} ${doc.metadata?.name ?? '?'} in ${namespace}: ${describe(err)}`, {cause: err})
+    const deadline = Date.now() + 90_000
+    for (;;) {
+      try {
+        await createDocument(admin, objects, {...doc, metadata: {...doc.metadata, namespace}})
+        break
+      } catch (err) {
+        // A fixture's fixed nodePort is cluster-wide: while an earlier copy of the
+        // fixture is still being deleted, wait for it to free the port.
+        if (/port is already allocated/.test(describe(err)) && Date.now() < deadline) {
+          await sleep(1000)
+          continue
+        }
+        throw new Error(`cannot create ${doc.kind} ${doc.metadata?.name ?? '?'} in ${namespace}: ${describe(err)}`, {cause: err})
+      }
     }
   }
 }
