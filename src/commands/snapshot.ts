@@ -1,12 +1,22 @@
 import {Flags} from '@oclif/core'
 import {abortOnSignals, createArchiveWriter} from '../archive/writer.js'
-import type {Manifest} from '../archive/manifest.js'
+import type {Manifest, SkippedItem} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {discoverResourceTypes, qualifiedName} from '../cluster/index.js'
 import {EXIT} from '../errors.js'
 import {taskList} from '../progress.js'
-import {collectCrds, collectObjects, type CollectResult} from '../resources/collect.js'
+import {collectCrds, collectObjects, type CollectResult, type ObjectSink} from '../resources/collect.js'
 import {planTypes, type TypePlan} from '../resources/selection.js'
+import {
+  copyVolume,
+  DEFAULT_HELPER_IMAGE,
+  HelperPods,
+  isBound,
+  listPods,
+  snapshotClaimsCsi,
+  VOLUME_STRATEGIES,
+  type ClaimObject,
+} from '../volumes/index.js'
 
 /** What `snapshot --json` prints. */
 export interface SnapshotSummary {
@@ -17,7 +27,10 @@ export interface SnapshotSummary {
   startedAt: string
   finishedAt: string
   objects: number
+  /** Volumes streamed into the archive (--volumes tar). */
   volumes: number
+  /** VolumeSnapshots taken and recorded (--volumes csi). */
+  volumeSnapshots: number
   bytes: number
   /** Requests sent to the API server, retries included. */
   apiRequests: number
@@ -30,12 +43,15 @@ export default class Snapshot extends KubesnapCommand<typeof Snapshot> {
   static override summary = "Take the next numbered snapshot of a namespace's objects into an archive."
 
   static override description = `Lists every namespaced type discovery shows (custom resources, Secrets, ConfigMaps, workloads, …), leaves out what the cluster makes by itself, and writes each object as the server returned it into DIR/<namespace>-<number>-<time>.kubesnap.tar (mode 0600), under a temporary name until complete.
+Then the data of every PersistentVolumeClaim it stored: with --volumes tar (default) streamed as \`tar cf -\` out of a running container that mounts the claim, or out of a helper pod when none can, and checked end to end; with --volumes csi taken as VolumeSnapshots that stay in the cluster.
 Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types could not be listed; the archive says which), 5 another run holds DIR.`
 
   static override examples = [
     '<%= config.bin %> snapshot -n shop -o /var/backups/kubesnap',
     '<%= config.bin %> snapshot -n shop --include-kinds secrets,configmaps',
     '<%= config.bin %> snapshot -n shop -l app=db --exclude-kinds cronjobs --json',
+    '<%= config.bin %> snapshot -n shop --volumes csi --snapshot-class csi-snapclass',
+    '<%= config.bin %> snapshot -n shop --helper-image registry.example.com/busybox:1.36',
   ]
 
   static override flags = {
@@ -44,6 +60,11 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     'exclude-kinds': Flags.string({summary: 'Leave these types out.', multiple: true}),
     selector: Flags.string({char: 'l', summary: 'Only objects matching this label selector (as kubectl -l).'}),
     concurrency: Flags.integer({summary: 'Types listed at once.', default: 4, min: 1, max: 32, hidden: true}),
+    volumes: Flags.string({summary: 'How claims\' data is taken: tar streams it into the archive, csi takes VolumeSnapshots, none skips it.', options: [...VOLUME_STRATEGIES], default: 'tar', helpGroup: 'VOLUMES'}),
+    'helper-image': Flags.string({summary: 'Image of the helper pod that mounts a claim no usable container mounts (needs sh, tar, sleep).', default: DEFAULT_HELPER_IMAGE, helpGroup: 'VOLUMES'}),
+    'snapshot-class': Flags.string({summary: 'VolumeSnapshotClass for --volumes csi (default: the cluster\'s default class).', helpGroup: 'VOLUMES'}),
+    'snapshot-timeout': Flags.integer({summary: 'Seconds to wait for VolumeSnapshots to be ready.', default: 300, min: 1, helpGroup: 'VOLUMES'}),
+    'volume-attempts': Flags.integer({summary: 'Attempts per volume stream before the snapshot fails.', default: 3, min: 1, max: 10, hidden: true}),
   }
 
   public async run(): Promise<SnapshotSummary> {
@@ -63,6 +84,17 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     const unlisted: CollectResult['unlisted'] = []
     let crdsReadable = true
     let manifest: Manifest | undefined
+    // The claims stored with the objects: their data follows (so -l and --include-kinds select volumes too).
+    const claims: ClaimObject[] = []
+    const sink: ObjectSink = {
+      addObject: (meta, content) => {
+        if (meta.group === '' && meta.resource === 'persistentvolumeclaims') claims.push(JSON.parse(content.toString()) as ClaimObject)
+        return writer.addObject(meta, content)
+      },
+    }
+    const volumeSkipped: SkippedItem[] = []
+    const volumeWarnings: string[] = []
+    let volumeSnapshots = 0
 
     const tasks = taskList([
       {
@@ -82,7 +114,7 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
             api,
             namespace,
             types: plan.types,
-            sink: writer,
+            sink,
             labelSelector: this.flags.selector,
             concurrency: this.flags.concurrency,
             onTypeDone: (type, stored) => {
@@ -98,12 +130,56 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
         },
       },
       {
+        title: 'Copy volume data',
+        enabled: () => this.flags.volumes !== 'none',
+        task: async (_ctx, task) => {
+          const bound = claims.filter(isBound).map((c) => c.metadata!.name!).sort()
+          for (const claim of claims.filter((c) => !isBound(c))) {
+            volumeSkipped.push({kind: 'PersistentVolumeClaim', resource: 'persistentvolumeclaims', name: claim.metadata?.name, reason: 'data not copied: the claim is not bound to a volume'})
+          }
+          if (bound.length === 0) {
+            task.title = 'No bound claims: no volume data to copy'
+            return
+          }
+          if (this.flags.volumes === 'csi') {
+            const result = await snapshotClaimsCsi({
+              api, namespace, claims: bound, number: writer.number, startedAt: writer.startedAt, sink: writer,
+              snapshotClass: this.flags['snapshot-class'], timeoutMs: this.flags['snapshot-timeout'] * 1000,
+              onStatus: (line) => (task.output = line),
+            })
+            volumeSnapshots = bound.length
+            task.title = `Took ${bound.length} VolumeSnapshot(s)${result.snapshotClass ? ` of class ${result.snapshotClass}` : ''}`
+            return
+          }
+          // One claim at a time: running container that mounts it (else a helper pod) → tar over exec → archive entry.
+          const pods = await listPods(api, namespace)
+          const helpers = new HelperPods(api, namespace, {image: this.flags['helper-image']})
+          const detachHelperCleanup = helpers.deleteOnSignals()
+          try {
+            for (const [index, claim] of bound.entries()) {
+              task.title = `Copy volume data (${index + 1}/${bound.length}): ${claim}`
+              const {entry, helperReason} = await copyVolume({
+                api, namespace, claim, pods, sink: writer, helpers, attempts: this.flags['volume-attempts'],
+                onStatus: (line) => (task.output = `${claim}: ${line}`),
+                onProgress: (bytes) => (task.output = `${claim}: ${formatBytes(bytes)}`),
+              })
+              if (helperReason) volumeWarnings.push(`Claim ${claim} was copied through a helper pod: ${helperReason}.`)
+              task.output = `${claim}: ${formatBytes(entry.rawSize)} (${formatBytes(entry.size)} stored)`
+            }
+          } finally {
+            await helpers.removeAll()
+            detachHelperCleanup()
+          }
+          task.title = `Copied the data of ${bound.length} claim(s)`
+        },
+      },
+      {
         title: 'Finish the archive',
         task: async (_ctx, task) => {
-          const warnings = unlisted.map((u) => `Could not list ${u.resource} (${u.reason}).`)
+          const warnings = [...unlisted.map((u) => `Could not list ${u.resource} (${u.reason}).`), ...volumeWarnings]
           if (!crdsReadable) warnings.push('CustomResourceDefinitions are not readable with these credentials and are not in the archive; restore needs them installed already.')
           const result = await writer.finish({
-            skipped: [...plan.skipped, ...collected.skipped, ...unlisted.map((u) => ({resource: u.resource, reason: `could not be listed: ${u.reason}`}))],
+            skipped: [...plan.skipped, ...collected.skipped, ...unlisted.map((u) => ({resource: u.resource, reason: `could not be listed: ${u.reason}`})), ...volumeSkipped],
             warnings,
           })
           manifest = result.manifest
@@ -124,8 +200,9 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     const status = unlisted.length > 0 ? 'partial' : 'complete'
     if (status === 'partial') process.exitCode = EXIT.partial
     for (const warning of manifest!.warnings) this.note(warning)
-    const summary = summarize(manifest!, writer.path, status, api.requests)
-    this.log(`Snapshot ${summary.number} of ${namespace} (${status}): ${summary.objects} objects, ${summary.skipped.length} left out → ${summary.path}`)
+    const summary = summarize(manifest!, writer.path, status, api.requests, volumeSnapshots)
+    const volumes = summary.volumeSnapshots > 0 ? `, ${summary.volumeSnapshots} VolumeSnapshots` : `, ${summary.volumes} volumes`
+    this.log(`Snapshot ${summary.number} of ${namespace} (${status}): ${summary.objects} objects${volumes}, ${summary.skipped.length} left out → ${summary.path}`)
     return summary
   }
 }
@@ -134,7 +211,19 @@ function countObjects(collected: CollectResult): number {
   return Object.values(collected.stored).reduce((a, b) => a + b, 0)
 }
 
-function summarize(manifest: Manifest, path: string, status: SnapshotSummary['status'], apiRequests: number): SnapshotSummary {
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes / 1024
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value.toFixed(1)} ${units[unit]}`
+}
+
+function summarize(manifest: Manifest, path: string, status: SnapshotSummary['status'], apiRequests: number, volumeSnapshots: number): SnapshotSummary {
   return {
     status,
     path,
@@ -144,6 +233,7 @@ function summarize(manifest: Manifest, path: string, status: SnapshotSummary['st
     finishedAt: manifest.finishedAt,
     objects: manifest.entries.filter((e) => e.type === 'object').length,
     volumes: manifest.entries.filter((e) => e.type === 'volume').length,
+    volumeSnapshots,
     bytes: manifest.entries.reduce((sum, e) => sum + e.size, 0),
     apiRequests,
     skipped: manifest.skipped,

@@ -17,6 +17,7 @@ import {fileURLToPath} from 'node:url'
 import {CoreV1Api, KubeConfig} from '@kubernetes/client-node'
 // Types only: the modules themselves are imported at run time, when present (see importOptional).
 import type * as FixtureModule from '../../fixtures/index.js'
+import type * as SeedModule from '../../fixtures/seed.js'
 import type * as NodeModule from './node/index.js'
 import type * as StorageModule from './storage/index.js'
 import {startControlPlane, USER_NAME, type ControlPlane} from './controlplane.js'
@@ -264,6 +265,7 @@ function clusterFrom(state: ClusterState, stop: () => Promise<void>): TestCluste
         await applyDocuments(admin(), name, await fixtures.loadFixtureDocuments(opts.fixture))
         // Without a node nothing runs, so nothing can become Ready.
         if (cluster.nodeName) await waitForWorkloads(admin(), name)
+        if (cluster.storageClass) await seedVolumes(admin(), name, opts.fixture)
       }
       return name
     },
@@ -318,5 +320,27 @@ async function importOptional<T>(relative: string, log?: (line: string) => void)
     if (!missing) throw err
     log?.(`${relative} is not there: skipped`)
     return undefined
+  }
+}
+
+/**
+ * Writes the fixture's seed trees onto its claims' volumes, where the node
+ * mounts them from: `<fixture>/<claim>` for a plain claim, and
+ * `<fixture>/<template>` for a StatefulSet's `<template>-<set>-<ordinal>`.
+ */
+async function seedVolumes(admin: KubeConfig, namespace: string, fixture: FixtureName): Promise<void> {
+  const seeds = await importOptional<typeof SeedModule>('../../fixtures/seed.js')
+  if (!seeds) return
+  const core = admin.makeApiClient(CoreV1Api)
+  const claims = await core.listNamespacedPersistentVolumeClaim({namespace})
+  for (const claim of claims.items) {
+    const name = claim.metadata?.name ?? ''
+    const key = Object.keys(seeds.SEEDS).find((k) => {
+      const [owner, seed] = k.split('/')
+      return owner === fixture && (name === seed || name.startsWith(`${seed}-`))
+    })
+    if (!key || !claim.spec?.volumeName) continue
+    const pv = await core.readPersistentVolume({name: claim.spec.volumeName})
+    if (pv.spec?.hostPath) await seeds.writeSeedTree(key, pv.spec.hostPath.path)
   }
 }
