@@ -1,11 +1,15 @@
 /**
  * `kubesnap check`: can we reach the cluster, who are we, does the namespace
- * exist, and which namespaced types can we list there.
+ * exist, which namespaced types can we list there, and (with --for) which of
+ * the rights a kubesnap command needs the identity lacks, as Role rules to add.
  */
+import type {V1PolicyRule} from '@kubernetes/client-node'
 import type {KubeApi} from './cluster/api.js'
-import {ApiError, canIAll, discoverResourceTypes, namespacedListable, qualifiedName, serverVersion, whoAmI} from './cluster/index.js'
+import {ApiError, canIAll, discoverResourceTypes, namespacedListable, qualifiedName, serverVersion, whoAmI, type ResourceType} from './cluster/index.js'
 import type {Identity} from './cluster/identity.js'
 import {KubesnapError} from './errors.js'
+import {missingRules, needsOf} from './rbac/needs.js'
+import {neededRows, type RoleMode, type RoleVolumes} from './rbac/role.js'
 
 export interface TypeAccess {
   /** `resource.group` as kubectl spells it. */
@@ -27,15 +31,74 @@ export interface CheckResult {
   discoveryFailures: {groupVersion: string; error: string}[]
 }
 
+/** A need the authorizer refused. */
+export interface DeniedAccess {
+  verb: string
+  /** `resource.group` or `resource/subresource` as kubectl spells it. */
+  name: string
+  /** Why the command needs it. */
+  why: string
+}
+
+/** What check --for adds: the needs asked about and the rules that would grant the refused ones. */
+export interface PermissionsResult {
+  for: RoleMode
+  volumes: RoleVolumes
+  /** How many verb × resource questions were asked. */
+  checked: number
+  denied: DeniedAccess[]
+  /** The Role rules to add; empty when the identity has every right the mode needs. */
+  missing: V1PolicyRule[]
+  /** The reason of each rule in `missing`, same order. */
+  missingWhy: string[]
+}
+
+export type CheckPermissionsResult = CheckResult & PermissionsResult
+
 /** Runs every check; throws a KubesnapError sentence on the fatal ones. */
 export async function checkNamespace(api: KubeApi, namespace: string): Promise<CheckResult> {
+  return (await checkNamespaceTypes(api, namespace)).result
+}
+
+/** checkNamespace, then every right a mode needs with a volume strategy. */
+export async function checkNamespaceFor(api: KubeApi, namespace: string, mode: RoleMode, volumes: RoleVolumes): Promise<CheckPermissionsResult> {
+  const {result, types} = await checkNamespaceTypes(api, namespace)
+  return {...result, ...await checkPermissions(api, namespace, types, mode, volumes)}
+}
+
+/**
+ * Asks SelfSubjectAccessReview about every verb × resource a mode needs
+ * (wildcard rules through the concrete types discovery shows) and returns the
+ * refused ones with the Role rules that would grant them.
+ */
+export async function checkPermissions(api: KubeApi, namespace: string, types: readonly ResourceType[], mode: RoleMode, volumes: RoleVolumes): Promise<PermissionsResult> {
+  const rows = neededRows(mode, volumes)
+  const needs = needsOf(rows, types, namespace)
+  const answers = await canIAll(api, needs)
+  const answered = needs.map((need, i) => ({...need, allowed: answers[i].allowed}))
+  const missing = missingRules(rows, answered)
+  return {
+    for: mode,
+    volumes,
+    checked: needs.length,
+    denied: answered.filter((a) => !a.allowed).map((a) => ({
+      verb: a.verb,
+      name: a.subresource ? `${qualifiedName(a)}/${a.subresource}` : qualifiedName(a),
+      why: rows[a.row].why,
+    })),
+    missing: missing.map((m) => m.rule),
+    missingWhy: missing.map((m) => m.why),
+  }
+}
+
+async function checkNamespaceTypes(api: KubeApi, namespace: string): Promise<{result: CheckResult; types: ResourceType[]}> {
   const version = await serverVersion(api)
   const namespaceExists = await namespaceStatus(api, namespace)
   const identity = await whoAmI(api)
   const discovery = await discoverResourceTypes(api)
   const candidates = namespacedListable(discovery.types)
   const answers = await canIAll(api, candidates.map((t) => ({verb: 'list', group: t.group, resource: t.resource, namespace})))
-  return {
+  const result: CheckResult = {
     server: api.config.server,
     serverVersion: version.gitVersion,
     context: api.config.context,
@@ -45,6 +108,7 @@ export async function checkNamespace(api: KubeApi, namespace: string): Promise<C
     types: candidates.map((t, i) => ({name: qualifiedName(t), apiVersion: t.apiVersion, kind: t.kind, canList: answers[i].allowed})),
     discoveryFailures: discovery.failed,
   }
+  return {result, types: discovery.types}
 }
 
 /** Confirms the namespace exists; undefined when the identity may not tell. */

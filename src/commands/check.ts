@@ -1,20 +1,34 @@
+import {Flags} from '@oclif/core'
 import {KubesnapCommand} from '../base-command.js'
-import {checkNamespace, type CheckResult} from '../check.js'
+import {checkNamespace, checkNamespaceFor, type CheckPermissionsResult, type CheckResult, type PermissionsResult} from '../check.js'
+import {EXIT} from '../errors.js'
+import {rulesYaml} from '../rbac/manifests.js'
+import {ROLE_MODES, ROLE_VOLUMES, type RoleMode, type RoleVolumes} from '../rbac/role.js'
 
 export default class Check extends KubesnapCommand<typeof Check> {
   static override summary = 'Check that kubesnap can reach the cluster and what it may list in a namespace.'
 
   static override description = `Prints the server version, who the credentials belong to, whether the namespace exists, and every namespaced resource type the identity can list there.
+With --for, also asks the API server (SelfSubjectAccessReview) about every right that command needs, the rules kubesnap rbac prints, and prints the ones missing as the Role rules to add; it then exits 4 when any is missing.
 Exits 1 with one sentence when the cluster is unreachable, the credentials are refused, or the namespace does not exist.`
 
   static override examples = [
     '<%= config.bin %> check -n shop',
     '<%= config.bin %> check -n shop --context prod --json',
+    '<%= config.bin %> check -n shop --for snapshot --volumes csi',
   ]
 
-  public async run(): Promise<CheckResult> {
+  static override flags = {
+    for: Flags.string({summary: 'Also check every right this command needs: snapshot, restore, or all.', options: [...ROLE_MODES]}),
+    volumes: Flags.string({summary: 'The volume strategy the rights are for, with --for (as snapshot --volumes).', options: [...ROLE_VOLUMES], default: 'tar'}),
+  }
+
+  public async run(): Promise<CheckResult | CheckPermissionsResult> {
     const {api, namespace, config} = this.connect()
-    const result = await checkNamespace(api, namespace)
+    const mode = this.flags.for as RoleMode | undefined
+    const result = mode
+      ? await checkNamespaceFor(api, namespace, mode, this.flags.volumes as RoleVolumes)
+      : await checkNamespace(api, namespace)
     this.log(`Server:    ${config.server} (${result.serverVersion})`)
     this.log(`Context:   ${config.context}`)
     this.log(`Identity:  ${result.identity.username
@@ -32,6 +46,25 @@ Exits 1 with one sentence when the cluster is unreachable, the credentials are r
     for (const failure of result.discoveryFailures) {
       this.note(`API group ${failure.groupVersion} could not be discovered: ${failure.error}`)
     }
+    if (mode) {
+      const permissions = result as CheckPermissionsResult
+      for (const line of formatPermissions(permissions, namespace)) this.log(line)
+      if (permissions.missing.length > 0) process.exitCode = EXIT.missingPermissions
+    }
     return result
   }
+}
+
+/** The --for report: all granted, or what is refused and the Role rules that would grant it. */
+export function formatPermissions(result: PermissionsResult, namespace: string): string[] {
+  const what = `${result.for === 'all' ? 'snapshot and restore' : result.for} (volumes ${result.volumes})`
+  if (result.missing.length === 0) return [`Rights for ${what}: all ${result.checked} granted.`]
+  const lines = [`Rights for ${what}: ${result.denied.length} of ${result.checked} refused:`]
+  for (const d of result.denied) lines.push(`  ${d.verb} ${d.name}`)
+  lines.push(`Add these rules to the identity's Role in ${namespace} (or apply kubesnap rbac -n ${namespace} --for ${result.for} --volumes ${result.volumes}):`)
+  result.missing.forEach((rule, i) => {
+    lines.push(`# ${result.missingWhy[i]}`)
+    lines.push(...rulesYaml([rule]).trimEnd().split('\n'))
+  })
+  return lines
 }

@@ -1,0 +1,148 @@
+import {unlink} from 'node:fs/promises'
+import {Flags} from '@oclif/core'
+import {acquireLock, type DirLock} from '../archive/lock.js'
+import {listArchiveFiles, type ArchiveFile} from '../archive/naming.js'
+import {isEmptyPolicy, planRetention, POLICY_FLAGS, type RetentionPolicy} from '../archive/retention.js'
+import {checkArchiveDir} from '../archive/select.js'
+import {KubesnapCommand} from '../base-command.js'
+import {EXIT, KubesnapError, messageOf} from '../errors.js'
+
+/** One archive in a prune plan. */
+export interface PruneItem {
+  number: number
+  file: string
+  path: string
+  /** Start of the snapshot, from the file name. */
+  time: string
+}
+
+/** The plan (and, unless a dry run, the outcome) for one namespace. */
+export interface NamespacePrune {
+  namespace: string
+  keep: (PruneItem & {reasons: string[]})[]
+  remove: PruneItem[]
+}
+
+export interface PruneResult {
+  dir: string
+  dryRun: boolean
+  policy: RetentionPolicy
+  namespaces: NamespacePrune[]
+  /** Files deleted (empty in a dry run). */
+  removed: string[]
+}
+
+export default class Prune extends KubesnapCommand<typeof Prune> {
+  static override summary = 'Delete old snapshot archives by a retention policy (restic forget semantics).'
+
+  static override description = `For each namespace with archives in the directory (or only -n), keeps the snapshots the --keep-* options select and deletes the other archive files. The rules are those of restic forget, counted in UTC: --keep-last N keeps the N newest; --keep-hourly/daily/weekly/monthly/yearly N keeps the newest snapshot of each of the N most recent hours/days/ISO weeks/months/years that have one (a rule with counts left also keeps the oldest snapshot). A snapshot any rule keeps is kept, and the newest snapshot of a namespace is never deleted.
+Takes the directory lock, so it never races a snapshot; a held lock exits 5. Never touches .partial files or the lock. Needs no cluster access.`
+
+  static override examples = [
+    '<%= config.bin %> prune -o /var/backups/kubesnap --keep-daily 7 --keep-weekly 4 --keep-monthly 12',
+    '<%= config.bin %> prune -o /var/backups/kubesnap -n shop --keep-last 3 --dry-run',
+  ]
+
+  static override flags = {
+    output: Flags.string({char: 'o', summary: 'The directory that holds the archives.', default: '.'}),
+    namespace: Flags.string({char: 'n', summary: 'Only the archives of this namespace (default: every namespace in the directory).'}),
+    'keep-last': Flags.integer({summary: 'Keep the N newest snapshots.', min: 0, helpGroup: 'POLICY'}),
+    'keep-hourly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N hours that have one.', min: 0, helpGroup: 'POLICY'}),
+    'keep-daily': Flags.integer({summary: 'Keep the newest snapshot of each of the last N days that have one.', min: 0, helpGroup: 'POLICY'}),
+    'keep-weekly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N ISO weeks that have one.', min: 0, helpGroup: 'POLICY'}),
+    'keep-monthly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N months that have one.', min: 0, helpGroup: 'POLICY'}),
+    'keep-yearly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N years that have one.', min: 0, helpGroup: 'POLICY'}),
+    'dry-run': Flags.boolean({summary: 'Print the plan and delete nothing.'}),
+  }
+
+  public async run(): Promise<PruneResult> {
+    const {output: dir, namespace} = this.flags
+    const policy: RetentionPolicy = {
+      keepLast: this.flags['keep-last'],
+      keepHourly: this.flags['keep-hourly'],
+      keepDaily: this.flags['keep-daily'],
+      keepWeekly: this.flags['keep-weekly'],
+      keepMonthly: this.flags['keep-monthly'],
+      keepYearly: this.flags['keep-yearly'],
+    }
+    if (isEmptyPolicy(policy)) {
+      throw new KubesnapError(`Say what to keep: give at least one of ${Object.values(POLICY_FLAGS).join(', ')} with a count above 0.`, {exit: EXIT.usage})
+    }
+    const dryRun = this.flags['dry-run']
+    const result = await pruneDirectory(dir, {policy, namespace, dryRun})
+    for (const line of formatPrune(result, namespace)) this.log(line)
+    return result
+  }
+}
+
+/**
+ * Plans retention for every namespace in a directory and, unless dryRun,
+ * deletes the archives the plan removes while holding the directory lock.
+ * Throws LockedError when another run holds the lock, and a KubesnapError
+ * naming the files it could not delete (after trying all of them).
+ */
+export async function pruneDirectory(dir: string, options: {policy: RetentionPolicy; namespace?: string; dryRun: boolean}): Promise<PruneResult> {
+  await checkArchiveDir(dir)
+  // Listed under the lock: no snapshot can add a file (or take a number) meanwhile.
+  const lock: DirLock | undefined = options.dryRun ? undefined : await acquireLock(dir)
+  try {
+    const namespaces = planDirectory(await listArchiveFiles(dir, options.namespace), options.policy)
+    const removed: string[] = []
+    const failures: string[] = []
+    if (!options.dryRun) {
+      for (const item of namespaces.flatMap((n) => n.remove)) {
+        try {
+          await unlink(item.path)
+          removed.push(item.file)
+        } catch (err) {
+          // Gone already is what we wanted.
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') removed.push(item.file)
+          else failures.push(`${item.file} (${messageOf(err)})`)
+        }
+      }
+    }
+    if (failures.length > 0) {
+      throw new KubesnapError(`Could not delete ${failures.length} archive(s): ${failures.join(', ')}; check the directory's permissions and run prune again.`)
+    }
+    return {dir, dryRun: options.dryRun, policy: options.policy, namespaces, removed}
+  } finally {
+    await lock?.release()
+  }
+}
+
+/** Groups archive files by namespace and plans each namespace on its own. */
+export function planDirectory(files: readonly ArchiveFile[], policy: RetentionPolicy): NamespacePrune[] {
+  const byNamespace = new Map<string, ArchiveFile[]>()
+  for (const f of files) byNamespace.set(f.namespace, [...(byNamespace.get(f.namespace) ?? []), f])
+  return [...byNamespace].map(([namespace, archives]) => {
+    const plan = planRetention(archives, policy)
+    const item = (number: number): PruneItem => {
+      const a = archives.find((x) => x.number === number)!
+      return {number, file: a.file, path: a.path, time: a.time.toISOString()}
+    }
+    return {
+      namespace,
+      keep: plan.keep.map((k) => ({...item(k.number), reasons: k.reasons})),
+      remove: plan.remove.map(item),
+    }
+  })
+}
+
+/** The human report: per namespace, what is kept and why, and what is (or would be) removed. */
+export function formatPrune(result: PruneResult, namespace?: string): string[] {
+  if (result.namespaces.length === 0) return [`No kubesnap archives${namespace ? ` of namespace ${namespace}` : ''} in ${result.dir}; nothing to prune.`]
+  const lines: string[] = []
+  const time = (iso: string) => iso.replace('T', ' ').replace(/\.\d{3}Z$/, 'Z')
+  const width = Math.max(...result.namespaces.flatMap((n) => [...n.keep, ...n.remove].map((i) => String(i.number).length)))
+  for (const ns of result.namespaces) {
+    const verb = result.dryRun ? 'would remove' : 'removed'
+    lines.push(`${ns.namespace}: keeping ${ns.keep.length}, ${verb} ${ns.remove.length}`)
+    const rows = [
+      ...ns.keep.map((k) => ({...k, action: 'keep  ', note: k.reasons.join(', ')})),
+      ...ns.remove.map((r) => ({...r, action: 'remove', note: ''})),
+    ].sort((a, b) => b.number - a.number)
+    for (const r of rows) lines.push(`  ${r.action}  ${String(r.number).padStart(width)}  ${time(r.time)}  ${r.file}${r.note ? `  (${r.note})` : ''}`)
+  }
+  if (result.dryRun) lines.push('Dry run: nothing was deleted.')
+  return lines
+}
