@@ -1,11 +1,13 @@
 /**
  * `npm run bench [-- CASE...]`: performance figures on the local test cluster.
- * Cases: objects (10,000 objects snapshotted), archive (inspect/verify of the
- * result). Figures are printed, not asserted: targets live in the README.
+ * Cases: objects (10,000 objects snapshotted, then inspect and verify of the
+ * archive), volumes (256 MiB, 1 GiB, 2 GiB volumes against two baselines).
+ * Figures are printed, not asserted: targets live in the README.
  */
 import {openArchive, verifyArchive} from '../src/archive/index.js'
 import {startTestCluster} from '../test/cluster/index.js'
 import {benchObjects} from './objects.js'
+import {benchVolume} from './volumes.js'
 
 const wanted = new Set(process.argv.slice(2))
 const runs = (name: string) => wanted.size === 0 || wanted.has(name)
@@ -29,6 +31,16 @@ try {
     const t1 = process.hrtime.bigint()
     const verified = await verifyArchive(r.archive)
     console.log(`  verify        ${(Number(process.hrtime.bigint() - t1) / 1e6).toFixed(0)} ms (${verified.ok ? 'ok' : 'FAILED'})`)
+  }
+  if (runs('volumes')) {
+    console.log('\nvolume snapshot (namespace-only user; half random, half text data)')
+    console.log('  size      kubesnap            peak RSS   raw exec ceiling    kubectl|gzip -1     vs script  vs ceiling')
+    for (const bytes of [256 * 1024 ** 2, 1024 ** 3, 2 * 1024 ** 3]) {
+      const r = await benchVolume(cluster, bytes)
+      const cell = (s: number, m: number) => `${s.toFixed(1)} s ${m.toFixed(1).padStart(5)} MiB/s`.padEnd(20)
+      console.log(`  ${r.size.padEnd(8)}  ${cell(r.kubesnap.seconds, r.kubesnap.mibPerSecond)}${`${r.kubesnap.peakRssMiB.toFixed(0)} MiB`.padEnd(11)}${cell(r.raw.seconds, r.raw.mibPerSecond)}${cell(r.script.seconds, r.script.mibPerSecond)}${(r.kubesnap.mibPerSecond / r.script.mibPerSecond).toFixed(2).padEnd(11)}${(r.kubesnap.mibPerSecond / r.raw.mibPerSecond).toFixed(2)}`)
+    }
+    console.log('  targets: peak RSS < 200 MiB at every size; kubesnap >= script (ratio >= 1.00) and >= 0.80 of the ceiling')
   }
 } finally {
   await stop()

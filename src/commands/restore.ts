@@ -2,16 +2,29 @@ import {Args, Flags} from '@oclif/core'
 import {verifyArchive} from '../archive/verify.js'
 import {openArchive} from '../archive/reader.js'
 import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
-import type {ObjectEntry} from '../archive/manifest.js'
+import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {discoverResourceTypes, matchType, qualifiedName, type ResourceType} from '../cluster/index.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {taskList} from '../progress.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
-import {orderForRestore} from '../resources/priorities.js'
+import {orderForRestore, restoreRank} from '../resources/priorities.js'
 import {checkPreconditions, type Preconditions} from '../restore/preconditions.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
+import {
+  listWorkloads, parseDuration, planRestarts, rolloutRestart, waitForRollouts, workloadKey,
+  type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
+} from '../restore/restart.js'
+import {
+  checkVolumeArchives, formatBytes, planVolumes, restoreVolumes, selectVolumeEntries, VOLUME_RESTORE_STRATEGIES,
+  type VolumeOutcome, type VolumePlan,
+} from '../restore/volumes.js'
+import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
+import {VOLUME_MODES, type VolumeMode} from '../volumes/tar-in.js'
+
+/** Workloads are created after volume data is back, so they start once, on their data. */
+const FIRST_WORKLOAD_RANK = restoreRank('apps', 'statefulsets')
 
 /** What `restore --json` prints. */
 export interface RestoreSummary {
@@ -23,6 +36,12 @@ export interface RestoreSummary {
   namespaceCreated: boolean
   objects: {create: number; update: number; skip: number; conflict: number; failed: number}
   outcomes: ObjectOutcome[]
+  /** Volume data: restored, planned (dry run) or failed, per claim. */
+  volumes: VolumeOutcome[]
+  /** Workloads restarted (or, in a dry run, to restart) to pick up restored Secrets, ConfigMaps or live-written data. */
+  restarted: RestartPlan[]
+  /** How the wait for restarted, rescaled and created workloads ended (empty with --no-wait). */
+  rollouts: RolloutResult[]
   warnings: string[]
 }
 
@@ -31,13 +50,16 @@ export default class Restore extends KubesnapCommand<typeof Restore> {
 
   static override description = `Checks every byte of the archive first and every precondition next (namespace, custom resource types served, permissions), reporting all that is missing at once; nothing is written to the cluster unless all hold.
 Objects are cleaned (server-set fields, allocated IPs and node ports, volume bindings, generated tokens) and created in the order of a priorities table: ServiceAccounts, Secrets, ConfigMaps, claims, Services, RBAC, custom resources, then workloads.
-Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet preconditions), 2 usage, 3 partial (some objects failed; the summary lists them).`
+Then volume data, before the workloads that use it are created: each claim's tar stream (checked first: a member that would land outside the mount refuses the whole restore) goes into a helper pod that mounts the claim, while a StatefulSet or Deployment already writing it is scaled to 0 and back; with --live into the running pod instead.
+Finally, existing workloads that read a restored Secret or ConfigMap (or a claim written live) are restarted as \`kubectl rollout restart\` does, and the restore waits for them and for the workloads it created to be ready.
+Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, unmet preconditions), 2 usage, 3 partial (some objects or volumes failed, or workloads were not ready within --timeout; the summary lists them).`
 
   static override examples = [
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap',
     '<%= config.bin %> restore shop-000042-20261121T030000Z.kubesnap.tar --to-namespace shop-dr --create-namespace',
     '<%= config.bin %> restore --latest -n shop --only-secrets --existing update',
     '<%= config.bin %> restore --number 42 -n shop --dry-run',
+    '<%= config.bin %> restore --latest -n shop --live --volume-mode merge',
   ]
 
   static override args = {
@@ -57,6 +79,12 @@ Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet precon
     'only-secrets': Flags.boolean({summary: 'Only Secrets: the runbook shortcut to repopulate them.'}),
     'dry-run': Flags.boolean({summary: 'Print what would be created, updated or skipped (with field changes); write nothing.'}),
     concurrency: Flags.integer({summary: 'Objects of one rank applied at once.', default: 8, min: 1, max: 64, hidden: true}),
+    volumes: Flags.string({summary: 'How claims\' data comes back: tar streams it from the archive, csi re-creates claims from their VolumeSnapshots, none leaves it.', options: [...VOLUME_RESTORE_STRATEGIES], default: 'tar', helpGroup: 'VOLUMES'}),
+    'volume-mode': Flags.string({summary: 'replace empties a claim before loading it (it ends up as archived); merge keeps files the archive does not have.', options: [...VOLUME_MODES], default: 'replace', helpGroup: 'VOLUMES'}),
+    live: Flags.boolean({summary: 'Load data into the running pod that mounts the claim (no scaling), then restart its workload.', helpGroup: 'VOLUMES'}),
+    'helper-image': Flags.string({summary: 'Image of the helper pod that mounts a claim to load it (needs sh, tar, head, sleep).', default: DEFAULT_HELPER_IMAGE, helpGroup: 'VOLUMES'}),
+    timeout: Flags.string({summary: 'How long to wait for claims, scaling and rollouts (e.g. 90s, 5m, 1h).', default: '5m', helpGroup: 'WORKLOADS'}),
+    wait: Flags.boolean({summary: 'Wait for restarted and created workloads to be ready (--no-wait: return once they are started).', default: true, allowNo: true, helpGroup: 'WORKLOADS'}),
   }
 
   public async run(): Promise<RestoreSummary> {
@@ -66,6 +94,9 @@ Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet precon
     const dryRun = flags['dry-run']
     const existing = flags.existing as ExistingPolicy
     const selector = parseLabelSelector(flags.selector ?? '')
+    const timeoutMs = parseDuration(flags.timeout)
+    if (timeoutMs === undefined) throw new KubesnapError(`--timeout ${flags.timeout} is not a duration; use e.g. 90s, 5m or 1h.`, {exit: EXIT.usage})
+    if (flags.volumes === 'csi') throw new KubesnapError('--volumes csi is not supported by restore yet; use --volumes tar with an archive that holds the data.', {exit: EXIT.usage})
 
     const state: {
       reader?: Awaited<ReturnType<typeof openArchive>>
@@ -74,7 +105,16 @@ Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet precon
       outcomes: ObjectOutcome[]
       namespace: string
       namespaceCreated: boolean
-    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false}
+      volumeEntries: StreamEntry[]
+      volumePlans: VolumePlan[]
+      volumes: VolumeOutcome[]
+      /** StatefulSets and Deployments live before the restore wrote anything. */
+      workloadsBefore: Array<WorkloadRef & {object: WorkloadObject}>
+      restarted: RestartPlan[]
+      rollouts: RolloutResult[]
+    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumePlans: [], volumes: [], workloadsBefore: [], restarted: [], rollouts: []}
+    const beforeData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) < FIRST_WORKLOAD_RANK)
+    const afterData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) >= FIRST_WORKLOAD_RANK)
 
     const tasks = taskList([
       {
@@ -100,11 +140,17 @@ Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet precon
           state.preconditions = await checkPreconditions(api, {
             entries: state.entries, served, namespace: state.namespace, createNamespace: flags['create-namespace'], existing, crdPaths,
           })
+          if (flags.volumes === 'tar') {
+            // Before the first write: a member that would land outside its mount refuses the whole archive.
+            state.volumeEntries = await selectVolumeEntries(state.reader!, state.entries, selector)
+            state.preconditions.problems.push(...await checkVolumeArchives(state.reader!, state.volumeEntries))
+          }
           if (state.preconditions.problems.length > 0) {
             const list = state.preconditions.problems.map((p) => `\n  - ${p}`).join('')
             throw new KubesnapError(`Restore cannot start; nothing was changed:${list}`)
           }
-          task.title = `Preconditions hold for ${state.entries.length} objects into ${state.namespace}`
+          if (state.preconditions.namespaceExists) state.workloadsBefore = await listWorkloads(api, state.namespace)
+          task.title = `Preconditions hold for ${state.entries.length} objects${state.volumeEntries.length ? ` and ${state.volumeEntries.length} volumes` : ''} into ${state.namespace}`
         },
       },
       {
@@ -118,25 +164,72 @@ Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet precon
       },
       {
         title: dryRun ? 'Plan objects (dry run)' : 'Restore objects',
+        task: async (_ctx, task) => this.applyObjects(api, state, beforeData(), {selector, existing, dryRun}, task),
+      },
+      {
+        title: dryRun ? 'Plan volume data (dry run)' : 'Restore volume data',
+        enabled: () => state.volumeEntries.length > 0,
         task: async (_ctx, task) => {
-          let done = 0
-          // In a namespace that does not exist yet, the server cannot dry-run creates: they are plain creates.
-          const offline = dryRun && state.preconditions!.namespaceExists === false
-          state.outcomes = offline
-            ? state.entries.map((e) => ({kind: e.kind, resource: `${e.resource}.${e.group}`, name: e.name, action: 'create' as const}))
-            : await restoreObjects(api, state.reader!, {
-              entries: state.entries,
-              targets: state.preconditions!.targets,
-              sourceNamespace: state.reader!.manifest.namespace,
-              targetNamespace: state.namespace,
-              selector,
-              existing,
-              dryRun,
-              concurrency: flags.concurrency,
-              onOutcome: () => {
-                task.title = `${dryRun ? 'Planned' : 'Restored'} ${++done}/${state.entries.length} objects`
-              },
+          // Planned against what runs now: workloads the archive brings are created only after their data.
+          state.volumePlans = await planVolumes(api, state.namespace, state.volumeEntries, {live: flags.live, workloads: state.workloadsBefore})
+          if (dryRun) {
+            state.volumes = state.volumePlans.map((p) => ({claim: p.claim, bytes: p.bytes, action: 'planned', target: p.target.type === 'live' ? `live ${p.target.pod}/${p.target.container}` : 'helper', ...(p.owner ? {scaled: p.owner} : {})}))
+            task.title = `Would restore the data of ${state.volumePlans.length} claim(s)`
+            return
+          }
+          const helpers = new HelperPods(api, state.namespace, {image: flags['helper-image']})
+          const detachHelperCleanup = helpers.deleteOnSignals()
+          try {
+            state.volumes = await restoreVolumes({
+              api, namespace: state.namespace, reader: state.reader!, plans: state.volumePlans, helpers,
+              mode: flags['volume-mode'] as VolumeMode, timeoutMs, onStatus: (line) => (task.output = line),
             })
+          } finally {
+            await helpers.removeAll()
+            detachHelperCleanup()
+          }
+          const restored = state.volumes.filter((v) => v.action === 'restored').length
+          task.title = `Restored the data of ${restored}/${state.volumes.length} claim(s)`
+        },
+      },
+      {
+        title: dryRun ? 'Plan workloads (dry run)' : 'Restore workloads',
+        enabled: () => afterData().length > 0,
+        task: async (_ctx, task) => this.applyObjects(api, state, afterData(), {selector, existing, dryRun}, task),
+      },
+      {
+        title: 'Restart workloads that read restored data',
+        enabled: () => state.workloadsBefore.length > 0,
+        task: async (_ctx, task) => {
+          const changed = (resource: string) => new Set(state.outcomes
+            .filter((o) => o.resource === resource && (o.action === 'create' || (o.action === 'update' && (o.diff?.length ?? 0) > 0)))
+            .map((o) => o.name))
+          const scaled = new Set(state.volumes.flatMap((v) => (v.scaled ? [workloadKey(v.scaled)] : [])))
+          state.restarted = planRestarts(state.workloadsBefore, {
+            secrets: changed('secrets.'),
+            configMaps: changed('configmaps.'),
+            claims: new Set(state.volumes.filter((v) => v.action === 'restored' && v.target.startsWith('live ')).map((v) => v.claim)),
+          }, scaled)
+          if (!dryRun) for (const plan of state.restarted) await rolloutRestart(api, state.namespace, plan)
+          task.title = state.restarted.length === 0 ? 'No running workload needs a restart'
+            : `${dryRun ? 'Would restart' : 'Restarted'} ${state.restarted.map((r) => workloadKey(r)).join(', ')}`
+        },
+      },
+      {
+        title: 'Wait for workloads to be ready',
+        enabled: () => !dryRun && flags.wait,
+        task: async (_ctx, task) => {
+          // Restarted, scaled back, or created by this restore: what the runbook needs to see running.
+          const refs = new Map<string, WorkloadRef>()
+          for (const r of state.restarted) refs.set(workloadKey(r), r)
+          for (const v of state.volumes) if (v.scaled && v.action === 'restored') refs.set(workloadKey(v.scaled), v.scaled)
+          for (const o of state.outcomes) {
+            const kind = o.resource === 'statefulsets.apps' ? 'StatefulSet' : o.resource === 'deployments.apps' ? 'Deployment' : undefined
+            if (kind && o.action === 'create') refs.set(`${kind}/${o.name}`, {kind, name: o.name})
+          }
+          state.rollouts = await waitForRollouts(api, state.namespace, [...refs.values()], {timeoutMs, onStatus: (line) => (task.output = line)})
+          const late = state.rollouts.filter((r) => !r.ready)
+          task.title = late.length === 0 ? `${state.rollouts.length} workload(s) ready` : `${late.length} of ${state.rollouts.length} workload(s) not ready within ${flags.timeout}`
         },
       },
     ], {json: this.jsonEnabled()})
@@ -146,6 +239,35 @@ Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet precon
     this.report(summary)
     if (summary.status === 'partial') process.exitCode = EXIT.partial
     return summary
+  }
+
+  /** Applies `entries` (one phase of the ordered plan) and appends their outcomes. */
+  private async applyObjects(
+    api: ReturnType<Restore['connect']>['api'],
+    state: {reader?: Awaited<ReturnType<typeof openArchive>>; entries: ObjectEntry[]; preconditions?: Preconditions; outcomes: ObjectOutcome[]; namespace: string},
+    entries: ObjectEntry[],
+    options: {selector: ReturnType<typeof parseLabelSelector>; existing: ExistingPolicy; dryRun: boolean},
+    task: {title: string},
+  ): Promise<void> {
+    let done = 0
+    // In a namespace that does not exist yet, the server cannot dry-run creates: they are plain creates.
+    const offline = options.dryRun && state.preconditions!.namespaceExists === false
+    const outcomes = offline
+      ? entries.map((e) => ({kind: e.kind, resource: `${e.resource}.${e.group}`, name: e.name, action: 'create' as const}))
+      : await restoreObjects(api, state.reader!, {
+        entries,
+        targets: state.preconditions!.targets,
+        sourceNamespace: state.reader!.manifest.namespace,
+        targetNamespace: state.namespace,
+        selector: options.selector,
+        existing: options.existing,
+        dryRun: options.dryRun,
+        concurrency: this.flags.concurrency,
+        onOutcome: () => {
+          task.title = `${options.dryRun ? 'Planned' : 'Restored'} ${state.outcomes.length + ++done}/${state.entries.length} objects`
+        },
+      })
+    state.outcomes.push(...outcomes)
   }
 
   /** The namespace to restore into; -n naming another namespace than the archive's needs --to-namespace. */
@@ -177,11 +299,15 @@ Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet precon
     })
   }
 
-  private summarize(path: string, state: {reader?: {manifest: {namespace: string}}; outcomes: ObjectOutcome[]; namespace: string; namespaceCreated: boolean; preconditions?: Preconditions}, dryRun: boolean): RestoreSummary {
+  private summarize(path: string, state: {
+    reader?: {manifest: {namespace: string}}; outcomes: ObjectOutcome[]; namespace: string; namespaceCreated: boolean; preconditions?: Preconditions
+    volumes: VolumeOutcome[]; restarted: RestartPlan[]; rollouts: RolloutResult[]
+  }, dryRun: boolean): RestoreSummary {
     const count = (action: ObjectOutcome['action']) => state.outcomes.filter((o) => o.action === action).length
     const objects = {create: count('create'), update: count('update'), skip: count('skip'), conflict: count('conflict'), failed: count('failed')}
+    const failures = objects.failed + objects.conflict + state.volumes.filter((v) => v.action === 'failed').length + state.rollouts.filter((r) => !r.ready).length
     return {
-      status: objects.failed + objects.conflict > 0 ? 'partial' : 'complete',
+      status: failures > 0 ? 'partial' : 'complete',
       dryRun,
       archive: path,
       sourceNamespace: state.reader!.manifest.namespace,
@@ -189,6 +315,9 @@ Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet precon
       namespaceCreated: state.namespaceCreated,
       objects,
       outcomes: state.outcomes,
+      volumes: state.volumes,
+      restarted: state.restarted,
+      rollouts: state.rollouts,
       warnings: [...(state.preconditions?.warnings ?? []), ...state.outcomes.filter((o) => o.warning).map((o) => `${o.kind}/${o.name}: ${o.warning}`)],
     }
   }
@@ -204,7 +333,25 @@ Exit codes: 0 complete, 1 failed before any write (damaged archive, unmet precon
         this.log(`${o.action} ${o.kind}/${o.name}: ${o.error}`)
       }
     }
+    for (const v of summary.volumes) {
+      if (summary.dryRun) this.log(describeVolume(v))
+      else if (v.action === 'failed') this.log(`failed   volume ${v.claim}: ${v.error}`)
+    }
+    for (const r of summary.restarted) {
+      if (summary.dryRun) this.log(`restart  ${workloadKey(r)}: reads the restored ${r.reasons.join(', ')}`)
+    }
+    for (const r of summary.rollouts.filter((r) => !r.ready)) this.log(`not ready ${workloadKey(r)}: ${r.waiting}`)
     const o = summary.objects
-    this.log(`${summary.dryRun ? 'Dry run: would restore' : 'Restored'} into ${summary.namespace}: ${o.create} created, ${o.update} updated, ${o.skip} skipped (exist), ${o.conflict} conflicts, ${o.failed} failed.`)
+    const volumes = summary.volumes.length === 0 ? '' : summary.dryRun ? `; ${summary.volumes.length} volume(s)`
+      : `; ${summary.volumes.filter((v) => v.action === 'restored').length}/${summary.volumes.length} volume(s) restored`
+    const restarts = summary.restarted.length > 0 ? `; ${summary.restarted.length} workload(s) ${summary.dryRun ? 'to restart' : 'restarted'}` : ''
+    this.log(`${summary.dryRun ? 'Dry run: would restore' : 'Restored'} into ${summary.namespace}: ${o.create} created, ${o.update} updated, ${o.skip} skipped (exist), ${o.conflict} conflicts, ${o.failed} failed${volumes}${restarts}.`)
   }
+}
+
+/** A dry-run line for one volume: how many bytes go where. */
+function describeVolume(v: VolumeOutcome): string {
+  const into = v.target === 'helper' ? 'through a helper pod' : `into the running pod ${v.target.slice('live '.length)}`
+  const scaled = v.scaled ? ` while ${workloadKey(v.scaled)} is scaled from ${v.scaled.replicas} to 0` : ''
+  return `${'volume'.padEnd(8)} ${v.claim}: ${formatBytes(v.bytes)} ${into}${scaled}`
 }

@@ -1,0 +1,112 @@
+/**
+ * Benchmark: snapshot of one volume's data through pod exec, side by side
+ * with two baselines on the same pod and volume: the raw exec stream thrown
+ * away (the transport's ceiling) and what a script does,
+ * `kubectl exec POD -- tar cf - -C MOUNT . | gzip -1 > file`.
+ */
+import {createHash} from 'node:crypto'
+import {mkdtempSync, openSync, writeSync, closeSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {Writable} from 'node:stream'
+import {execa} from 'execa'
+import {KubeApi} from '../src/cluster/index.js'
+import {execInPod} from '../src/cluster/exec.js'
+import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
+import type {TestCluster} from '../test/cluster/index.js'
+import {KUBESNAP_BIN} from '../test/helpers/cli.js'
+import {measure} from './measure.js'
+
+const MiB = 1024 * 1024
+const MOUNT = '/data'
+
+/** Fills a directory with `bytes` of data: half incompressible, half text, in 64 MiB files. */
+function fill(dir: string, bytes: number): void {
+  const file = 64 * MiB
+  let written = 0
+  let block = createHash('sha256').update('seed').digest()
+  for (let i = 0; written < bytes; i++) {
+    const fd = openSync(join(dir, `data-${String(i).padStart(4, '0')}.bin`), 'w')
+    const text = i % 2 === 1
+    for (let n = 0; n < file && written < bytes; n += MiB, written += MiB) {
+      const chunk = Buffer.alloc(MiB)
+      if (text) chunk.write('kubesnap benchmark line of plain text, compressible\n'.repeat(MiB / 52 + 1).slice(0, MiB))
+      else for (let off = 0; off < MiB; off += 32) {
+        block = createHash('sha256').update(block).digest()
+        block.copy(chunk, off)
+      }
+      writeSync(fd, chunk)
+    }
+    closeSync(fd)
+  }
+}
+
+/** A namespace with a claim of `bytes` and a pod that mounts it at /data. */
+async function setUp(cluster: TestCluster, bytes: number): Promise<{ns: string; pod: string}> {
+  const ns = await cluster.createNamespace({prefix: 'bench-vol'})
+  const api = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.admin}))
+  try {
+    await api.post(`/api/v1/namespaces/${ns}/persistentvolumeclaims`, {
+      metadata: {name: 'data'}, spec: {accessModes: ['ReadWriteOnce'], resources: {requests: {storage: `${Math.ceil(bytes / 1024 ** 3) + 1}Gi`}}},
+    })
+    await api.post(`/api/v1/namespaces/${ns}/pods`, {
+      metadata: {name: 'app'},
+      spec: {containers: [{name: 'app', image: 'busybox:1.36', command: ['sleep', 'infinity'], volumeMounts: [{name: 'data', mountPath: MOUNT}]}],
+        volumes: [{name: 'data', persistentVolumeClaim: {claimName: 'data'}}]},
+    })
+    for (let i = 0; ; i++) {
+      const claim = await api.get<any>(`/api/v1/namespaces/${ns}/persistentvolumeclaims/data`)
+      const pod = await api.get<any>(`/api/v1/namespaces/${ns}/pods/app`)
+      if (claim.spec.volumeName && pod.status?.phase === 'Running') {
+        const pv = await api.get<any>(`/api/v1/persistentvolumes/${claim.spec.volumeName}`)
+        fill(pv.spec.hostPath.path, bytes)
+        return {ns, pod: 'app'}
+      }
+      if (i > 300) throw new Error('the benchmark pod did not start')
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  } finally {
+    api.close()
+  }
+}
+
+export interface VolumeBenchRow {
+  size: string
+  kubesnap: {seconds: number; mibPerSecond: number; peakRssMiB: number; archiveMiB: number}
+  raw: {seconds: number; mibPerSecond: number}
+  script: {seconds: number; mibPerSecond: number; peakRssMiB: number}
+}
+
+/** Runs the three ways on one volume of `bytes`. */
+export async function benchVolume(cluster: TestCluster, bytes: number): Promise<VolumeBenchRow> {
+  const {ns, pod} = await setUp(cluster, bytes)
+  const mib = bytes / MiB
+  const out = mkdtempSync(join(tmpdir(), 'kubesnap-bench-vol-'))
+  try {
+    const snap = await measure(process.execPath, [KUBESNAP_BIN, 'snapshot', '-n', ns, '-o', out, '--kubeconfig', cluster.kubeconfigs.user, '--include-kinds', 'persistentvolumeclaims', '--json'])
+    if (snap.code !== 0) throw new Error(`kubesnap snapshot failed: ${snap.stderr}`)
+    const summary = JSON.parse(snap.stdout)
+
+    const api = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.user}))
+    const discard = new Writable({write: (_chunk, _enc, done) => done()})
+    const t0 = process.hrtime.bigint()
+    await execInPod(api, {namespace: ns, pod, container: 'app', command: ['tar', 'cf', '-', '-C', MOUNT, '.'], stdout: discard})
+    const rawSeconds = Number(process.hrtime.bigint() - t0) / 1e9
+    api.close()
+
+    const scriptFile = join(out, 'script.tar.gz')
+    const script = await measure('sh', ['-c', `kubectl --kubeconfig "$1" exec -n "$2" "$3" -- tar cf - -C ${MOUNT} . | gzip -1 > "$4"`, 'sh', cluster.kubeconfigs.user, ns, pod, scriptFile])
+    if (script.code !== 0) throw new Error(`the kubectl script failed: ${script.stderr}`)
+    await execa('rm', ['-f', scriptFile])
+
+    return {
+      size: mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`,
+      kubesnap: {seconds: snap.ms / 1000, mibPerSecond: mib / (snap.ms / 1000), peakRssMiB: snap.peakRssMiB, archiveMiB: summary.bytes / MiB},
+      raw: {seconds: rawSeconds, mibPerSecond: mib / rawSeconds},
+      script: {seconds: script.ms / 1000, mibPerSecond: mib / (script.ms / 1000), peakRssMiB: script.peakRssMiB},
+    }
+  } finally {
+    rmSync(out, {recursive: true, force: true})
+    await cluster.deleteNamespace(ns, {wait: true})
+  }
+}

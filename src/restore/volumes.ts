@@ -1,0 +1,243 @@
+/**
+ * Puts volume data back. One claim goes: archive entry → (checked for members
+ * that leave the mount, before any write) → the claim Bound → its writer
+ * scaled to 0 → a helper pod that mounts it read-write → `tar xf -` over exec
+ * → helper deleted → writer scaled back. With --live the data goes into the
+ * running pod that mounts the claim instead, and the workload is restarted
+ * afterwards (restart.ts).
+ */
+import {setTimeout as sleep} from 'node:timers/promises'
+import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
+import type {ArchiveReader} from '../archive/reader.js'
+import type {KubeApi} from '../cluster/api.js'
+import {KubesnapError, messageOf} from '../errors.js'
+import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
+import type {HelperPods} from '../volumes/helper.js'
+import {listPods} from '../volumes/index.js'
+import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js'
+import {scanVolumeTar, streamVolumeIn, type VolumeMode} from '../volumes/tar-in.js'
+import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type WorkloadRef} from './restart.js'
+
+/** How a volume's data is put back: streamed from the archive, from VolumeSnapshots (csi), or not at all. */
+export const VOLUME_RESTORE_STRATEGIES = ['tar', 'csi', 'none'] as const
+
+/**
+ * The volume entries to restore: those of the claims the restore puts back
+ * (kind flags and the label selector apply to a claim's data as to the claim).
+ */
+export async function selectVolumeEntries(reader: ArchiveReader, objects: ObjectEntry[], selector: LabelSelector): Promise<StreamEntry[]> {
+  const claims = new Set<string>()
+  for (const entry of objects) {
+    if (entry.group !== '' || entry.resource !== 'persistentvolumeclaims') continue
+    const stored = JSON.parse((await reader.readObject(entry)).toString('utf8')) as {metadata?: {labels?: Record<string, string>}}
+    if (matchesLabels(selector, stored.metadata?.labels)) claims.add(entry.name)
+  }
+  return reader.manifest.entries.filter((e): e is StreamEntry => e.type === 'volume' && claims.has(e.name))
+}
+
+/**
+ * Refuses hostile archives before the first write: reads each volume's tar
+ * stream and returns one problem sentence per volume with a member that would
+ * land outside its mount (or that cannot be read).
+ */
+export async function checkVolumeArchives(reader: ArchiveReader, entries: StreamEntry[]): Promise<string[]> {
+  const problems: string[] = []
+  for (const entry of entries) {
+    try {
+      const {unsafe} = await scanVolumeTar(reader.readStream(entry))
+      if (unsafe) problems.push(`Volume ${entry.name}: the member ${JSON.stringify(unsafe.path)} is refused (${unsafe.reason}); this archive cannot be restored safely: restore from another snapshot, or leave volumes out with --volumes none.`)
+    } catch (err) {
+      problems.push(`Volume ${entry.name}: ${messageOf(err)}; restore from another snapshot, or leave volumes out with --volumes none.`)
+    }
+  }
+  return problems
+}
+
+/** A workload scaled to 0 around the copy. */
+export interface ScaledWorkload extends WorkloadRef {
+  replicas: number
+}
+
+/** What restore does with one volume. */
+export interface VolumePlan {
+  claim: string
+  entry: StreamEntry
+  bytes: number
+  /** `helper` (a pod kubesnap starts), or the running pod written into with --live. */
+  target: {type: 'helper'} | {type: 'live'; pod: string; container: string; mountPath: string}
+  /** The StatefulSet or Deployment that writes the claim and runs now: scaled to 0 around the copy (not with --live). */
+  owner?: WorkloadRef & {replicas: number}
+}
+
+/** Plans each volume against what runs now; reads only. */
+export async function planVolumes(api: KubeApi, namespace: string, entries: StreamEntry[], options: {live: boolean; workloads: Array<WorkloadRef & {object: WorkloadObject}>}): Promise<VolumePlan[]> {
+  const pods = entries.length > 0 ? await listPods(api, namespace) : []
+  return entries.map((entry) => {
+    const claim = entry.name
+    const owner = options.workloads.find((w) => mountsClaim(w.kind, w.object, claim))
+    const replicas = owner?.object.spec?.replicas ?? 0
+    const base = {claim, entry, bytes: entry.rawSize, ...(owner && replicas > 0 ? {owner: {kind: owner.kind, name: owner.name, replicas}} : {})}
+    if (!options.live) return {...base, target: {type: 'helper'}}
+    // --live: nothing is scaled; the workload restarts afterwards (restart.ts).
+    const {owner: _running, ...live} = base
+    const mount = chooseMount(mountsOfClaim(pods, claim).filter((m) => !m.readOnly))
+    return mount
+      ? {...live, target: {type: 'live', pod: mount.pod, container: mount.container, mountPath: mount.mountPath}}
+      : {...live, target: {type: 'helper'}}
+  })
+}
+
+/** How one volume went. */
+export interface VolumeOutcome {
+  claim: string
+  bytes: number
+  action: 'restored' | 'planned' | 'failed'
+  /** `helper` or `live pod/container`. */
+  target: string
+  /** The workload scaled to 0 and back around the copy. */
+  scaled?: ScaledWorkload
+  verified?: string
+  seconds?: number
+  error?: string
+}
+
+export interface RestoreVolumesOptions {
+  api: KubeApi
+  namespace: string
+  reader: ArchiveReader
+  plans: VolumePlan[]
+  helpers: HelperPods
+  mode: VolumeMode
+  timeoutMs: number
+  signal?: AbortSignal
+  onStatus?: (line: string) => void
+}
+
+/**
+ * Restores the planned volumes, writer by writer: each writer is scaled to 0
+ * once, its claims are reloaded, and it is scaled back. A failed volume is
+ * reported and the others go on; its writer stays at 0 replicas (starting it
+ * on half-written data would be worse), which the outcome says.
+ */
+export async function restoreVolumes(options: RestoreVolumesOptions): Promise<VolumeOutcome[]> {
+  const outcomes: VolumeOutcome[] = []
+  const groups = new Map<string, VolumePlan[]>()
+  for (const plan of options.plans) {
+    const key = plan.owner ? workloadKey(plan.owner) : `claim/${plan.claim}`
+    groups.set(key, [...(groups.get(key) ?? []), plan])
+  }
+  for (const plans of groups.values()) {
+    const owner = plans[0].owner
+    let scaled: ScaledWorkload | undefined
+    if (owner) {
+      try {
+        options.onStatus?.(`scaling ${workloadKey(owner)} to 0`)
+        scaled = await scaleDown(options.api, options.namespace, owner, plans.map((p) => p.claim), options.timeoutMs)
+      } catch (err) {
+        for (const plan of plans) outcomes.push({claim: plan.claim, bytes: plan.bytes, action: 'failed', target: 'helper', error: messageOf(err)})
+        continue
+      }
+    }
+    let failed = false
+    for (const plan of plans) {
+      const outcome = await restoreOneVolume(options, plan)
+      if (scaled) outcome.scaled = scaled
+      failed ||= outcome.action === 'failed'
+      outcomes.push(outcome)
+    }
+    if (scaled && !failed) {
+      options.onStatus?.(`scaling ${workloadKey(scaled)} back to ${scaled.replicas}`)
+      await setReplicas(options.api, options.namespace, scaled, scaled.replicas)
+    } else if (scaled) {
+      for (const o of outcomes.filter((o) => o.scaled === scaled && o.action === 'failed')) {
+        o.error += `; ${workloadKey(scaled)} was left at 0 replicas (it had ${scaled.replicas}): restore again, or scale it back with kubectl scale`
+      }
+    }
+  }
+  return outcomes
+}
+
+async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan): Promise<VolumeOutcome> {
+  const {api, namespace, claim} = {...options, claim: plan.claim}
+  const started = Date.now()
+  const outcome: VolumeOutcome = {claim, bytes: plan.bytes, action: 'failed', target: plan.target.type === 'live' ? `live ${plan.target.pod}/${plan.target.container}` : 'helper'}
+  let helper: string | undefined
+  try {
+    await waitBound(api, namespace, claim, Math.min(options.timeoutMs, 30_000), options.onStatus)
+    let target = plan.target.type === 'live' ? plan.target : undefined
+    if (!target) {
+      // Beside any pod that still mounts it (a ReadWriteOnce volume attaches to one node); else where the volume lives.
+      const node = nodeOfClaimUsers(mountsOfClaim(await listPods(api, namespace), claim))
+      options.onStatus?.(`${claim}: starting a helper pod (${options.helpers.image})`)
+      const pod = await options.helpers.start(claim, node, {readOnly: false})
+      helper = pod.name
+      outcome.target = `helper ${pod.name}`
+      target = {type: 'live', pod: pod.name, container: pod.container, mountPath: pod.mountPath}
+    }
+    const result = await streamVolumeIn({
+      api, namespace, claim,
+      target,
+      stream: options.reader.readStream(plan.entry),
+      bytes: plan.entry.rawSize,
+      sha256: plan.entry.rawSha256,
+      mode: options.mode,
+      signal: options.signal,
+      onProgress: (bytes) => options.onStatus?.(`${claim}: ${formatBytes(bytes)} of ${formatBytes(plan.bytes)}`),
+    })
+    outcome.action = 'restored'
+    outcome.verified = result.verified
+  } catch (err) {
+    outcome.error = `could not restore the data of claim ${claim}: ${messageOf(err).replace(/\.$/, '')}`
+  } finally {
+    if (helper) await options.helpers.remove(helper).catch((err: unknown) => (outcome.error = `${outcome.error ? `${outcome.error}; ` : ''}${messageOf(err)}`))
+    outcome.seconds = Math.round((Date.now() - started) / 100) / 10
+  }
+  return outcome
+}
+
+/** Waits for the claim to be Bound. A claim still Pending at the deadline goes on: WaitForFirstConsumer binds when the helper is scheduled. */
+async function waitBound(api: KubeApi, namespace: string, claim: string, timeoutMs: number, onStatus?: (line: string) => void): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const pvc = await api.get<{status?: {phase?: string}}>(`/api/v1/namespaces/${namespace}/persistentvolumeclaims/${encodeURIComponent(claim)}`)
+    const phase = pvc.status?.phase
+    if (phase === 'Bound') return
+    if (phase === 'Lost') throw new KubesnapError(`the claim ${claim} has lost its volume (phase Lost)`)
+    if (Date.now() > deadline) return
+    onStatus?.(`${claim}: waiting for the claim to be bound (${phase ?? 'no phase yet'})`)
+    await sleep(500)
+  }
+}
+
+/** Scales a writer to 0 and waits until no pod mounts any of `claims`; returns the replicas to scale back to. */
+async function scaleDown(api: KubeApi, namespace: string, owner: WorkloadRef & {replicas: number}, claims: string[], timeoutMs: number): Promise<ScaledWorkload> {
+  const scale = await api.get<{spec?: {replicas?: number}}>(`${workloadPath(namespace, owner)}/scale`)
+  const replicas = scale.spec?.replicas ?? owner.replicas
+  await setReplicas(api, namespace, owner, 0)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const pods = await listPods(api, namespace)
+    const users = claims.flatMap((claim) => mountsOfClaim(pods, claim).map((m) => m.pod))
+    if (users.length === 0) return {kind: owner.kind, name: owner.name, replicas}
+    if (Date.now() > deadline) {
+      throw new KubesnapError(`${workloadKey(owner)} was scaled to 0 but pod ${users[0]} still mounts its claim after ${Math.round(timeoutMs / 1000)} s; ${workloadKey(owner)} is left at 0 replicas (it had ${replicas}): check the pod, then restore again`)
+    }
+    await sleep(500)
+  }
+}
+
+async function setReplicas(api: KubeApi, namespace: string, ref: WorkloadRef, replicas: number): Promise<void> {
+  await api.patch(`${workloadPath(namespace, ref)}/scale`, JSON.stringify({spec: {replicas}}), 'application/merge-patch+json')
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes / 1024
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit++
+  }
+  return `${value.toFixed(1)} ${units[unit]}`
+}

@@ -1,0 +1,303 @@
+/**
+ * Volume data and restarts in `kubesnap restore`: the pure parts (which tar
+ * members are refused, which workloads restart, when a rollout is done, the
+ * pod-side untar script run by the host's busybox), then against the real
+ * control plane as the namespace-only user: the jenkins fixture snapshotted,
+ * wiped (objects and claims), planned with --dry-run (nothing written), and
+ * restored byte for byte; a hostile archive refused before any write; a
+ * Secret-only restore that restarts the StatefulSet reading it; and the
+ * `head -c N` framing on a v4-only node.
+ *
+ *   cd /work/main && npm run build && node --import tsx test/restore-volumes.test.ts
+ */
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {Readable} from 'node:stream'
+import {setTimeout as sleep} from 'node:timers/promises'
+import {CoreV1Api} from '@kubernetes/client-node'
+import {execa} from 'execa'
+import {Header} from 'tar'
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {hashTree, writeSeedTree} from '../fixtures/seed.js'
+import {createArchiveWriter, openArchive} from '../src/archive/index.js'
+import type {ObjectEntry, StreamEntry} from '../src/archive/manifest.js'
+import {KubeApi, collectionPath} from '../src/cluster/index.js'
+import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
+import {parseDuration, planRestarts, RESTARTED_AT, rolloutStatus, templateUses, type WorkloadObject} from '../src/restore/restart.js'
+import {HelperPods} from '../src/volumes/helper.js'
+import {parseUntarReport, scanVolumeTar, streamVolumeIn, TAR_IN_SCRIPT, unsafeMemberReason, type TarMember} from '../src/volumes/tar-in.js'
+import {sharedCluster, type TestCluster} from './cluster/index.js'
+import {kubesnap} from './helpers/cli.js'
+
+// ---------------------------------------------------------------------------
+// Pure parts
+
+test('tar members: absolute, .., links out of the mount, writes through symlinks and devices are refused', () => {
+  const cases: Array<[TarMember[], string | undefined]> = [
+    [[{path: './', type: 'Directory'}, {path: './a/b.txt', type: 'File'}], undefined],
+    [[{path: 'jobs/x/lastStable', type: 'SymbolicLink', linkpath: 'builds/2'}], undefined],
+    [[{path: 'v/.marker', type: 'SymbolicLink', linkpath: '../restore/in-progress'}], undefined],
+    [[{path: 'dangling', type: 'SymbolicLink', linkpath: 'gone/nowhere'}], undefined],
+    [[{path: 'a', type: 'File'}, {path: 'b', type: 'Link', linkpath: 'a'}], undefined],
+    [[{path: '/etc/passwd', type: 'File'}], 'absolute path'],
+    [[{path: '../escape', type: 'File'}], '.. component'],
+    [[{path: 'a/../../escape', type: 'File'}], '.. component'],
+    [[{path: 'out', type: 'SymbolicLink', linkpath: '../../etc'}], 'leaves the mount'],
+    [[{path: 'a/b/out', type: 'SymbolicLink', linkpath: '../../..'}], 'leaves the mount'],
+    [[{path: 'abs', type: 'SymbolicLink', linkpath: '/etc'}], 'absolute path /etc'],
+    [[{path: 'in', type: 'SymbolicLink', linkpath: 'sub'}, {path: 'in/file', type: 'File'}], 'through the symlink in'],
+    [[{path: 'in', type: 'SymbolicLink', linkpath: 'sub'}, {path: 'in', type: 'Directory'}], 'through the symlink in'],
+    [[{path: 'h', type: 'Link', linkpath: '../x'}], 'hard link'],
+    [[{path: 'h', type: 'Link', linkpath: '/etc/shadow'}], 'hard link'],
+    [[{path: 'dev', type: 'BlockDevice'}], 'BlockDevice'],
+  ]
+  for (const [members, expected] of cases) {
+    const symlinks = new Set<string>()
+    const reasons = members.map((m) => unsafeMemberReason(m, symlinks)).filter(Boolean)
+    if (expected === undefined) assert.equal(reasons, [], JSON.stringify(members))
+    else assert.match(reasons[0] ?? '', expected, JSON.stringify(members))
+  }
+})
+
+/** A tar stream built member by member (what a hostile archive holds). */
+function tarOf(members: Array<{path: string; type?: string; linkpath?: string; content?: string}>): Buffer {
+  const blocks: Buffer[] = []
+  for (const m of members) {
+    const body = Buffer.from(m.content ?? '')
+    const header = Buffer.alloc(512)
+    new Header({path: m.path, type: (m.type ?? 'File') as 'File', linkpath: m.linkpath, size: body.length, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0}).encode(header)
+    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512))
+  }
+  return Buffer.concat([...blocks, Buffer.alloc(1024)])
+}
+
+test('scanVolumeTar reads a stream and names the first refused member', async () => {
+  const good = await scanVolumeTar(Readable.from([tarOf([{path: './'}, {path: 'a', content: 'x'}])]))
+  assert.equal(good, {members: 2, unsafe: undefined})
+  const bad = await scanVolumeTar(Readable.from([tarOf([{path: 'link', type: 'SymbolicLink', linkpath: '../../../etc'}, {path: 'link/cron.d/x', content: 'evil'}])]))
+  assert.is(bad.unsafe?.path, 'link')
+})
+
+test('the untar script (busybox sh): replace empties the mount, exactly N bytes are read, sha256 and count reported', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-untar-'))
+  try {
+    await execa('sh', ['-c', 'mkdir -p "$1/old" && touch "$1/.hidden" "$1/old/f"', 'sh', dir])
+    const data = tarOf([{path: './', type: 'Directory'}, {path: 'new.txt', content: 'hello'}])
+    // Trailing bytes past N must not be read: on v4 nothing else ends stdin.
+    const r = await execa('busybox', ['sh', '-c', TAR_IN_SCRIPT, 'kubesnap-untar', dir, String(data.length), 'replace'], {input: Buffer.concat([data, Buffer.from('garbage')])})
+    const report = parseUntarReport(r.stderr)
+    assert.is(report?.tarExit, 0, r.stderr)
+    assert.is(report?.bytes, data.length)
+    const {createHash} = await import('node:crypto')
+    assert.is(report?.sha256, createHash('sha256').update(data).digest('hex'))
+    assert.equal(Object.keys(await hashTree(dir)), ['new.txt'])
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+})
+
+test('restarts: workloads reading a changed Secret, ConfigMap or live-written claim; not the scaled or new ones', () => {
+  const sts = (name: string, spec: WorkloadObject['spec']) => ({kind: 'StatefulSet' as const, name, object: {metadata: {name}, spec}})
+  const jenkins = sts('jenkins', {replicas: 1, template: {spec: {containers: [{env: [{valueFrom: {secretKeyRef: {name: 'admin'}}}]}], volumes: [{configMap: {name: 'casc'}}]}}, volumeClaimTemplates: [{metadata: {name: 'home'}}]})
+  const other = sts('other', {replicas: 1, template: {spec: {containers: [{envFrom: [{configMapRef: {name: 'unrelated'}}]}]}}})
+  assert.equal([...templateUses(jenkins.object.spec?.template?.spec).secrets], ['admin'])
+  const none = {secrets: new Set<string>(), configMaps: new Set<string>(), claims: new Set<string>()}
+  assert.equal(planRestarts([jenkins, other], {...none, secrets: new Set(['admin'])}, new Set()), [{kind: 'StatefulSet', name: 'jenkins', reasons: ['Secret admin']}])
+  assert.equal(planRestarts([jenkins, other], {...none, claims: new Set(['home-jenkins-0'])}, new Set()).map((p) => p.reasons), [['claim home-jenkins-0']])
+  assert.equal(planRestarts([jenkins], {...none, configMaps: new Set(['casc'])}, new Set(['StatefulSet/jenkins'])), [], 'scaled down and up already')
+})
+
+test('rolloutStatus follows kubectl rollout status', () => {
+  const s = (status: WorkloadObject['status'], generation = 2): WorkloadObject => ({metadata: {generation}, spec: {replicas: 2}, status})
+  assert.is(rolloutStatus('StatefulSet', s({observedGeneration: 1})).done, false)
+  assert.is(rolloutStatus('StatefulSet', s({observedGeneration: 2, readyReplicas: 2, updatedReplicas: 2, currentRevision: 'a', updateRevision: 'b'})).done, false)
+  assert.is(rolloutStatus('StatefulSet', s({observedGeneration: 2, readyReplicas: 2, updatedReplicas: 2, currentRevision: 'b', updateRevision: 'b'})).done, true)
+  assert.is(rolloutStatus('Deployment', s({observedGeneration: 2, replicas: 3, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2})).done, false)
+  assert.is(rolloutStatus('Deployment', s({observedGeneration: 2, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2})).done, true)
+  assert.equal([parseDuration('5m'), parseDuration('90s'), parseDuration('1h30m'), parseDuration('12'), parseDuration('soon')], [300_000, 90_000, 5_400_000, 12_000, undefined])
+})
+
+// ---------------------------------------------------------------------------
+// Against the real control plane
+
+let cluster: TestCluster
+let admin: KubeApi
+/** The jenkins namespace, its snapshot and its objects, shared by the tests below. */
+let jenkins: {ns: string; dir: string; path: string; objects: ObjectEntry[]} | undefined
+const seeds = new Map<string, Record<string, string>>()
+
+/** Objects the harness made for the namespace-only user: kept, so the user can restore. */
+const HARNESS = new Set(['roles.rbac.authorization.k8s.io/kubesnap', 'rolebindings.rbac.authorization.k8s.io/kubesnap', 'serviceaccounts./default'])
+/** Seed tree of each claim of the jenkins fixture. */
+const SEED_OF: Record<string, string> = {'jenkins-home-jenkins-0': 'jenkins/jenkins-home', 'agent-cache': 'jenkins/agent-cache'}
+
+test.before(async () => {
+  cluster = await sharedCluster()
+  admin = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.admin}))
+  for (const key of new Set(Object.values(SEED_OF))) {
+    const dir = await mkdtemp(join(tmpdir(), 'kubesnap-seed-'))
+    await writeSeedTree(key, dir)
+    seeds.set(key, await hashTree(dir))
+    await rm(dir, {recursive: true, force: true})
+  }
+})
+
+function restore(args: string[]) {
+  return kubesnap(['restore', ...args, '--kubeconfig', cluster.kubeconfigs.user, '--json'], {timeoutMs: 300_000})
+}
+
+/** The host directory of a claim's volume (a hostPath PV). */
+async function volumeDir(ns: string, claim: string): Promise<string> {
+  const pvc = await admin.get<any>(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${claim}`)
+  const pv = await admin.get<any>(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`)
+  return pv.spec.hostPath.path
+}
+
+/** Deletes the archived objects (claims too) as a disaster would, and waits until they are gone. */
+async function wipe(ns: string, objects: ObjectEntry[]): Promise<void> {
+  const doomed = objects.filter((e) => !HARNESS.has(`${e.resource}.${e.group}/${e.name}`))
+  for (const e of doomed) await admin.delete(`${collectionPath(e, ns)}/${e.name}`, {query: {propagationPolicy: 'Foreground'}}).catch(() => undefined)
+  const deadline = Date.now() + 120_000
+  for (const e of doomed) {
+    while (!(await admin.get(`${collectionPath(e, ns)}/${e.name}`).then(() => false, (err) => err?.statusCode === 404))) {
+      if (Date.now() > deadline) throw new Error(`${e.resource}/${e.name} was not deleted in time`)
+      await sleep(250)
+    }
+  }
+}
+
+/** resourceVersions of what restore could touch: proof that nothing was written. */
+async function versions(ns: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const path of ['/api/v1/namespaces/NS/secrets', '/api/v1/namespaces/NS/configmaps', '/api/v1/namespaces/NS/persistentvolumeclaims', '/api/v1/namespaces/NS/pods', '/apis/apps/v1/namespaces/NS/statefulsets', '/apis/apps/v1/namespaces/NS/deployments']) {
+    const list = await admin.get<any>(path.replace('NS', ns))
+    for (const item of list.items) out[`${path.split('/').pop()}/${item.metadata.name}`] = item.metadata.resourceVersion
+  }
+  return out
+}
+
+/** The jenkins fixture, snapshotted by the namespace-only user. */
+async function jenkinsSnapshot(): Promise<NonNullable<typeof jenkins>> {
+  if (jenkins) return jenkins
+  const ns = await cluster.createNamespace({prefix: 'rv-jenkins', fixture: 'jenkins'})
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-rv-'))
+  const r = await kubesnap(['snapshot', '-n', ns, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--json'], {timeoutMs: 240_000})
+  assert.is(r.code, 0, r.stderr + r.stdout)
+  assert.is(r.json.volumes, 2)
+  const reader = await openArchive(r.json.path)
+  jenkins = {ns, dir, path: r.json.path, objects: reader.manifest.entries.filter((e): e is ObjectEntry => e.type === 'object')}
+  return jenkins
+}
+
+test('jenkins: wipe objects and claims; --dry-run plans each volume and writes nothing; restore brings every byte back and the StatefulSet Ready', async () => {
+  const {ns, path, objects} = await jenkinsSnapshot()
+  await wipe(ns, objects)
+
+  const before = await versions(ns)
+  const dry = await kubesnap(['restore', path, '--dry-run', '--kubeconfig', cluster.kubeconfigs.user], {timeoutMs: 120_000})
+  assert.is(dry.code, 0, dry.stderr + dry.stdout)
+  assert.match(dry.stdout, /volume\s+jenkins-home-jenkins-0: [\d.]+ KiB through a helper pod/)
+  assert.match(dry.stdout, /volume\s+agent-cache: [\d.]+ KiB through a helper pod/)
+  assert.equal(await versions(ns), before, 'the dry run created no pod, claim or anything else')
+
+  const r = await restore([path])
+  assert.is(r.code, 0, r.stderr + r.stdout)
+  assert.is(r.json.status, 'complete')
+  assert.equal(r.json.volumes.map((v: any) => [v.claim, v.action, v.verified]).sort(), [['agent-cache', 'restored', 'pod-sha256'], ['jenkins-home-jenkins-0', 'restored', 'pod-sha256']])
+  for (const [claim, key] of Object.entries(SEED_OF)) {
+    assert.equal(await hashTree(await volumeDir(ns, claim)), seeds.get(key), `${claim}: every file, mode and link as seeded`)
+  }
+  assert.equal(r.json.rollouts.map((w: any) => [w.kind, w.name, w.ready]).sort(), [['Deployment', 'jenkins-agent-cache', true], ['StatefulSet', 'jenkins', true]])
+  const helpers = await admin.get<any>(`/api/v1/namespaces/${ns}/pods`, {query: {labelSelector: 'app.kubernetes.io/component=kubesnap-helper'}})
+  assert.equal(helpers.items.map((p: any) => p.metadata.name), [], 'no helper pod left')
+})
+
+test('a hostile archive is refused before any write: exit 1 naming the volume and member, nothing changed', async () => {
+  const {ns} = await jenkinsSnapshot()
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-hostile-'))
+  const writer = await createArchiveWriter({dir, namespace: ns, kubesnapVersion: 'test', cluster: {server: cluster.server, context: 'test'}})
+  const hostile: Record<string, Buffer> = {
+    'evil-dotdot': tarOf([{path: './'}, {path: './../escape', content: 'out'}]),
+    'evil-absolute': tarOf([{path: '/etc/cron.d/evil', content: '* * * * * root sh'}]),
+    'evil-symlink': tarOf([{path: 'link', type: 'SymbolicLink', linkpath: '../../../../etc'}, {path: 'link/cron.d/evil', content: 'x'}]),
+  }
+  for (const claim of Object.keys(hostile)) {
+    const pvc = {apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: {name: claim, namespace: ns}, spec: {accessModes: ['ReadWriteOnce'], resources: {requests: {storage: '1Gi'}}}}
+    await writer.addObject({kind: 'PersistentVolumeClaim', group: '', version: 'v1', resource: 'persistentvolumeclaims', name: claim}, JSON.stringify(pvc))
+  }
+  for (const [claim, data] of Object.entries(hostile)) {
+    await writer.addStream({type: 'volume', name: claim, kind: 'PersistentVolumeClaim', group: '', version: 'v1', resource: 'persistentvolumeclaims'}, Readable.from([data]))
+  }
+  const {path} = await writer.finish({skipped: [], warnings: []})
+  const before = await versions(ns)
+  const r = await restore([path])
+  assert.is(r.code, 1, r.stdout)
+  const message: string = r.json?.error?.message ?? r.stderr
+  assert.match(message, /nothing was changed/)
+  assert.match(message, /Volume evil-dotdot: the member "\.\/\.\.\/escape" is refused \(its path has a \.\. component\)/)
+  assert.match(message, /Volume evil-absolute: the member "\/etc\/cron\.d\/evil" is refused \(it has an absolute path\)/)
+  assert.match(message, /Volume evil-symlink: the member "link" is refused \(it is a symlink to \.\.\/\.\.\/\.\.\/\.\.\/etc, which leaves the mount\)/)
+  assert.equal(await versions(ns), before, 'no claim, pod or object was written')
+  await rm(dir, {recursive: true, force: true})
+})
+
+test('--existing update --only-secrets: a changed Secret is put back and the StatefulSet reading it is restarted and rolled out', async () => {
+  const {ns, path} = await jenkinsSnapshot()
+  await cluster.waitForWorkloads(ns)
+  // The Secret changed since the snapshot (someone rotated it by hand).
+  await admin.patch(`/api/v1/namespaces/${ns}/secrets/jenkins-admin`, JSON.stringify({data: {'jenkins-admin-password': Buffer.from('rotated').toString('base64')}}), 'application/merge-patch+json')
+  const r = await restore([path, '--only-secrets', '--existing', 'update'])
+  assert.is(r.code, 0, r.stderr + r.stdout)
+  assert.equal(r.json.volumes, [], 'claims are not selected: their data is left alone')
+  assert.equal(r.json.restarted.map((w: any) => [w.kind, w.name, w.reasons]), [['StatefulSet', 'jenkins', ['Secret jenkins-admin']]])
+  assert.equal(r.json.rollouts.map((w: any) => [w.name, w.ready]), [['jenkins', true]])
+  const sts = await admin.get<any>(`/apis/apps/v1/namespaces/${ns}/statefulsets/jenkins`)
+  assert.ok(sts.spec.template.metadata.annotations?.[RESTARTED_AT], 'restartedAt set on the pod template')
+  assert.is(sts.status.currentRevision, sts.status.updateRevision, 'the rollout completed')
+  const secret = await admin.get<any>(`/api/v1/namespaces/${ns}/secrets/jenkins-admin`)
+  assert.is(Buffer.from(secret.data['jenkins-admin-password'], 'base64').toString(), 'Jk7-wq2Lz9Rb4sVx')
+})
+
+test('v4-only node: the archived stream goes in framed by its length (head -c N) and arrives byte for byte', async () => {
+  const {path} = await jenkinsSnapshot()
+  const node = await cluster.startPrivateNode({prefix: 'rv-v4'})
+  const ns = await cluster.createNamespace({prefix: 'rv-v4'})
+  try {
+    node.agent.setV4Only(true)
+    const core = cluster.admin().makeApiClient(CoreV1Api)
+    await core.createNamespacedPersistentVolumeClaim({namespace: ns, body: {metadata: {name: 'home'}, spec: {accessModes: ['ReadWriteOnce'], resources: {requests: {storage: '1Gi'}}}}})
+    const user = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.user}))
+    const helpers = new HelperPods(user, ns)
+    // Pinned to the v4-only node, as a helper beside a claim's user there would be.
+    const helper = await helpers.start('home', node.name, {readOnly: false})
+    try {
+      const reader = await openArchive(path)
+      const entry = reader.manifest.entries.find((e): e is StreamEntry => e.type === 'volume' && e.name === 'jenkins-home-jenkins-0')!
+      const result = await streamVolumeIn({
+        api: user, namespace: ns, claim: 'home', target: {pod: helper.name, container: helper.container, mountPath: helper.mountPath},
+        stream: reader.readStream(entry), bytes: entry.rawSize, sha256: entry.rawSha256, mode: 'replace',
+      })
+      assert.is(result.protocol, 'v4.channel.k8s.io')
+      assert.is(result.bytes, entry.rawSize)
+      assert.equal(await hashTree(await volumeDir(ns, 'home')), seeds.get('jenkins/jenkins-home'))
+    } finally {
+      await helpers.removeAll()
+      user.close()
+    }
+  } finally {
+    await cluster.deleteNamespace(ns)
+    await node.stop()
+  }
+})
+
+test.after(async () => {
+  if (jenkins) {
+    await cluster.deleteNamespace(jenkins.ns)
+    await rm(jenkins.dir, {recursive: true, force: true})
+  }
+  admin?.close()
+})
+
+test.run()
