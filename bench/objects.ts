@@ -83,6 +83,9 @@ export interface ObjectsBenchResult {
   apiRequests: number
   archiveMiB: number
   archive: string
+  restoreSeconds: number
+  restorePeakRssMiB: number
+  restored: number
 }
 
 /** Loads 10,000 objects and snapshots them as the namespace-only user. */
@@ -94,7 +97,15 @@ export async function benchObjects(cluster: TestCluster, count = 10_000): Promis
   const run = await measure(process.execPath, [KUBESNAP_BIN, 'snapshot', '-n', ns, '-o', out, '--kubeconfig', cluster.kubeconfigs.user, '--json'])
   if (run.code !== 0) throw new Error(`snapshot failed (exit ${run.code}): ${run.stderr}`)
   const summary = JSON.parse(run.stdout)
+  // Restore into an empty namespace, as the same user: every object is created.
+  const target = await cluster.createNamespace({prefix: 'bench-restore'})
+  const restore = await measure(process.execPath, [KUBESNAP_BIN, 'restore', summary.path, '--to-namespace', target, '--kubeconfig', cluster.kubeconfigs.user, '--json'])
+  if (restore.code !== 0) throw new Error(`restore failed (exit ${restore.code}): ${restore.stderr}`)
+  const restored = JSON.parse(restore.stdout)
   return {
+    restoreSeconds: restore.ms / 1000,
+    restorePeakRssMiB: restore.peakRssMiB,
+    restored: restored.objects.create,
     objects: summary.objects,
     loadSeconds,
     snapshotSeconds: run.ms / 1000,

@@ -31,6 +31,9 @@ try {
     const t1 = process.hrtime.bigint()
     const verified = await verifyArchive(r.archive)
     console.log(`  verify        ${(Number(process.hrtime.bigint() - t1) / 1e6).toFixed(0)} ms (${verified.ok ? 'ok' : 'FAILED'})`)
+    console.log(`restore of the same archive into an empty namespace (namespace-only user)`)
+    console.log(`  wall time     ${r.restoreSeconds.toFixed(2)} s   (${r.restored} objects created)`)
+    console.log(`  peak RSS      ${r.restorePeakRssMiB.toFixed(0)} MiB`)
   }
   if (runs('volumes')) {
     console.log('\nvolume snapshot (namespace-only user; half random, half text data)')

@@ -19,7 +19,7 @@ import {
   type StreamEntry,
   type StreamPart,
 } from '../src/archive/index.js'
-import {formatBytes} from '../src/commands/list.js'
+import {formatBytes} from '../src/format.js'
 import {kubesnap, type CliResult} from './helpers/cli.js'
 
 /** Small parts, so a few MiB of volume make dozens of members. */

@@ -172,9 +172,9 @@ test('--include-kinds, --exclude-kinds and -l narrow the snapshot', async () => 
 
 test('an unknown kind is a usage error (exit 2) and writes nothing', async () => {
   const dir = outDir()
-  const r = await kubesnap(['snapshot', '-n', namespaces.jenkins, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--include-kinds', 'widgets'])
+  const r = await kubesnap(['snapshot', '-n', namespaces.jenkins, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--include-kinds', 'nosuchkinds'])
   assert.is(r.code, 2)
-  assert.match(r.stderr, /--include-kinds: no namespaced resource type named "widgets"/)
+  assert.match(r.stderr, /--include-kinds: no namespaced resource type named "nosuchkinds"/)
   assert.equal(readdirSync(dir).filter((f) => !f.startsWith('.')), [])
 })
 

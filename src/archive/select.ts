@@ -20,14 +20,12 @@ export const archiveSelectionFlags = {
   output: Flags.string({char: 'o', summary: 'The directory that holds the archives, for --number and --latest.', default: '.'}),
 }
 
-/** What the command line says about the archive to use. */
+/** What the command line says about the archive to use: the ARCHIVE argument and the selection flags. */
 export interface ArchiveSelection {
-  /** An archive path (the ARCHIVE argument). */
-  path?: string
   number?: number
   latest?: boolean
   /** The directory searched for --number and --latest. */
-  dir: string
+  output: string
   /** The namespace for --number and --latest; needed when the directory holds several. */
   namespace?: string
 }
@@ -38,8 +36,8 @@ export interface ArchiveSelection {
  * with --number/--latest, several namespaces and no -n), exit 1 when what it names
  * does not exist.
  */
-export async function selectArchive(selection: ArchiveSelection): Promise<string> {
-  const {path, number, latest, dir, namespace} = selection
+export async function selectArchive(path: string | undefined, selection: ArchiveSelection): Promise<string> {
+  const {number, latest, output: dir, namespace} = selection
   const byNumber = number !== undefined
   if (path !== undefined && (byNumber || latest)) {
     throw new KubesnapError(`Give either an archive path or ${byNumber ? '--number' : '--latest'}, not both.`, {exit: EXIT.usage})

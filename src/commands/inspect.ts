@@ -5,7 +5,7 @@ import {openArchive} from '../archive/reader.js'
 import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
 import {KubesnapCommand} from '../base-command.js'
 import {KubesnapError} from '../errors.js'
-import {formatBytes} from './list.js'
+import {formatBytes} from '../format.js'
 
 export default class Inspect extends KubesnapCommand<typeof Inspect> {
   static override summary = 'Show what a snapshot archive holds, from its manifest.'
@@ -26,13 +26,7 @@ Reads only the trailer and the manifest at the end of the file, so it takes mill
   static override flags = archiveSelectionFlags
 
   public async run(): Promise<Manifest> {
-    const path = await selectArchive({
-      path: this.args.archive,
-      number: this.flags.number,
-      latest: this.flags.latest,
-      dir: this.flags.output,
-      namespace: this.flags.namespace,
-    })
+    const path = await selectArchive(this.args.archive, this.flags)
     const {manifest, fileSize} = await readManifest(path)
     for (const line of describeManifest(manifest, path, fileSize)) this.log(line)
     return manifest

@@ -1,4 +1,5 @@
 import {Args, Flags} from '@oclif/core'
+import {formatBytes} from '../format.js'
 import {listArchives, type ArchiveListing} from '../archive/list.js'
 import {checkArchiveDir} from '../archive/select.js'
 import {KubesnapCommand} from '../base-command.js'
@@ -55,20 +56,6 @@ export function formatTable(rows: readonly ArchiveListing[]): string[] {
   return [line(header), ...cells.map(line)]
 }
 
-/** Formats a byte count for people, in powers of 1024: `512 B`, `1.2 MiB`, `3.0 GiB`. */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB']
-  let value = bytes
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  if (unit === 0) return `${bytes} B`
-  // 1023.96 KiB would print as "1024.0 KiB": step up instead.
-  if (Number(value.toFixed(1)) >= 1024 && unit < units.length - 1) return `1.0 ${units[unit + 1]}`
-  return `${value.toFixed(1)} ${units[unit]}`
-}
 
 /** Formats a time as `2026-11-21 16:30:00Z` (UTC, to the second). */
 function formatTime(time: Date): string {

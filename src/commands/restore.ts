@@ -6,6 +6,7 @@ import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {discoverResourceTypes, matchType, qualifiedName, type ResourceType} from '../cluster/index.js'
 import {EXIT, KubesnapError} from '../errors.js'
+import {formatBytes} from '../format.js'
 import {taskList} from '../progress.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
@@ -17,7 +18,7 @@ import {
   type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
 } from '../restore/restart.js'
 import {
-  checkVolumeArchives, formatBytes, planVolumes, restoreVolumes, selectVolumeEntries, VOLUME_RESTORE_STRATEGIES,
+  checkVolumeArchives, planVolumes, restoreVolumes, selectVolumeEntries, VOLUME_RESTORE_STRATEGIES,
   type VolumeOutcome, type VolumePlan,
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
@@ -89,7 +90,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
 
   public async run(): Promise<RestoreSummary> {
     const flags = this.flags
-    const path = await selectArchive({path: this.args.archive, number: flags.number, latest: flags.latest, dir: flags.output, namespace: flags.namespace})
+    const path = await selectArchive(this.args.archive, flags)
     const {api} = this.connect()
     const dryRun = flags['dry-run']
     const existing = flags.existing as ExistingPolicy

@@ -4,6 +4,7 @@ import type {Manifest, SkippedItem} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {discoverResourceTypes, qualifiedName} from '../cluster/index.js'
 import {EXIT} from '../errors.js'
+import {formatBytes} from '../format.js'
 import {taskList} from '../progress.js'
 import {collectCrds, collectObjects, type CollectResult, type ObjectSink} from '../resources/collect.js'
 import {planTypes, type TypePlan} from '../resources/selection.js'
@@ -211,17 +212,6 @@ function countObjects(collected: CollectResult): number {
   return Object.values(collected.stored).reduce((a, b) => a + b, 0)
 }
 
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes / 1024
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return `${value.toFixed(1)} ${units[unit]}`
-}
 
 function summarize(manifest: Manifest, path: string, status: SnapshotSummary['status'], apiRequests: number, volumeSnapshots: number): SnapshotSummary {
   return {

@@ -7,7 +7,7 @@ import {verifyArchive, type VerifyResult} from '../archive/verify.js'
 import {KubesnapCommand} from '../base-command.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {taskList} from '../progress.js'
-import {formatBytes} from './list.js'
+import {formatBytes} from '../format.js'
 
 /** What `verify --json` prints: ok with the counts, or the first bad member and what is wrong with it. */
 export interface VerifySummary {
@@ -48,13 +48,7 @@ Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), mis
   static override flags = archiveSelectionFlags
 
   public async run(): Promise<VerifySummary> {
-    const path = await selectArchive({
-      path: this.args.archive,
-      number: this.flags.number,
-      latest: this.flags.latest,
-      dir: this.flags.output,
-      namespace: this.flags.namespace,
-    })
+    const path = await selectArchive(this.args.archive, this.flags)
     const summary = await verifyWithProgress(path, {json: this.jsonEnabled()})
     if (summary.ok) {
       this.log(`OK: ${path}: ${summary.members} members, ${summary.bytes} bytes verified`)

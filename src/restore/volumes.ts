@@ -6,6 +6,7 @@
  * running pod that mounts the claim instead, and the workload is restarted
  * afterwards (restart.ts).
  */
+import {formatBytes} from '../format.js'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
@@ -230,14 +231,3 @@ async function setReplicas(api: KubeApi, namespace: string, ref: WorkloadRef, re
   await api.patch(`${workloadPath(namespace, ref)}/scale`, JSON.stringify({spec: {replicas}}), 'application/merge-patch+json')
 }
 
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`
-  const units = ['KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes / 1024
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return `${value.toFixed(1)} ${units[unit]}`
-}

@@ -21,9 +21,14 @@ export interface CliResult {
 /** Runs `kubesnap ...args`; never throws on a non-zero exit. */
 export async function kubesnap(args: string[], options: {env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number; cwd?: string} = {}): Promise<CliResult> {
   const started = Date.now()
+  // As a user's shell would run it: no colour (the runner's FORCE_COLOR would
+  // make Node warn about NO_COLOR on stderr, which tests read).
+  const env: NodeJS.ProcessEnv = {...process.env, ...options.env, NO_COLOR: '1'}
+  delete env.FORCE_COLOR
   const result = await execa(process.execPath, [KUBESNAP_BIN, ...args], {
     reject: false,
-    env: {...options.env, NO_COLOR: '1'},
+    extendEnv: false,
+    env,
     input: options.input,
     timeout: options.timeoutMs ?? 120_000,
     cwd: options.cwd ?? root,
