@@ -60,7 +60,7 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     'include-kinds': Flags.string({summary: 'Only these types (kind, plural, short name or resource.group; comma-separated or repeated).', multiple: true}),
     'exclude-kinds': Flags.string({summary: 'Leave these types out.', multiple: true}),
     selector: Flags.string({char: 'l', summary: 'Only objects matching this label selector (as kubectl -l).'}),
-    concurrency: Flags.integer({summary: 'Types listed at once.', default: 4, min: 1, max: 32, hidden: true}),
+    concurrency: Flags.integer({summary: 'Types listed at once.', default: 2, min: 1, max: 32, hidden: true}),
     volumes: Flags.string({summary: 'How claims\' data is taken: tar streams it into the archive, csi takes VolumeSnapshots, none skips it.', options: [...VOLUME_STRATEGIES], default: 'tar', helpGroup: 'VOLUMES'}),
     'helper-image': Flags.string({summary: 'Image of the helper pod that mounts a claim no usable container mounts (needs sh, tar, sleep).', default: DEFAULT_HELPER_IMAGE, helpGroup: 'VOLUMES'}),
     'snapshot-class': Flags.string({summary: 'VolumeSnapshotClass for --volumes csi (default: the cluster\'s default class).', helpGroup: 'VOLUMES'}),

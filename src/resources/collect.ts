@@ -25,7 +25,7 @@ export interface CollectOptions {
   types: PlannedType[]
   sink: ObjectSink
   labelSelector?: string
-  /** Types listed at once; default 4. */
+  /** Types listed at once; default 2 (each holds a page of up to 500 objects). */
   concurrency?: number
   /** Page size; default 500. */
   pageSize?: number
@@ -47,7 +47,7 @@ const UNLISTABLE = new Set([403, 404, 405, 503])
 /** Collects the objects of every planned type into the sink. */
 export async function collectObjects(options: CollectOptions): Promise<CollectResult> {
   const result: CollectResult = {stored: {}, skipped: [], unlisted: []}
-  const limit = pLimit(options.concurrency ?? 4)
+  const limit = pLimit(options.concurrency ?? 2)
   await Promise.all(options.types.map(({type, askedByName}) => limit(async () => {
     const name = qualifiedName(type)
     let stored = 0
