@@ -24,7 +24,7 @@ import {startControlPlane, USER_NAME, type ControlPlane} from './controlplane.js
 import {applyDocuments} from './documents.js'
 import {createTestNamespace, deleteTestNamespace, randomNamespaceName} from './namespaces.js'
 import type {Pki} from './pki.js'
-import {startProcess} from './processes.js'
+import {held, startProcess} from './processes.js'
 import {waitForWorkloads} from './workloads.js'
 
 export type {ControlPlane} from './controlplane.js'
@@ -126,14 +126,20 @@ export interface StartTestClusterOptions {
 }
 
 /** Starts the control plane, then our node and storage when asked and present; writes `<dir>/cluster.json`. */
-export async function startTestCluster(opts: StartTestClusterOptions = {}): Promise<TestCluster> {
+export function startTestCluster(opts: StartTestClusterOptions = {}): Promise<TestCluster> {
+  // Its children, node and storage hold the event loop with nothing (so a
+  // forgotten cluster never keeps a process alive): while starting, hold it.
+  return held(startUnheld(opts))
+}
+
+async function startUnheld(opts: StartTestClusterOptions): Promise<TestCluster> {
   const log = opts.log ?? (() => {})
   const controlPlane = await startControlPlane({dir: opts.dir, log})
   const stops: Array<() => Promise<void>> = [controlPlane.stop]
   let stopped: Promise<void> | undefined
   const stop = (): Promise<void> => {
     // Newest first: storage and node still reach the apiserver while they stop.
-    stopped ??= stops.reduceRight((done, next) => done.then(next), Promise.resolve())
+    stopped ??= held(stops.reduceRight((done, next) => done.then(next), Promise.resolve()))
     return stopped
   }
   try {
