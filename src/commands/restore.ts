@@ -18,11 +18,15 @@ import {
   type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
 } from '../restore/restart.js'
 import {
+  archivedClaimSnapshots, csiOutcomes, planCsiRestore, selectedClaims, type ArchivedClaimSnapshot,
+} from '../restore/volumes.js'
+import {
   checkVolumeArchives, planVolumes, restoreVolumes, selectVolumeEntries, VOLUME_RESTORE_STRATEGIES,
   type VolumeOutcome, type VolumePlan,
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
 import {VOLUME_MODES, type VolumeMode} from '../volumes/tar-in.js'
+import {describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
 
 /** Workloads are created after volume data is back, so they start once, on their data. */
 const FIRST_WORKLOAD_RANK = restoreRank('apps', 'statefulsets')
@@ -43,6 +47,8 @@ export interface RestoreSummary {
   restarted: RestartPlan[]
   /** How the wait for restarted, rescaled and created workloads ended (empty with --no-wait). */
   rollouts: RolloutResult[]
+  /** Application dumps streamed into their load commands (planned in a dry run, skipped without a Ready pod or with --no-dumps). */
+  dumps: DumpOutcome[]
   warnings: string[]
 }
 
@@ -86,7 +92,11 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     'helper-image': Flags.string({summary: 'Image of the helper pod that mounts a claim to load it (needs sh, tar, head, sleep).', default: DEFAULT_HELPER_IMAGE, helpGroup: 'VOLUMES'}),
     timeout: Flags.string({summary: 'How long to wait for claims, scaling and rollouts (e.g. 90s, 5m, 1h).', default: '5m', helpGroup: 'WORKLOADS'}),
     wait: Flags.boolean({summary: 'Wait for restarted and created workloads to be ready (--no-wait: return once they are started).', default: true, allowNo: true, helpGroup: 'WORKLOADS'}),
+    dumps: Flags.boolean({summary: 'Stream each application dump that has a load command into it, in the first Ready pod of its workload (--no-dumps: leave them).', default: true, allowNo: true, helpGroup: 'DUMPS'}),
   }
+
+  /** --volumes csi: the VolumeSnapshot each claim is re-created from (set by the preconditions). */
+  private claimSnapshots: Record<string, string> = {}
 
   public async run(): Promise<RestoreSummary> {
     const flags = this.flags
@@ -97,7 +107,6 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     const selector = parseLabelSelector(flags.selector ?? '')
     const timeoutMs = parseDuration(flags.timeout)
     if (timeoutMs === undefined) throw new KubesnapError(`--timeout ${flags.timeout} is not a duration; use e.g. 90s, 5m or 1h.`, {exit: EXIT.usage})
-    if (flags.volumes === 'csi') throw new KubesnapError('--volumes csi is not supported by restore yet; use --volumes tar with an archive that holds the data.', {exit: EXIT.usage})
 
     const state: {
       reader?: Awaited<ReturnType<typeof openArchive>>
@@ -113,7 +122,11 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       workloadsBefore: Array<WorkloadRef & {object: WorkloadObject}>
       restarted: RestartPlan[]
       rollouts: RolloutResult[]
+      /** --volumes csi: the claims re-created from their archived VolumeSnapshots. */
+      csiSnapshots?: ArchivedClaimSnapshot[]
     } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumePlans: [], volumes: [], workloadsBefore: [], restarted: [], rollouts: []}
+    /** Application dumps: loaded after volume data and restarts, before the final wait. */
+    let dumps: DumpOutcome[] = []
     const beforeData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) < FIRST_WORKLOAD_RANK)
     const afterData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) >= FIRST_WORKLOAD_RANK)
 
@@ -137,6 +150,10 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
           state.namespace = this.targetNamespace(manifest.namespace)
           const served = (await discoverResourceTypes(api)).types
           state.entries = orderForRestore(this.selectEntries(manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'), served))
+          // The VolumeSnapshots a csi snapshot took are the record of the data, not objects to re-create (a new one would snapshot the new, empty claim).
+          const claimSnapshots = await archivedClaimSnapshots(state.reader!)
+          const snapshotPaths = new Set([...claimSnapshots.values()].map((s) => s.entry.path))
+          state.entries = state.entries.filter((e) => !snapshotPaths.has(e.path))
           const crdPaths = new Map(manifest.entries.filter((e): e is ObjectEntry => e.type === 'crd').map((e) => [e.name, e.path]))
           state.preconditions = await checkPreconditions(api, {
             entries: state.entries, served, namespace: state.namespace, createNamespace: flags['create-namespace'], existing, crdPaths,
@@ -145,6 +162,25 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             // Before the first write: a member that would land outside its mount refuses the whole archive.
             state.volumeEntries = await selectVolumeEntries(state.reader!, state.entries, selector)
             state.preconditions.problems.push(...await checkVolumeArchives(state.reader!, state.volumeEntries))
+          }
+          if (claimSnapshots.size > 0 || flags.volumes === 'csi') {
+            const claims = await selectedClaims(state.reader!, state.entries, selector)
+            const tarClaims = new Set(manifest.entries.filter((e) => e.type === 'volume').map((e) => e.name))
+            if (flags.volumes === 'csi') {
+              const csi = await planCsiRestore(api, {
+                snapshots: claimSnapshots, claims, sourceNamespace: manifest.namespace, namespace: state.namespace,
+                namespaceExists: state.preconditions.namespaceExists, tarClaims,
+              })
+              state.preconditions.problems.push(...csi.problems)
+              state.preconditions.warnings.push(...csi.warnings)
+              state.csiSnapshots = csi.snapshots
+              this.claimSnapshots = csi.claimSnapshots
+            } else if (flags.volumes === 'tar') {
+              const noData = claims.filter((c) => claimSnapshots.has(c) && !tarClaims.has(c))
+              if (noData.length > 0) {
+                state.preconditions.warnings.push(`This archive was taken with --volumes csi: it holds no tar data for ${noData.map((c) => `claim ${c} (VolumeSnapshot ${claimSnapshots.get(c)!.snapshot})`).join(', ')}; only the objects are restored and a re-created claim starts empty: to restore the data, use --volumes csi.`)
+              }
+            }
           }
           if (state.preconditions.problems.length > 0) {
             const list = state.preconditions.problems.map((p) => `\n  - ${p}`).join('')
@@ -194,6 +230,16 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
         },
       },
       {
+        title: dryRun ? 'Plan claims from VolumeSnapshots (dry run)' : 'Restore claims from VolumeSnapshots',
+        enabled: () => (state.csiSnapshots?.length ?? 0) > 0,
+        task: async (_ctx, task) => {
+          const claims = new Map(state.outcomes.filter((o) => o.resource === 'persistentvolumeclaims.').map((o) => [o.name, o]))
+          const csi = csiOutcomes(state.csiSnapshots!, claims, dryRun)
+          state.volumes.push(...csi)
+          task.title = `${dryRun ? 'Would re-create' : 'Re-created'} ${csi.filter((v) => v.action !== 'failed').length}/${csi.length} claim(s) from VolumeSnapshots`
+        },
+      },
+      {
         title: dryRun ? 'Plan workloads (dry run)' : 'Restore workloads',
         enabled: () => afterData().length > 0,
         task: async (_ctx, task) => this.applyObjects(api, state, afterData(), {selector, existing, dryRun}, task),
@@ -217,6 +263,45 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
         },
       },
       {
+        title: dryRun ? 'Plan application dumps (dry run)' : 'Load application dumps',
+        enabled: () => loadableDumps(state.reader?.manifest.entries ?? []).length > 0,
+        task: async (_ctx, task) => {
+          const entries = loadableDumps(state.reader!.manifest.entries)
+          const outcome = (e: (typeof entries)[number], action: DumpOutcome['action'], reason?: string): DumpOutcome =>
+            ({name: e.name, workload: String(e.extra?.workload), load: String(e.extra?.load), bytes: e.rawSize, action, ...(reason ? {reason} : {})})
+          if (!flags.dumps || flags['only-secrets']) {
+            dumps = entries.map((e) => outcome(e, 'skipped', flags.dumps ? 'not loaded with --only-secrets' : 'not loaded with --no-dumps'))
+            task.title = `Left ${entries.length} application dump(s) unloaded`
+            return
+          }
+          if (dryRun) {
+            dumps = entries.map((e) => outcome(e, 'planned'))
+            task.title = `Would load ${entries.length} application dump(s)`
+            return
+          }
+          // A workload this restore created, scaled or restarted gets its rollout first: the load needs it running.
+          const touched = new Set([
+            ...state.restarted.map((r) => workloadKey(r)),
+            ...state.volumes.flatMap((v) => (v.scaled ? [workloadKey(v.scaled)] : [])),
+            ...state.outcomes.filter((o) => o.action === 'create' && (o.resource === 'statefulsets.apps' || o.resource === 'deployments.apps'))
+              .map((o) => `${o.resource === 'statefulsets.apps' ? 'StatefulSet' : 'Deployment'}/${o.name}`),
+          ])
+          const refs = new Map<string, WorkloadRef>()
+          for (const e of entries) {
+            try {
+              const target = entryTarget(e)
+              const kind = target.kind === 'statefulset' ? 'StatefulSet' : target.kind === 'deployment' ? 'Deployment' : undefined
+              if (kind && touched.has(`${kind}/${target.name}`)) refs.set(`${kind}/${target.name}`, {kind, name: target.name})
+            } catch {
+              // An unreadable workload is reported by loadDumps.
+            }
+          }
+          if (refs.size > 0 && flags.wait) await waitForRollouts(api, state.namespace, [...refs.values()], {timeoutMs, onStatus: (line) => (task.output = line)})
+          dumps = await loadDumps({api, namespace: state.namespace, reader: state.reader!, entries, onStatus: (line) => (task.output = line)})
+          task.title = `Loaded ${dumps.filter((d) => d.action === 'loaded').length}/${dumps.length} application dump(s)`
+        },
+      },
+      {
         title: 'Wait for workloads to be ready',
         enabled: () => !dryRun && flags.wait,
         task: async (_ctx, task) => {
@@ -236,7 +321,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     ], {json: this.jsonEnabled()})
 
     await tasks.run()
-    const summary = this.summarize(path, state, dryRun)
+    const summary = this.summarize(path, {...state, dumps}, dryRun)
     this.report(summary)
     if (summary.status === 'partial') process.exitCode = EXIT.partial
     return summary
@@ -264,6 +349,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
         existing: options.existing,
         dryRun: options.dryRun,
         concurrency: this.flags.concurrency,
+        claimSnapshots: this.claimSnapshots,
         onOutcome: () => {
           task.title = `${options.dryRun ? 'Planned' : 'Restored'} ${state.outcomes.length + ++done}/${state.entries.length} objects`
         },
@@ -302,11 +388,12 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
 
   private summarize(path: string, state: {
     reader?: {manifest: {namespace: string}}; outcomes: ObjectOutcome[]; namespace: string; namespaceCreated: boolean; preconditions?: Preconditions
-    volumes: VolumeOutcome[]; restarted: RestartPlan[]; rollouts: RolloutResult[]
+    volumes: VolumeOutcome[]; restarted: RestartPlan[]; rollouts: RolloutResult[]; dumps: DumpOutcome[]
   }, dryRun: boolean): RestoreSummary {
     const count = (action: ObjectOutcome['action']) => state.outcomes.filter((o) => o.action === action).length
     const objects = {create: count('create'), update: count('update'), skip: count('skip'), conflict: count('conflict'), failed: count('failed')}
     const failures = objects.failed + objects.conflict + state.volumes.filter((v) => v.action === 'failed').length + state.rollouts.filter((r) => !r.ready).length
+      + state.dumps.filter((d) => d.action === 'failed').length
     return {
       status: failures > 0 ? 'partial' : 'complete',
       dryRun,
@@ -319,7 +406,9 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       volumes: state.volumes,
       restarted: state.restarted,
       rollouts: state.rollouts,
-      warnings: [...(state.preconditions?.warnings ?? []), ...state.outcomes.filter((o) => o.warning).map((o) => `${o.kind}/${o.name}: ${o.warning}`)],
+      dumps: state.dumps,
+      warnings: [...(state.preconditions?.warnings ?? []), ...state.outcomes.filter((o) => o.warning).map((o) => `${o.kind}/${o.name}: ${o.warning}`),
+        ...state.dumps.filter((d) => d.action === 'skipped').map((d) => `Dump ${d.name} was not loaded: ${d.reason}.`)],
     }
   }
 
@@ -338,6 +427,10 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       if (summary.dryRun) this.log(describeVolume(v))
       else if (v.action === 'failed') this.log(`failed   volume ${v.claim}: ${v.error}`)
     }
+    for (const d of summary.dumps) {
+      if (summary.dryRun && d.action === 'planned') this.log(describeDumpLoad(d))
+      else if (d.action === 'failed') this.log(`failed   dump ${d.name}: ${d.reason}`)
+    }
     for (const r of summary.restarted) {
       if (summary.dryRun) this.log(`restart  ${workloadKey(r)}: reads the restored ${r.reasons.join(', ')}`)
     }
@@ -346,12 +439,15 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     const volumes = summary.volumes.length === 0 ? '' : summary.dryRun ? `; ${summary.volumes.length} volume(s)`
       : `; ${summary.volumes.filter((v) => v.action === 'restored').length}/${summary.volumes.length} volume(s) restored`
     const restarts = summary.restarted.length > 0 ? `; ${summary.restarted.length} workload(s) ${summary.dryRun ? 'to restart' : 'restarted'}` : ''
-    this.log(`${summary.dryRun ? 'Dry run: would restore' : 'Restored'} into ${summary.namespace}: ${o.create} created, ${o.update} updated, ${o.skip} skipped (exist), ${o.conflict} conflicts, ${o.failed} failed${volumes}${restarts}.`)
+    const dumps = summary.dumps.length === 0 ? '' : summary.dryRun ? `; ${summary.dumps.filter((d) => d.action === 'planned').length} dump(s) to load`
+      : `; ${summary.dumps.filter((d) => d.action === 'loaded').length}/${summary.dumps.length} dump(s) loaded`
+    this.log(`${summary.dryRun ? 'Dry run: would restore' : 'Restored'} into ${summary.namespace}: ${o.create} created, ${o.update} updated, ${o.skip} skipped (exist), ${o.conflict} conflicts, ${o.failed} failed${volumes}${restarts}${dumps}.`)
   }
 }
 
 /** A dry-run line for one volume: how many bytes go where. */
 function describeVolume(v: VolumeOutcome): string {
+  if (v.snapshot) return `${'volume'.padEnd(8)} ${v.claim}: re-created from VolumeSnapshot ${v.snapshot}${v.bytes ? ` (${formatBytes(v.bytes)})` : ''}`
   const into = v.target === 'helper' ? 'through a helper pod' : `into the running pod ${v.target.slice('live '.length)}`
   const scaled = v.scaled ? ` while ${workloadKey(v.scaled)} is scaled from ${v.scaled.replicas} to 0` : ''
   return `${'volume'.padEnd(8)} ${v.claim}: ${formatBytes(v.bytes)} ${into}${scaled}`

@@ -18,6 +18,7 @@ import {
   VOLUME_STRATEGIES,
   type ClaimObject,
 } from '../volumes/index.js'
+import {dumpPlanOfFlags, runDump, runHook} from '../dumps/index.js'
 
 /** What `snapshot --json` prints. */
 export interface SnapshotSummary {
@@ -32,6 +33,8 @@ export interface SnapshotSummary {
   volumes: number
   /** VolumeSnapshots taken and recorded (--volumes csi). */
   volumeSnapshots: number
+  /** Application dumps stored (--dump). */
+  dumps: number
   bytes: number
   /** Requests sent to the API server, retries included. */
   apiRequests: number
@@ -53,6 +56,8 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     '<%= config.bin %> snapshot -n shop -l app=db --exclude-kinds cronjobs --json',
     '<%= config.bin %> snapshot -n shop --volumes csi --snapshot-class csi-snapclass',
     '<%= config.bin %> snapshot -n shop --helper-image registry.example.com/busybox:1.36',
+    "<%= config.bin %> snapshot -n shop --dump 'db=statefulset/mariadb,container=mariadb:mysqldump --all-databases' --load 'db=mysql'",
+    "<%= config.bin %> snapshot -n shop --pre-hook 'deployment/app:touch /data/.frozen' --post-hook 'deployment/app:rm -f /data/.frozen'",
   ]
 
   static override flags = {
@@ -66,9 +71,14 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     'snapshot-class': Flags.string({summary: 'VolumeSnapshotClass for --volumes csi (default: the cluster\'s default class).', helpGroup: 'VOLUMES'}),
     'snapshot-timeout': Flags.integer({summary: 'Seconds to wait for VolumeSnapshots to be ready.', default: 300, min: 1, helpGroup: 'VOLUMES'}),
     'volume-attempts': Flags.integer({summary: 'Attempts per volume stream before the snapshot fails.', default: 3, min: 1, max: 10, hidden: true}),
+    dump: Flags.string({summary: 'Store the stdout of `sh -c COMMAND`, run in the first Ready pod of a workload, as dump NAME: NAME=KIND/WORKLOAD[,container=C]:COMMAND (KIND statefulset, deployment or pod).', multiple: true, helpGroup: 'DUMPS'}),
+    load: Flags.string({summary: 'The command that reads dump NAME on stdin at restore: NAME=COMMAND.', multiple: true, helpGroup: 'DUMPS'}),
+    'pre-hook': Flags.string({summary: 'Run `sh -c COMMAND` before the volume copy: KIND/WORKLOAD[,container=C]:COMMAND.', multiple: true, helpGroup: 'DUMPS'}),
+    'post-hook': Flags.string({summary: 'Run `sh -c COMMAND` after the volume copy, also when it fails: KIND/WORKLOAD[,container=C]:COMMAND.', multiple: true, helpGroup: 'DUMPS'}),
   }
 
   public async run(): Promise<SnapshotSummary> {
+    const dumpPlan = dumpPlanOfFlags({dump: this.flags.dump, load: this.flags.load, preHook: this.flags['pre-hook'], postHook: this.flags['post-hook']})
     const {api, namespace, config} = this.connect()
     // The archive is opened first: a held lock fails fast, before any API call,
     // and Ctrl-C from here on removes the temporary file.
@@ -96,6 +106,17 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     const volumeSkipped: SkippedItem[] = []
     const volumeWarnings: string[] = []
     let volumeSnapshots = 0
+    // Post-hooks run once pre-hooks have started, also when the copy fails.
+    const hooks = {bracketed: false, postDone: false}
+    const runPostHooks = async (report?: (line: string) => void) => {
+      hooks.postDone = true
+      // Every post-hook runs; the first failure is reported.
+      let failure: unknown
+      for (const hook of dumpPlan.postHooks) {
+        await runHook(api, namespace, hook, 'post-hook').then((at) => report?.(`post-hook in ${at.pod}: done`), (err: unknown) => (failure ??= err))
+      }
+      if (failure) throw failure
+    }
 
     const tasks = taskList([
       {
@@ -128,6 +149,30 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
           const listed = plan.types.map((p) => p.type).filter((t) => collected.stored[qualifiedName(t)] > 0)
           crdsReadable = (await collectCrds(api, listed, writer)).readable
           task.title = `Listed ${countObjects(collected)} objects of ${listed.length} types`
+        },
+      },
+      {
+        title: `Run ${dumpPlan.dumps.length} application dump(s)`,
+        enabled: () => dumpPlan.dumps.length > 0,
+        task: async (_ctx, task) => {
+          for (const dump of dumpPlan.dumps) {
+            task.output = `${dump.name}: ${dump.command}`
+            const entry = await runDump(api, namespace, dump, writer)
+            task.output = `${dump.name}: ${formatBytes(entry.rawSize)} (${formatBytes(entry.size)} stored)`
+          }
+          task.title = `Stored ${dumpPlan.dumps.length} application dump(s)`
+        },
+      },
+      {
+        title: 'Run pre-hooks',
+        enabled: () => dumpPlan.preHooks.length > 0 || dumpPlan.postHooks.length > 0,
+        task: async (_ctx, task) => {
+          hooks.bracketed = true
+          for (const hook of dumpPlan.preHooks) {
+            const at = await runHook(api, namespace, hook, 'pre-hook')
+            task.output = `pre-hook in ${at.pod}: done`
+          }
+          task.title = `Ran ${dumpPlan.preHooks.length} pre-hook(s)`
         },
       },
       {
@@ -175,6 +220,14 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
         },
       },
       {
+        title: 'Run post-hooks',
+        enabled: () => dumpPlan.postHooks.length > 0,
+        task: async (_ctx, task) => {
+          await runPostHooks((line) => (task.output = line))
+          task.title = `Ran ${dumpPlan.postHooks.length} post-hook(s)`
+        },
+      },
+      {
         title: 'Finish the archive',
         task: async (_ctx, task) => {
           const warnings = [...unlisted.map((u) => `Could not list ${u.resource} (${u.reason}).`), ...volumeWarnings]
@@ -192,6 +245,10 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     try {
       await tasks.run()
     } catch (err) {
+      if (hooks.bracketed && !hooks.postDone) {
+        // The copy (or a pre-hook) failed: undo what the pre-hooks did all the same.
+        await runPostHooks().catch((postErr: unknown) => this.note(`${(postErr as Error).message}`))
+      }
       await writer.abort()
       throw err
     } finally {
@@ -203,7 +260,7 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     for (const warning of manifest!.warnings) this.note(warning)
     const summary = summarize(manifest!, writer.path, status, api.requests, volumeSnapshots)
     const volumes = summary.volumeSnapshots > 0 ? `, ${summary.volumeSnapshots} VolumeSnapshots` : `, ${summary.volumes} volumes`
-    this.log(`Snapshot ${summary.number} of ${namespace} (${status}): ${summary.objects} objects${volumes}, ${summary.skipped.length} left out → ${summary.path}`)
+    this.log(`Snapshot ${summary.number} of ${namespace} (${status}): ${summary.objects} objects${volumes}${summary.dumps > 0 ? `, ${summary.dumps} dumps` : ''}, ${summary.skipped.length} left out → ${summary.path}`)
     return summary
   }
 }
@@ -224,6 +281,7 @@ function summarize(manifest: Manifest, path: string, status: SnapshotSummary['st
     objects: manifest.entries.filter((e) => e.type === 'object').length,
     volumes: manifest.entries.filter((e) => e.type === 'volume').length,
     volumeSnapshots,
+    dumps: manifest.entries.filter((e) => e.type === 'dump').length,
     bytes: manifest.entries.reduce((sum, e) => sum + e.size, 0),
     apiRequests,
     skipped: manifest.skipped,

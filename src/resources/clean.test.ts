@@ -85,6 +85,16 @@ test('PVC: the old volume binding and bind annotations go, the class and size st
   assert.is(out.metadata.annotations, undefined)
 })
 
+test('PVC with --volumes csi: dataSource names its VolumeSnapshot, the old dataSource and dataSourceRef are replaced; other claims untouched', () => {
+  const spec = {accessModes: ['ReadWriteOnce'], resources: {requests: {storage: '1Gi'}}, volumeName: 'pvc-old', dataSource: {kind: 'PersistentVolumeClaim', name: 'seed'}, dataSourceRef: {kind: 'PersistentVolumeClaim', name: 'seed'}}
+  const ctx = {...same, claimSnapshots: {home: 'home-kubesnap-3-20261121t030000z'}}
+  const home: any = cleanForRestore(stored('PersistentVolumeClaim', 'v1', 'home', {spec}), {group: '', resource: 'persistentvolumeclaims'}, ctx)
+  assert.equal(home.spec, {accessModes: ['ReadWriteOnce'], resources: {requests: {storage: '1Gi'}}, dataSource: {apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: 'home-kubesnap-3-20261121t030000z'}})
+  const other: any = cleanForRestore(stored('PersistentVolumeClaim', 'v1', 'cache', {spec}), {group: '', resource: 'persistentvolumeclaims'}, ctx)
+  assert.equal(other.spec.dataSource, spec.dataSource)
+  assert.is(other.spec.volumeName, undefined)
+})
+
 test('Secret: a service-account token loses its token and uid; other Secrets keep their data', () => {
   const token: any = stored('Secret', 'v1', 'zuul-token', {
     type: 'kubernetes.io/service-account-token',

@@ -11,7 +11,16 @@ export interface CleanContext {
   sourceNamespace: string
   /** The namespace it is restored into (the same unless --to-namespace). */
   targetNamespace: string
+  /**
+   * restore --volumes csi: the VolumeSnapshot each claim is re-created from, by
+   * claim name. Such a claim gets `spec.dataSource` naming it (its old
+   * dataSource and dataSourceRef are replaced).
+   */
+  claimSnapshots?: Record<string, string>
 }
+
+/** The API group of VolumeSnapshots, as a claim's dataSource names it. */
+export const SNAPSHOT_GROUP = 'snapshot.storage.k8s.io'
 
 /** Server-set metadata a create must not carry. */
 const SERVER_METADATA = ['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'selfLink', 'managedFields', 'ownerReferences'] as const
@@ -96,10 +105,14 @@ const ACTIONS: readonly CleanAction[] = [
   },
   {
     group: '', resource: 'persistentvolumeclaims',
-    clean(obj) {
+    clean(obj, ctx) {
       // The claim binds anew to a fresh volume; the old PV belongs to the old claim.
       const {volumeName: _volumeName, ...spec} = obj.spec ?? {}
-      return {...obj, spec}
+      const snapshot = ctx.claimSnapshots?.[obj.metadata?.name ?? '']
+      if (!snapshot) return {...obj, spec}
+      // --volumes csi: the new volume is provisioned from the archived VolumeSnapshot.
+      const {dataSource: _dataSource, dataSourceRef: _dataSourceRef, ...rest} = spec
+      return {...obj, spec: {...rest, dataSource: {apiGroup: SNAPSHOT_GROUP, kind: 'VolumeSnapshot', name: snapshot}}}
     },
   },
   {

@@ -33,6 +33,8 @@ export interface RestoreObjectsOptions {
   existing: ExistingPolicy
   dryRun: boolean
   concurrency?: number
+  /** --volumes csi: the VolumeSnapshot each claim is re-created from (see cleanForRestore). */
+  claimSnapshots?: Record<string, string>
   onOutcome?: (outcome: ObjectOutcome) => void
 }
 
@@ -66,7 +68,7 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
   if (!matchesLabels(options.selector, stored.metadata?.labels)) return undefined
   const target = options.targets.get(key)
   if (!target) return {...base, action: 'failed', error: 'its type is not served by this cluster'}
-  const cleaned = cleanForRestore(stored, entry, {sourceNamespace: options.sourceNamespace, targetNamespace: options.targetNamespace})
+  const cleaned = cleanForRestore(stored, entry, {sourceNamespace: options.sourceNamespace, targetNamespace: options.targetNamespace, claimSnapshots: options.claimSnapshots})
   cleaned.apiVersion = target.apiVersion
   const outcome = await applyObject(api, target, cleaned, {existing: options.existing, dryRun: options.dryRun})
   if (outcome.action === 'failed' && entry.resource === 'services' && /port is already allocated/.test(outcome.error ?? '')) {

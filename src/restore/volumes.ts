@@ -10,7 +10,7 @@ import {formatBytes} from '../format.js'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
-import type {KubeApi} from '../cluster/api.js'
+import {isStatus, type KubeApi} from '../cluster/api.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
 import type {HelperPods} from '../volumes/helper.js'
@@ -100,6 +100,8 @@ export interface VolumeOutcome {
   verified?: string
   seconds?: number
   error?: string
+  /** --volumes csi: the VolumeSnapshot the claim was re-created from. */
+  snapshot?: string
 }
 
 export interface RestoreVolumesOptions {
@@ -231,3 +233,159 @@ async function setReplicas(api: KubeApi, namespace: string, ref: WorkloadRef, re
   await api.patch(`${workloadPath(namespace, ref)}/scale`, JSON.stringify({spec: {replicas}}), 'application/merge-patch+json')
 }
 
+
+// ---------------------------------------------------------------------------
+// --volumes csi: claims re-created from the VolumeSnapshots the archive recorded
+
+/** A VolumeSnapshot this archive's snapshot run took of a claim (`snapshot --volumes csi`). */
+export interface ArchivedClaimSnapshot {
+  claim: string
+  /** The VolumeSnapshot's name (in the archived namespace). */
+  snapshot: string
+  /** Its object entry: never re-created as an object (that would snapshot the new, empty claim). */
+  entry: ObjectEntry
+  uid?: string
+  /** status.restoreSize in bytes, when the snapshot recorded one. */
+  bytes: number
+}
+
+interface StoredVolumeSnapshot {
+  metadata?: {name?: string; uid?: string; labels?: Record<string, string>}
+  spec?: {source?: {persistentVolumeClaimName?: string}}
+  status?: {restoreSize?: string | number; readyToUse?: boolean}
+}
+
+/**
+ * The VolumeSnapshots the csi strategy took for this archive, by claim: the
+ * archived VolumeSnapshot objects labelled with this snapshot's number (older
+ * runs' snapshots still in the namespace are ordinary objects of the archive).
+ */
+export async function archivedClaimSnapshots(reader: ArchiveReader): Promise<Map<string, ArchivedClaimSnapshot>> {
+  const found = new Map<string, ArchivedClaimSnapshot>()
+  const number = String(reader.manifest.number)
+  for (const entry of reader.manifest.entries) {
+    if (entry.type !== 'object' || entry.group !== 'snapshot.storage.k8s.io' || entry.resource !== 'volumesnapshots') continue
+    const stored = JSON.parse((await reader.readObject(entry)).toString('utf8')) as StoredVolumeSnapshot
+    const labels = stored.metadata?.labels ?? {}
+    const claim = stored.spec?.source?.persistentVolumeClaimName
+    if (!claim || labels['app.kubernetes.io/managed-by'] !== 'kubesnap' || labels['kubesnap.io/snapshot'] !== number) continue
+    found.set(claim, {claim, snapshot: entry.name, entry, uid: stored.metadata?.uid, bytes: quantityBytes(stored.status?.restoreSize)})
+  }
+  return found
+}
+
+/** The claims (PersistentVolumeClaim entries) the restore puts back: kind flags and the label selector apply. */
+export async function selectedClaims(reader: ArchiveReader, objects: ObjectEntry[], selector: LabelSelector): Promise<string[]> {
+  const claims: string[] = []
+  for (const entry of objects) {
+    if (entry.group !== '' || entry.resource !== 'persistentvolumeclaims') continue
+    const stored = JSON.parse((await reader.readObject(entry)).toString('utf8')) as {metadata?: {labels?: Record<string, string>}}
+    if (matchesLabels(selector, stored.metadata?.labels)) claims.push(entry.name)
+  }
+  return claims
+}
+
+/** What restore --volumes csi does with each claim. */
+export interface CsiPlan {
+  /** claim → VolumeSnapshot: the claims re-created with `dataSource: VolumeSnapshot`. */
+  claimSnapshots: Record<string, string>
+  snapshots: ArchivedClaimSnapshot[]
+  problems: string[]
+  warnings: string[]
+}
+
+/**
+ * Plans a csi restore; reads only. Each selected claim with an archived
+ * VolumeSnapshot is re-created from it, which needs that VolumeSnapshot to
+ * still exist (the same one: its uid) in the namespace the claim goes to. A
+ * claim that exists already keeps its volume and data (a bound claim's
+ * dataSource cannot change).
+ */
+export async function planCsiRestore(api: KubeApi, options: {
+  snapshots: Map<string, ArchivedClaimSnapshot>
+  claims: string[]
+  sourceNamespace: string
+  namespace: string
+  namespaceExists: boolean | undefined
+  /** Claims with tar data in the archive. */
+  tarClaims: Set<string>
+}): Promise<CsiPlan> {
+  const plan: CsiPlan = {claimSnapshots: {}, snapshots: [], problems: [], warnings: []}
+  const fallback = 'restore from a tar snapshot (snapshot --volumes tar)'
+  for (const claim of options.claims) {
+    const archived = options.snapshots.get(claim)
+    if (!archived) {
+      plan.warnings.push(`Claim ${claim} has no VolumeSnapshot in this archive: it is re-created empty${options.tarClaims.has(claim) ? ' (the archive holds its data as tar: restore with --volumes tar)' : ''}.`)
+      continue
+    }
+    const name = archived.snapshot
+    if (options.namespace !== options.sourceNamespace) {
+      plan.problems.push(`VolumeSnapshot ${name} is in namespace ${options.sourceNamespace}, and a claim in ${options.namespace} cannot be created from it: restore into ${options.sourceNamespace}, or ${fallback}.`)
+      continue
+    }
+    if (options.namespaceExists === false) {
+      plan.problems.push(`VolumeSnapshot ${name} is gone: the csi strategy keeps data in the cluster, and namespace ${options.namespace} was deleted with it; ${fallback}.`)
+      continue
+    }
+    if (await claimExists(api, options.namespace, claim)) {
+      plan.warnings.push(`Claim ${claim} exists already, so it keeps its volume: its data is not restored from VolumeSnapshot ${name} (delete the claim first to restore it).`)
+      continue
+    }
+    const base = `/apis/snapshot.storage.k8s.io/${archived.entry.version}/namespaces/${encodeURIComponent(options.namespace)}`
+    let live: StoredVolumeSnapshot
+    try {
+      live = await api.get<StoredVolumeSnapshot>(`${base}/volumesnapshots/${encodeURIComponent(name)}`)
+    } catch (err) {
+      if (isStatus(err, 404)) plan.problems.push(`VolumeSnapshot ${name} is gone: the csi strategy keeps data in the cluster; ${fallback}.`)
+      else if (isStatus(err, 403)) plan.problems.push(`The identity may not get volumesnapshots.snapshot.storage.k8s.io in ${options.namespace}, so VolumeSnapshot ${name} cannot be checked: add that verb to its Role (see kubesnap rbac).`)
+      else plan.problems.push(`VolumeSnapshot ${name} cannot be read (${messageOf(err)}); try again.`)
+      continue
+    }
+    if (archived.uid && live.metadata?.uid && live.metadata.uid !== archived.uid) {
+      plan.problems.push(`VolumeSnapshot ${name} was re-created since this archive was taken (its uid changed), so it may not hold the archived data: ${fallback}.`)
+      continue
+    }
+    if (live.status?.readyToUse === false) plan.warnings.push(`VolumeSnapshot ${name} is not ready to use now: claim ${claim} is provisioned once it is.`)
+    plan.claimSnapshots[claim] = name
+    plan.snapshots.push(archived)
+  }
+  return plan
+}
+
+async function claimExists(api: KubeApi, namespace: string, claim: string): Promise<boolean> {
+  try {
+    await api.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}/persistentvolumeclaims/${encodeURIComponent(claim)}`)
+    return true
+  } catch (err) {
+    if (isStatus(err, 404)) return false
+    throw err
+  }
+}
+
+/**
+ * The outcome of each claim re-created from its VolumeSnapshot, once the
+ * objects are applied: planned (dry run), restored (the claim was created with
+ * its dataSource; the provisioner fills the volume before the claim binds, and
+ * the wait for the workloads that mount it shows when it is ready), or failed
+ * with the claim.
+ */
+export function csiOutcomes(snapshots: ArchivedClaimSnapshot[], claimOutcomes: Map<string, {action: string; error?: string}>, dryRun: boolean): VolumeOutcome[] {
+  const outcomes: VolumeOutcome[] = []
+  for (const s of snapshots) {
+    const created = claimOutcomes.get(s.claim)
+    if (!created) continue // left out by the selector
+    const base = {claim: s.claim, bytes: s.bytes, target: `csi VolumeSnapshot ${s.snapshot}`, snapshot: s.snapshot}
+    if (created.action === 'create') outcomes.push({...base, action: dryRun ? 'planned' : 'restored'})
+    else outcomes.push({...base, action: 'failed', error: `the claim ${s.claim} was not created from VolumeSnapshot ${s.snapshot} (${created.action}${created.error ? `: ${created.error}` : ''})`})
+  }
+  return outcomes
+}
+
+/** Bytes of a Kubernetes quantity (`1Gi`, `500M`, `1073741824`); 0 when absent or unreadable. */
+export function quantityBytes(quantity: string | number | undefined): number {
+  if (typeof quantity === 'number') return quantity
+  const match = /^(\d+(?:\.\d+)?)([KMGTPE]i?|k)?$/.exec(quantity ?? '')
+  if (!match) return 0
+  const powers: Record<string, number> = {k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60}
+  return Math.round(Number(match[1]) * (match[2] ? powers[match[2]] : 1))
+}
