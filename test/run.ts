@@ -10,15 +10,15 @@ import {join} from 'node:path'
 import {startTestCluster, type TestCluster} from './cluster/index.js'
 
 const root = join(import.meta.dirname, '..')
-const pattern = process.argv[2] ?? '\\.test\\.ts$'
+const pattern = process.argv[2] ?? ''
 
-/** Runs uvu in a child so a crashing test cannot take the cluster teardown with it. */
+/** Runs uvu in a child (test/uvu.ts) so a crashing test cannot take the cluster teardown with it. */
 function runUvu(env: NodeJS.ProcessEnv): Promise<{code: number; output: string}> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [
-      '--import', 'tsx', join(root, 'node_modules/uvu/bin.js'), '.', pattern.endsWith('.ts$') ? pattern : `${pattern}.*\\.test\\.ts$`,
-      '-i', 'node_modules', '-i', 'dist', '-i', '.git',
-    ], {cwd: root, env, stdio: ['ignore', 'pipe', 'inherit']})
+      '--import', 'tsx', join(root, 'test/uvu.ts'), '.', `(?:${pattern}).*\\.test\\.ts$`,
+      'node_modules', '^dist', '^\\.git',
+    ], {cwd: root, env: {...env, FORCE_COLOR: '1'}, stdio: ['ignore', 'pipe', 'inherit']})
     let output = ''
     child.stdout.on('data', (chunk: Buffer) => {
       process.stdout.write(chunk)
