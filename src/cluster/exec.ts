@@ -17,6 +17,7 @@
  *   const result = await execInPod(api, {namespace, pod, container, command: ['tar', 'cf', '-', '-C', '/data', '.'], stdout})
  */
 import type {Readable, Writable} from 'node:stream'
+import {finished} from 'node:stream/promises'
 import type {KubeConfig, V1Status} from '@kubernetes/client-node'
 import WebSocket from 'ws'
 import type {KubeApi} from './api.js'
@@ -308,8 +309,14 @@ class ExecSession {
     }
     if (status.status === 'Success') {
       this.settled = true
-      this.options.stdout?.end()
-      this.resolve({exitCode: 0, stderr: this.stderrText(), stdoutBytes: this.stdoutBytes, stdinBytes: this.stdinBytes, protocol: this.protocol!})
+      const result: ExecResult = {exitCode: 0, stderr: this.stderrText(), stdoutBytes: this.stdoutBytes, stdinBytes: this.stdinBytes, protocol: this.protocol!}
+      const out = this.options.stdout
+      if (!out) return this.resolve(result)
+      // Resolve once the consumer has taken every byte, not when the last one
+      // left the socket: a slow consumer may still hold the tail in its queue.
+      // (Its own failure is its pipeline's to report.)
+      out.end()
+      void finished(out, {readable: false}).catch(() => undefined).then(() => this.resolve(result))
       return
     }
     const exitCode = exitCodeOf(status)
