@@ -83,15 +83,7 @@ export interface ObjectMeta {
 }
 
 /** What addStream needs to know about a stream. */
-export interface StreamMeta {
-  type: 'volume' | 'dump'
-  name: string
-  kind?: string
-  group?: string
-  version?: string
-  resource?: string
-  extra?: Record<string, unknown>
-}
+export type StreamMeta = Pick<StreamEntry, 'type' | 'name' | 'kind' | 'group' | 'version' | 'resource' | 'extra'>
 
 export interface StreamOptions {
   /** Compress the input with gzip (default) or store it as is (already compressed dumps). */

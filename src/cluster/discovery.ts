@@ -80,6 +80,11 @@ export async function discoverResourceTypes(api: KubeApi, options: {concurrency?
   return {types: sortTypes(types), failed: failed.sort((a, b) => a.groupVersion.localeCompare(b.groupVersion))}
 }
 
+/** Whether a group is Kubernetes' own (core, `apps`, `*.k8s.io`) rather than a CRD's. */
+export function isBuiltinGroup(group: string): boolean {
+  return !group.includes('.') || group.endsWith('.k8s.io')
+}
+
 /** Namespaced types that can be listed: the candidates for a snapshot. */
 export function namespacedListable(types: ResourceType[]): ResourceType[] {
   return types.filter((t) => t.namespaced && t.verbs.includes('list'))

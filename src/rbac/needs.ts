@@ -10,7 +10,7 @@
  */
 import type {V1PolicyRule} from '@kubernetes/client-node'
 import type {AccessQuestion} from '../cluster/access.js'
-import type {ResourceType} from '../cluster/discovery.js'
+import {isBuiltinGroup, type ResourceType} from '../cluster/discovery.js'
 import {RESTORE_PRIORITIES} from '../resources/priorities.js'
 import {allows, copyRule, type RoleRow, type WildcardSample} from './role.js'
 
@@ -25,10 +25,6 @@ export interface AnsweredNeed extends Need {
   allowed: boolean
 }
 
-/** Whether a group is Kubernetes' own (core, `apps`, `*.k8s.io`) rather than a CRD's. */
-export function isBuiltinGroup(group: string): boolean {
-  return !group.includes('.') || group.endsWith('.k8s.io')
-}
 
 /** The concrete types a wildcard row stands for on this server, for one verb. */
 export function sampleTypes(sample: WildcardSample, verb: string, types: readonly ResourceType[]): ResourceType[] {

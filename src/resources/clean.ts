@@ -4,6 +4,7 @@
  * shape of Velero's restore item actions).
  */
 import type {KubernetesObject} from '@kubernetes/client-node'
+import {isGeneratedTokenName} from './skip.js'
 
 /** Where the object goes. */
 export interface CleanContext {
@@ -131,8 +132,7 @@ const ACTIONS: readonly CleanAction[] = [
     clean(obj) {
       // References to generated token Secrets: those are not restored and new ones are made.
       const name = obj.metadata?.name ?? ''
-      const generated = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}-token-[a-z0-9]{5}$`)
-      const secrets = (obj.secrets ?? []).filter((s: {name?: string}) => !generated.test(s.name ?? ''))
+      const secrets = (obj.secrets ?? []).filter((s: {name?: string}) => !isGeneratedTokenName(name, s.name ?? ''))
       const {secrets: _secrets, ...account} = obj
       return secrets.length > 0 ? {...account, secrets} : account
     },

@@ -8,7 +8,7 @@ import pLimit from 'p-limit'
 import type {SkippedItem} from '../archive/manifest.js'
 import type {ObjectMeta} from '../archive/writer.js'
 import {ApiError, type KubeApi} from '../cluster/api.js'
-import {qualifiedName, type ResourceType} from '../cluster/discovery.js'
+import {isBuiltinGroup, qualifiedName, type ResourceType} from '../cluster/discovery.js'
 import {listAll} from '../cluster/paging.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import type {PlannedType} from './selection.js'
@@ -109,12 +109,11 @@ export async function collectCrds(api: KubeApi, types: ResourceType[], sink: Obj
 }
 
 /**
- * Whether a type can be defined by a CRD: built-in groups are single words
- * (apps, batch) or end in `.k8s.io`; a CRD in a `*.k8s.io` group needs an
- * API-review approval, so those are the upstream project's own and rare.
+ * Whether a type can be defined by a CRD. A CRD in a `*.k8s.io` group needs an
+ * API-review approval, so those are upstream's own; the VolumeSnapshot CRDs are one.
  */
 function mayBeCustom(type: ResourceType): boolean {
-  return type.group.includes('.') && (!type.group.endsWith('.k8s.io') || type.group === 'snapshot.storage.k8s.io')
+  return !isBuiltinGroup(type.group) || type.group === 'snapshot.storage.k8s.io'
 }
 
 function objectMeta(type: ResourceType, obj: KubernetesObject): ObjectMeta {

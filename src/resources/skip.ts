@@ -84,7 +84,12 @@ function isGeneratedToken(obj: KubernetesObject): boolean {
   const secret = obj as KubernetesObject & {type?: string}
   if (secret.type !== 'kubernetes.io/service-account-token') return false
   const account = serviceAccountOf(obj)
-  return account !== '' && new RegExp(`^${escapeRegExp(account)}-token-[a-z0-9]{5}$`).test(obj.metadata?.name ?? '')
+  return isGeneratedTokenName(account, obj.metadata?.name ?? '')
+}
+
+/** Whether a Secret name is the token controller's own for an account: `<account>-token-<5 chars>`. */
+export function isGeneratedTokenName(account: string, name: string): boolean {
+  return account !== '' && new RegExp(`^${escapeRegExp(account)}-token-[a-z0-9]{5}$`).test(name)
 }
 
 function escapeRegExp(text: string): string {
