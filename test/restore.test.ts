@@ -127,6 +127,16 @@ test('a copy restored beside its original gets server-assigned node ports, with 
   await cluster.deleteNamespace(source, {wait: true})
 })
 
+/** Waits until the controllers are done with a new namespace (1.20 makes the default account's token Secret). */
+async function settled(ns: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const secrets = await admin.get<any>(`/api/v1/namespaces/${ns}/secrets`)
+    if (secrets.items.some((s: any) => s.metadata.name.startsWith('default-token-'))) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  throw new Error(`namespace ${ns} got no default token Secret`)
+}
+
 /** Every object's resourceVersion in a namespace: proof that nothing was written. */
 async function versions(ns: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {}
@@ -168,6 +178,7 @@ test('unmet preconditions are reported all at once and nothing is written', asyn
     metadata: {name: 'read'}, roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'read'},
     subjects: [{apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: cluster.userName}],
   })
+  await settled(target)
   const before = await versions(target)
   const r = await kubesnap(['restore', path, '--to-namespace', target, '--kubeconfig', cluster.kubeconfigs.user])
   assert.is(r.code, 1)
