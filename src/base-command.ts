@@ -45,9 +45,9 @@ export abstract class KubesnapCommand<T extends typeof Command> extends Command 
     this.args = args as CommandArgs<T>
   }
 
-  /** Opens the connection the flags describe. */
-  protected connect(): Connection {
-    const connection = connect({kubeconfig: this.flags.kubeconfig, context: this.flags.context, namespace: this.flags.namespace})
+  /** Opens the connection the flags describe, or `settings` when a command merged them with a plan. */
+  protected connect(settings?: {kubeconfig?: string; context?: string; namespace?: string}): Connection {
+    const connection = connect(settings ?? {kubeconfig: this.flags.kubeconfig, context: this.flags.context, namespace: this.flags.namespace})
     this.connections.push(connection)
     return connection
   }

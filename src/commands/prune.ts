@@ -6,6 +6,7 @@ import {isEmptyPolicy, planRetention, POLICY_FLAGS, type RetentionPolicy} from '
 import {checkArchiveDir} from '../archive/select.js'
 import {KubesnapCommand} from '../base-command.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
+import {loadPlan} from '../plan/plan.js'
 
 /** One archive in a prune plan. */
 export interface PruneItem {
@@ -32,6 +33,18 @@ export interface PruneResult {
   removed: string[]
 }
 
+/** The --keep-* options of a retention policy, shared with snapshot --prune. */
+export function keepFlags(helpGroup: string) {
+  return {
+    'keep-last': Flags.integer({summary: 'Keep the N newest snapshots.', min: 0, helpGroup}),
+    'keep-hourly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N hours that have one.', min: 0, helpGroup}),
+    'keep-daily': Flags.integer({summary: 'Keep the newest snapshot of each of the last N days that have one.', min: 0, helpGroup}),
+    'keep-weekly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N ISO weeks that have one.', min: 0, helpGroup}),
+    'keep-monthly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N months that have one.', min: 0, helpGroup}),
+    'keep-yearly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N years that have one.', min: 0, helpGroup}),
+  }
+}
+
 export default class Prune extends KubesnapCommand<typeof Prune> {
   static override summary = 'Delete old snapshot archives by a retention policy (restic forget semantics).'
 
@@ -41,23 +54,22 @@ Takes the directory lock, so it never races a snapshot; a held lock exits 5. Nev
   static override examples = [
     '<%= config.bin %> prune -o /var/backups/kubesnap --keep-daily 7 --keep-weekly 4 --keep-monthly 12',
     '<%= config.bin %> prune -o /var/backups/kubesnap -n shop --keep-last 3 --dry-run',
+    '<%= config.bin %> prune --config /etc/kubesnap/shop.yaml',
   ]
 
   static override flags = {
-    output: Flags.string({char: 'o', summary: 'The directory that holds the archives.', default: '.'}),
+    config: Flags.string({summary: 'Take the directory, namespace and retention policy from this kubesnap.yaml plan; flags given as well override it.'}),
+    output: Flags.string({char: 'o', summary: 'The directory that holds the archives (default: the plan\'s output, else the working directory).'}),
     namespace: Flags.string({char: 'n', summary: 'Only the archives of this namespace (default: every namespace in the directory).'}),
-    'keep-last': Flags.integer({summary: 'Keep the N newest snapshots.', min: 0, helpGroup: 'POLICY'}),
-    'keep-hourly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N hours that have one.', min: 0, helpGroup: 'POLICY'}),
-    'keep-daily': Flags.integer({summary: 'Keep the newest snapshot of each of the last N days that have one.', min: 0, helpGroup: 'POLICY'}),
-    'keep-weekly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N ISO weeks that have one.', min: 0, helpGroup: 'POLICY'}),
-    'keep-monthly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N months that have one.', min: 0, helpGroup: 'POLICY'}),
-    'keep-yearly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N years that have one.', min: 0, helpGroup: 'POLICY'}),
+    ...keepFlags('POLICY'),
     'dry-run': Flags.boolean({summary: 'Print the plan and delete nothing.'}),
   }
 
   public async run(): Promise<PruneResult> {
-    const {output: dir, namespace} = this.flags
-    const policy: RetentionPolicy = {
+    const plan = this.flags.config ? await loadPlan(this.flags.config) : undefined
+    const dir = this.flags.output ?? plan?.output ?? '.'
+    const namespace = this.flags.namespace ?? plan?.namespace
+    const fromFlags: RetentionPolicy = {
       keepLast: this.flags['keep-last'],
       keepHourly: this.flags['keep-hourly'],
       keepDaily: this.flags['keep-daily'],
@@ -65,8 +77,10 @@ Takes the directory lock, so it never races a snapshot; a held lock exits 5. Nev
       keepMonthly: this.flags['keep-monthly'],
       keepYearly: this.flags['keep-yearly'],
     }
+    const anyFlag = Object.values(fromFlags).some((n) => n !== undefined)
+    const policy = anyFlag ? fromFlags : plan?.retention ?? fromFlags
     if (isEmptyPolicy(policy)) {
-      throw new KubesnapError(`Say what to keep: give at least one of ${Object.values(POLICY_FLAGS).join(', ')} with a count above 0.`, {exit: EXIT.usage})
+      throw new KubesnapError(`Say what to keep: give at least one of ${Object.values(POLICY_FLAGS).join(', ')} with a count above 0, or a plan with a retention section (--config).`, {exit: EXIT.usage})
     }
     const dryRun = this.flags['dry-run']
     const result = await pruneDirectory(dir, {policy, namespace, dryRun})

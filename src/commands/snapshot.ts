@@ -1,9 +1,11 @@
+import {stat} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 import {abortOnSignals, createArchiveWriter} from '../archive/writer.js'
+import {LockedError} from '../archive/lock.js'
 import type {Manifest, SkippedItem} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {discoverResourceTypes, qualifiedName} from '../cluster/index.js'
-import {EXIT} from '../errors.js'
+import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {formatBytes} from '../format.js'
 import {taskList} from '../progress.js'
 import {collectCrds, collectObjects, type CollectResult, type ObjectSink} from '../resources/collect.js'
@@ -18,7 +20,11 @@ import {
   VOLUME_STRATEGIES,
   type ClaimObject,
 } from '../volumes/index.js'
-import {dumpPlanOfFlags, runDump, runHook} from '../dumps/index.js'
+import {runDump, runHook} from '../dumps/index.js'
+import {pushRunMetrics, type RunStatus} from '../metrics/pushgateway.js'
+import {loadPlan} from '../plan/plan.js'
+import {DEFAULT_SNAPSHOT_TIMEOUT_SECONDS, snapshotSettings, strategyOf, type SnapshotSettings} from '../plan/settings.js'
+import {formatPrune, keepFlags, pruneDirectory, type PruneResult} from './prune.js'
 
 /** What `snapshot --json` prints. */
 export interface SnapshotSummary {
@@ -41,6 +47,8 @@ export interface SnapshotSummary {
   /** Objects and types left out, with reasons (also in the manifest). */
   skipped: Manifest['skipped']
   warnings: string[]
+  /** What --prune kept and removed in the namespace, when it ran. */
+  prune?: PruneResult
 }
 
 export default class Snapshot extends KubesnapCommand<typeof Snapshot> {
@@ -48,7 +56,8 @@ export default class Snapshot extends KubesnapCommand<typeof Snapshot> {
 
   static override description = `Lists every namespaced type discovery shows (custom resources, Secrets, ConfigMaps, workloads, …), leaves out what the cluster makes by itself, and writes each object as the server returned it into DIR/<namespace>-<number>-<time>.kubesnap.tar (mode 0600), under a temporary name until complete.
 Then the data of every PersistentVolumeClaim it stored: with --volumes tar (default) streamed as \`tar cf -\` out of a running container that mounts the claim, or out of a helper pod when none can, and checked end to end; with --volumes csi taken as VolumeSnapshots that stay in the cluster.
-Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types could not be listed; the archive says which), 5 another run holds DIR.`
+With --config, the settings come from a kubesnap.yaml plan (flags given as well win), for cron: no prompts, timestamped plain lines when not on a terminal, --quiet for warnings and errors only. --prune then applies the retention policy to the namespace's archives after a successful run, and --pushgateway reports the run's outcome, failed or not.
+Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archive was written), 2 usage or an invalid plan, 3 partial (some types could not be listed; the archive says which), 5 another run holds DIR.`
 
   static override examples = [
     '<%= config.bin %> snapshot -n shop -o /var/backups/kubesnap',
@@ -58,32 +67,69 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     '<%= config.bin %> snapshot -n shop --helper-image registry.example.com/busybox:1.36',
     "<%= config.bin %> snapshot -n shop --dump 'db=statefulset/mariadb,container=mariadb:mysqldump --all-databases' --load 'db=mysql'",
     "<%= config.bin %> snapshot -n shop --pre-hook 'deployment/app:touch /data/.frozen' --post-hook 'deployment/app:rm -f /data/.frozen'",
+    '<%= config.bin %> snapshot --config /etc/kubesnap/shop.yaml --prune --quiet',
+    '<%= config.bin %> snapshot -n shop -o /var/backups/kubesnap --prune --keep-daily 7 --keep-weekly 4 --pushgateway http://127.0.0.1:9091',
   ]
 
   static override flags = {
-    output: Flags.string({char: 'o', summary: 'Directory for the archive (created 0700 if missing).', default: '.'}),
+    config: Flags.string({summary: 'Take the settings from this kubesnap.yaml plan; flags given as well override it.', helpGroup: 'PLAN'}),
+    quiet: Flags.boolean({char: 'q', summary: 'Print only warnings and errors (for cron).'}),
+    output: Flags.string({char: 'o', summary: 'Directory for the archive, created 0700 if missing (default: the plan\'s output, else the working directory).'}),
     'include-kinds': Flags.string({summary: 'Only these types (kind, plural, short name or resource.group; comma-separated or repeated).', multiple: true}),
     'exclude-kinds': Flags.string({summary: 'Leave these types out.', multiple: true}),
     selector: Flags.string({char: 'l', summary: 'Only objects matching this label selector (as kubectl -l).'}),
     concurrency: Flags.integer({summary: 'Types listed at once.', default: 2, min: 1, max: 32, hidden: true}),
-    volumes: Flags.string({summary: 'How claims\' data is taken: tar streams it into the archive, csi takes VolumeSnapshots, none skips it.', options: [...VOLUME_STRATEGIES], default: 'tar', helpGroup: 'VOLUMES'}),
-    'helper-image': Flags.string({summary: 'Image of the helper pod that mounts a claim no usable container mounts (needs sh, tar, sleep).', default: DEFAULT_HELPER_IMAGE, helpGroup: 'VOLUMES'}),
+    volumes: Flags.string({summary: 'How claims\' data is taken: tar (default) streams it into the archive, csi takes VolumeSnapshots, none skips it; for every claim, overriding the plan\'s per-claim choices.', options: [...VOLUME_STRATEGIES], helpGroup: 'VOLUMES'}),
+    'helper-image': Flags.string({summary: `Image of the helper pod that mounts a claim no usable container mounts; needs sh, tar, sleep (default: ${DEFAULT_HELPER_IMAGE}).`, helpGroup: 'VOLUMES'}),
     'snapshot-class': Flags.string({summary: 'VolumeSnapshotClass for --volumes csi (default: the cluster\'s default class).', helpGroup: 'VOLUMES'}),
-    'snapshot-timeout': Flags.integer({summary: 'Seconds to wait for VolumeSnapshots to be ready.', default: 300, min: 1, helpGroup: 'VOLUMES'}),
+    'snapshot-timeout': Flags.integer({summary: `Seconds to wait for VolumeSnapshots to be ready (default: ${DEFAULT_SNAPSHOT_TIMEOUT_SECONDS}).`, min: 1, helpGroup: 'VOLUMES'}),
     'volume-attempts': Flags.integer({summary: 'Attempts per volume stream before the snapshot fails.', default: 3, min: 1, max: 10, hidden: true}),
     dump: Flags.string({summary: 'Store the stdout of `sh -c COMMAND`, run in the first Ready pod of a workload, as dump NAME: NAME=KIND/WORKLOAD[,container=C]:COMMAND (KIND statefulset, deployment or pod).', multiple: true, helpGroup: 'DUMPS'}),
     load: Flags.string({summary: 'The command that reads dump NAME on stdin at restore: NAME=COMMAND.', multiple: true, helpGroup: 'DUMPS'}),
     'pre-hook': Flags.string({summary: 'Run `sh -c COMMAND` before the volume copy: KIND/WORKLOAD[,container=C]:COMMAND.', multiple: true, helpGroup: 'DUMPS'}),
     'post-hook': Flags.string({summary: 'Run `sh -c COMMAND` after the volume copy, also when it fails: KIND/WORKLOAD[,container=C]:COMMAND.', multiple: true, helpGroup: 'DUMPS'}),
+    prune: Flags.boolean({summary: 'After a successful run, delete the namespace\'s archives in DIR that the retention policy (--keep-* or the plan\'s) does not keep.', helpGroup: 'RETENTION'}),
+    ...keepFlags('RETENTION'),
+    pushgateway: Flags.string({summary: 'Push the run\'s outcome (success or failure, duration, bytes, objects, volumes) to this Prometheus Pushgateway, under job kubesnap and the namespace.', helpGroup: 'METRICS'}),
   }
 
+  /** The namespace once the connection has resolved it (for metrics of a failed run). */
+  private namespace?: string
+
   public async run(): Promise<SnapshotSummary> {
-    const dumpPlan = dumpPlanOfFlags({dump: this.flags.dump, load: this.flags.load, preHook: this.flags['pre-hook'], postHook: this.flags['post-hook']})
-    const {api, namespace, config} = this.connect()
+    const startedAt = new Date()
+    const plan = this.flags.config ? await loadPlan(this.flags.config) : undefined
+    const settings = snapshotSettings(this.flags, plan)
+    this.namespace = settings.connection.namespace
+    let summary: SnapshotSummary | undefined
+    try {
+      summary = await this.snapshot(settings)
+      if (settings.prune) {
+        if (summary.status === 'complete') summary.prune = await this.prune(settings, summary)
+        else this.note(`Archives were not pruned: snapshot ${summary.number} is partial, and only a complete snapshot lets older ones go.`)
+      }
+    } catch (err) {
+      await this.pushMetrics(settings, startedAt, summary, err)
+      throw err
+    }
+    await this.pushMetrics(settings, startedAt, summary)
+    if (!this.flags.quiet) {
+      const volumes = summary.volumeSnapshots > 0 ? `, ${summary.volumeSnapshots} VolumeSnapshots` : `, ${summary.volumes} volumes`
+      this.log(`Snapshot ${summary.number} of ${summary.namespace} (${summary.status}): ${summary.objects} objects${volumes}${summary.dumps > 0 ? `, ${summary.dumps} dumps` : ''}, ${summary.skipped.length} left out → ${summary.path}`)
+      if (summary.prune) for (const line of formatPrune(summary.prune, summary.namespace)) this.log(line)
+    }
+    return summary
+  }
+
+  /** Takes the snapshot: objects, dumps, hooks and volume data into a finished archive. */
+  private async snapshot(settings: SnapshotSettings): Promise<SnapshotSummary> {
+    const dumpPlan = settings.dumps
+    const {api, namespace, config} = this.connect(settings.connection)
+    this.namespace = namespace
     // The archive is opened first: a held lock fails fast, before any API call,
     // and Ctrl-C from here on removes the temporary file.
     const writer = await createArchiveWriter({
-      dir: this.flags.output,
+      dir: settings.output,
       namespace,
       kubesnapVersion: this.config.version,
       cluster: {server: config.server, context: config.context},
@@ -123,7 +169,7 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
         title: 'Discover resource types',
         task: async (_ctx, task) => {
           const discovery = await discoverResourceTypes(api)
-          plan = planTypes(discovery.types, {includeKinds: this.flags['include-kinds'], excludeKinds: this.flags['exclude-kinds']})
+          plan = planTypes(discovery.types, {includeKinds: settings.includeKinds, excludeKinds: settings.excludeKinds})
           for (const failure of discovery.failed) unlisted.push({resource: failure.groupVersion, reason: `discovery failed: ${failure.error}`})
           task.title = `Discovered ${plan.types.length} types to list in ${namespace}`
         },
@@ -137,7 +183,7 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
             namespace,
             types: plan.types,
             sink,
-            labelSelector: this.flags.selector,
+            labelSelector: settings.selector,
             concurrency: this.flags.concurrency,
             onTypeDone: (type, stored) => {
               done++
@@ -177,33 +223,42 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
       },
       {
         title: 'Copy volume data',
-        enabled: () => this.flags.volumes !== 'none',
+        enabled: () => claims.length > 0,
         task: async (_ctx, task) => {
+          const names = new Set(claims.map((c) => c.metadata!.name!))
+          for (const claim of Object.keys(settings.volumes.claims).filter((c) => !names.has(c)).sort()) {
+            volumeWarnings.push(`The plan sets a volume strategy for claim ${claim}, which this snapshot does not hold.`)
+          }
           const bound = claims.filter(isBound).map((c) => c.metadata!.name!).sort()
           for (const claim of claims.filter((c) => !isBound(c))) {
             volumeSkipped.push({kind: 'PersistentVolumeClaim', resource: 'persistentvolumeclaims', name: claim.metadata?.name, reason: 'data not copied: the claim is not bound to a volume'})
           }
-          if (bound.length === 0) {
-            task.title = 'No bound claims: no volume data to copy'
+          const byStrategy = (strategy: string) => bound.filter((c) => strategyOf(settings.volumes, c) === strategy)
+          const [tar, csi, none] = [byStrategy('tar'), byStrategy('csi'), byStrategy('none')]
+          for (const claim of none) {
+            volumeSkipped.push({kind: 'PersistentVolumeClaim', resource: 'persistentvolumeclaims', name: claim, reason: 'data not copied: its volume strategy is none'})
+          }
+          if (tar.length + csi.length === 0) {
+            task.title = bound.length === 0 ? 'No bound claims: no volume data to copy' : `No volume data copied (strategy none for ${none.length} claim(s))`
             return
           }
-          if (this.flags.volumes === 'csi') {
+          if (csi.length > 0) {
             const result = await snapshotClaimsCsi({
-              api, namespace, claims: bound, number: writer.number, startedAt: writer.startedAt, sink: writer,
-              snapshotClass: this.flags['snapshot-class'], timeoutMs: this.flags['snapshot-timeout'] * 1000,
+              api, namespace, claims: csi, number: writer.number, startedAt: writer.startedAt, sink: writer,
+              snapshotClass: settings.volumes.snapshotClass, timeoutMs: settings.volumes.snapshotTimeoutSeconds * 1000,
               onStatus: (line) => (task.output = line),
             })
-            volumeSnapshots = bound.length
-            task.title = `Took ${bound.length} VolumeSnapshot(s)${result.snapshotClass ? ` of class ${result.snapshotClass}` : ''}`
-            return
+            volumeSnapshots = csi.length
+            task.title = `Took ${csi.length} VolumeSnapshot(s)${result.snapshotClass ? ` of class ${result.snapshotClass}` : ''}`
           }
+          if (tar.length === 0) return
           // One claim at a time: running container that mounts it (else a helper pod) → tar over exec → archive entry.
           const pods = await listPods(api, namespace)
-          const helpers = new HelperPods(api, namespace, {image: this.flags['helper-image']})
+          const helpers = new HelperPods(api, namespace, {image: settings.volumes.helperImage})
           const detachHelperCleanup = helpers.deleteOnSignals()
           try {
-            for (const [index, claim] of bound.entries()) {
-              task.title = `Copy volume data (${index + 1}/${bound.length}): ${claim}`
+            for (const [index, claim] of tar.entries()) {
+              task.title = `Copy volume data (${index + 1}/${tar.length}): ${claim}`
               const {entry, helperReason} = await copyVolume({
                 api, namespace, claim, pods, sink: writer, helpers, attempts: this.flags['volume-attempts'],
                 onStatus: (line) => (task.output = `${claim}: ${line}`),
@@ -216,7 +271,7 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
             await helpers.removeAll()
             detachHelperCleanup()
           }
-          task.title = `Copied the data of ${bound.length} claim(s)`
+          task.title = `Copied the data of ${tar.length} claim(s)${csi.length > 0 ? `, took ${csi.length} VolumeSnapshot(s)` : ''}`
         },
       },
       {
@@ -240,7 +295,7 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
           task.title = `Wrote ${result.path}`
         },
       },
-    ], {json: this.jsonEnabled()})
+    ], {json: this.jsonEnabled(), quiet: this.flags.quiet})
 
     try {
       await tasks.run()
@@ -258,11 +313,40 @@ Exit codes: 0 complete, 1 failed (no archive), 2 usage, 3 partial (some types co
     const status = unlisted.length > 0 ? 'partial' : 'complete'
     if (status === 'partial') process.exitCode = EXIT.partial
     for (const warning of manifest!.warnings) this.note(warning)
-    const summary = summarize(manifest!, writer.path, status, api.requests, volumeSnapshots)
-    const volumes = summary.volumeSnapshots > 0 ? `, ${summary.volumeSnapshots} VolumeSnapshots` : `, ${summary.volumes} volumes`
-    this.log(`Snapshot ${summary.number} of ${namespace} (${status}): ${summary.objects} objects${volumes}${summary.dumps > 0 ? `, ${summary.dumps} dumps` : ''}, ${summary.skipped.length} left out → ${summary.path}`)
-    return summary
+    return summarize(manifest!, writer.path, status, api.requests, volumeSnapshots)
   }
+
+  /** Applies the retention policy to the namespace's archives; a failure fails the run, naming the archive that was written. */
+  private async prune(settings: SnapshotSettings, summary: SnapshotSummary): Promise<PruneResult> {
+    try {
+      return await pruneDirectory(settings.output, {policy: settings.prune!, namespace: summary.namespace, dryRun: false})
+    } catch (err) {
+      const why = err instanceof LockedError ? 'another kubesnap run holds the directory' : messageOf(err).replace(/\.$/, '')
+      throw new KubesnapError(`Snapshot ${summary.number} was written to ${summary.path}, but pruning failed (${why}); run kubesnap prune -o ${settings.output} -n ${summary.namespace} once the cause is fixed.`, {cause: err})
+    }
+  }
+
+  /** Reports the run to the Pushgateway, if one is set; a push that fails is a warning, never the run's outcome. */
+  private async pushMetrics(settings: SnapshotSettings, startedAt: Date, summary: SnapshotSummary | undefined, err?: unknown): Promise<void> {
+    if (!settings.pushgateway) return
+    if (!this.namespace) {
+      this.note('Metrics were not pushed: the run failed before it knew its namespace.')
+      return
+    }
+    const exitCode = err === undefined ? (summary?.status === 'partial' ? EXIT.partial : EXIT.ok) : exitCodeOf(err)
+    const status: RunStatus = exitCode === EXIT.ok ? 'success' : exitCode === EXIT.partial ? 'partial' : 'failed'
+    const archiveBytes = summary ? await stat(summary.path).then((s) => s.size, () => 0) : 0
+    await pushRunMetrics(settings.pushgateway, {
+      namespace: this.namespace, status, startedAt, finishedAt: new Date(), exitCode,
+      bytes: archiveBytes, objects: summary?.objects ?? 0, volumes: (summary?.volumes ?? 0) + (summary?.volumeSnapshots ?? 0),
+    }).catch((pushErr: unknown) => this.note(messageOf(pushErr)))
+  }
+}
+
+/** The exit code an error ends the run with (as KubesnapCommand.catch decides it). */
+function exitCodeOf(err: unknown): number {
+  if (err instanceof LockedError) return EXIT.locked
+  return (err as {exitCode?: number}).exitCode ?? EXIT.failed
 }
 
 function countObjects(collected: CollectResult): number {

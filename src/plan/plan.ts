@@ -1,0 +1,362 @@
+/**
+ * kubesnap.yaml: a saved snapshot plan for cron and runbooks. Pure apart from
+ * reading the file: `loadPlan` parses it with positions, checks every field and
+ * reports every problem at once as `FILE:LINE:COLUMN: what is wrong; what to do`.
+ *
+ * Paths in a plan (output, kubeconfig, recipients files) are relative to the
+ * plan's own directory, so a cron line works whatever its working directory.
+ * Command-line flags override what the plan says; the plan overrides defaults.
+ */
+import {readFile} from 'node:fs/promises'
+import {dirname, resolve} from 'node:path'
+import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap} from 'yaml'
+import {DumpSyntaxError, parseTarget, type DumpSpec, type HookSpec} from '../dumps/spec.js'
+import {EXIT, KubesnapError} from '../errors.js'
+import type {RetentionPolicy} from '../archive/retention.js'
+import {VOLUME_STRATEGIES, type VolumeStrategy} from '../volumes/index.js'
+
+const STRATEGIES = VOLUME_STRATEGIES
+
+/** The plan as kubesnap uses it: every field checked, paths absolute. */
+export interface Plan {
+  /** Absolute path of the plan file. */
+  file: string
+  namespace: string
+  context?: string
+  kubeconfig?: string
+  output?: string
+  selection: {includeKinds?: string[]; excludeKinds?: string[]; selector?: string}
+  volumes: {
+    /** Strategy of the claims `claims` does not name. */
+    strategy?: VolumeStrategy
+    /** Strategy per claim name. */
+    claims: Record<string, VolumeStrategy>
+    helperImage?: string
+    snapshotClass?: string
+    /** Seconds to wait for VolumeSnapshots. */
+    snapshotTimeout?: number
+  }
+  dumps: Array<DumpSpec & {load?: string}>
+  hooks: {pre: HookSpec[]; post: HookSpec[]}
+  retention?: RetentionPolicy
+  encryption: {recipients: string[]; recipientsFiles: string[]}
+  metrics: {pushgateway?: string}
+}
+
+/** The plan format's only version so far. */
+export const PLAN_VERSION = 1
+
+/** A plan that cannot be used: every problem, each with its place in the file. Exit 2. */
+export class PlanError extends KubesnapError {
+  readonly problems: string[]
+
+  constructor(file: string, problems: string[]) {
+    const head = problems.length === 1 ? problems[0] : `${file} has ${problems.length} problems; fix them and run again:${problems.map((p) => `\n  ${p}`).join('')}`
+    super(head, {exit: EXIT.usage})
+    this.problems = problems
+  }
+}
+
+/** Reads and checks a plan file; throws PlanError (exit 2) listing every problem. */
+export async function loadPlan(path: string): Promise<Plan> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this user' : (err as Error).message
+    throw new KubesnapError(`The plan ${path} ${why}; give the path of a kubesnap.yaml with --config.`, {exit: EXIT.usage, cause: err})
+  }
+  return parsePlan(text, path)
+}
+
+/** Parses and checks a plan's text; `path` names it in messages and anchors its relative paths. */
+export function parsePlan(text: string, path: string): Plan {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: true})
+  const checker = new Checker(path, lineCounter)
+  if (doc.errors.length > 0) {
+    throw new PlanError(path, doc.errors.map((e) => `${checker.place(e.pos[0])}: ${sentence(e.message.split('\n')[0])}; the file is not valid YAML.`))
+  }
+  const plan = checker.plan(doc.contents)
+  if (checker.problems.length > 0) throw new PlanError(path, checker.problems)
+  return plan!
+}
+
+type Field = (node: Node, key: string) => void
+
+/** Walks the YAML nodes, recording problems with their positions. */
+class Checker {
+  readonly problems: string[] = []
+  readonly #dir: string
+
+  constructor(
+    readonly file: string,
+    readonly lines: LineCounter,
+  ) {
+    this.#dir = dirname(resolve(file))
+  }
+
+  place(offset: number | undefined): string {
+    if (offset === undefined) return this.file
+    const {line, col} = this.lines.linePos(offset)
+    return `${this.file}:${line}:${col}`
+  }
+
+  problem(node: Node | null | undefined, message: string): undefined {
+    this.problems.push(`${this.place(node?.range?.[0])}: ${message}`)
+    return undefined
+  }
+
+  plan(root: Node | null): Plan | undefined {
+    if (!root || (isScalar(root) && root.value === null)) {
+      this.problems.push(`${this.file}: the plan is empty; it needs at least "version: ${PLAN_VERSION}" and "namespace:".`)
+      return undefined
+    }
+    const plan: Plan = {file: resolve(this.file), namespace: '', selection: {}, volumes: {claims: {}}, dumps: [], hooks: {pre: [], post: []}, encryption: {recipients: [], recipientsFiles: []}, metrics: {}}
+    const seen = this.map(root, '', {
+      version: (n) => this.integer(n, 'version', PLAN_VERSION, PLAN_VERSION),
+      namespace: (n) => (plan.namespace = this.string(n, 'namespace', NAMESPACE) ?? ''),
+      context: (n) => (plan.context = this.string(n, 'context')),
+      kubeconfig: (n) => (plan.kubeconfig = this.path(n, 'kubeconfig')),
+      output: (n) => (plan.output = this.path(n, 'output')),
+      selection: (n) =>
+        this.map(n, 'selection', {
+          includeKinds: (m) => (plan.selection.includeKinds = this.stringList(m, 'selection.includeKinds')),
+          excludeKinds: (m) => (plan.selection.excludeKinds = this.stringList(m, 'selection.excludeKinds')),
+          selector: (m) => (plan.selection.selector = this.string(m, 'selection.selector')),
+        }),
+      volumes: (n) =>
+        this.map(n, 'volumes', {
+          strategy: (m) => (plan.volumes.strategy = this.oneOf(m, 'volumes.strategy', STRATEGIES)),
+          claims: (m) => this.claims(m, plan.volumes.claims),
+          helperImage: (m) => (plan.volumes.helperImage = this.string(m, 'volumes.helperImage')),
+          snapshotClass: (m) => (plan.volumes.snapshotClass = this.string(m, 'volumes.snapshotClass')),
+          snapshotTimeout: (m) => (plan.volumes.snapshotTimeout = this.integer(m, 'volumes.snapshotTimeout', 1)),
+        }),
+      dumps: (n) => (plan.dumps = this.dumps(n)),
+      hooks: (n) =>
+        this.map(n, 'hooks', {
+          pre: (m) => (plan.hooks.pre = this.list(m, 'hooks.pre', (item, at) => this.hook(item, at))),
+          post: (m) => (plan.hooks.post = this.list(m, 'hooks.post', (item, at) => this.hook(item, at))),
+        }),
+      retention: (n) => (plan.retention = this.retention(n)),
+      encryption: (n) =>
+        this.map(n, 'encryption', {
+          recipients: (m) => (plan.encryption.recipients = this.stringList(m, 'encryption.recipients') ?? []),
+          recipientsFile: (m) => {
+            const file = this.path(m, 'encryption.recipientsFile')
+            if (file) plan.encryption.recipientsFiles = [file]
+          },
+        }),
+      metrics: (n) =>
+        this.map(n, 'metrics', {
+          pushgateway: (m) => (plan.metrics.pushgateway = this.string(m, 'metrics.pushgateway', HTTP_URL)),
+        }),
+    })
+    if (!seen) return undefined
+    if (!seen.has('version')) this.problems.push(`${this.place(root.range?.[0])}: the plan has no version; add "version: ${PLAN_VERSION}" as its first line.`)
+    if (!seen.has('namespace')) this.problems.push(`${this.place(root.range?.[0])}: the plan has no namespace; add "namespace: NAME".`)
+    return plan
+  }
+
+  /** Checks a mapping: known keys go to their handlers, unknown keys are problems. Returns the keys seen. */
+  map(node: Node, at: string, fields: Record<string, Field>): Set<string> | undefined {
+    if (!isMap(node)) return this.problem(node, `${at || 'the plan'} must be a mapping of keys to values, not ${describe(node)}.`)
+    const seen = new Set<string>()
+    for (const pair of (node as YAMLMap).items as Pair<Node, Node>[]) {
+      const key = isScalar(pair.key) ? String(pair.key.value) : undefined
+      const field = key === undefined ? undefined : fields[key]
+      const name = at ? `${at}.${key}` : key
+      if (!field) {
+        const hint = key === undefined ? '' : closest(key, Object.keys(fields))
+        this.problem(pair.key, `${name ?? 'this key'} is not a plan setting${hint ? `; did you mean ${at ? `${at}.` : ''}${hint}?` : `; the settings here are ${Object.keys(fields).join(', ')}.`}`)
+        continue
+      }
+      seen.add(key!)
+      if (pair.value === null || (isScalar(pair.value) && pair.value.value === null)) {
+        this.problem(pair.key, `${name} has no value; give one or remove the line.`)
+        continue
+      }
+      field(pair.value, name!)
+    }
+    return seen
+  }
+
+  string(node: Node, at: string, format?: {pattern: RegExp; description: string}): string | undefined {
+    if (!isScalar(node) || typeof node.value !== 'string' || node.value.trim() === '') {
+      return this.problem(node, `${at} must be ${format?.description ?? 'a non-empty string'}, not ${describe(node)}.`)
+    }
+    if (format && !format.pattern.test(node.value)) return this.problem(node, `${at} must be ${format.description}, not "${node.value}".`)
+    return node.value
+  }
+
+  path(node: Node, at: string): string | undefined {
+    const value = this.string(node, at)
+    return value === undefined ? undefined : resolve(this.#dir, value)
+  }
+
+  integer(node: Node, at: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+    if (!isScalar(node) || typeof node.value !== 'number' || !Number.isInteger(node.value) || node.value < min || node.value > max) {
+      const range = max === min ? `${min}` : max === Number.MAX_SAFE_INTEGER ? `a whole number of ${min} or more` : `a whole number from ${min} to ${max}`
+      return this.problem(node, `${at} must be ${range}, not ${describe(node)}.`)
+    }
+    return node.value
+  }
+
+  oneOf<T extends string>(node: Node, at: string, options: readonly T[]): T | undefined {
+    if (!isScalar(node) || !options.includes(node.value as T)) return this.problem(node, `${at} must be one of ${options.join(', ')}, not ${describe(node)}.`)
+    return node.value as T
+  }
+
+  list<T>(node: Node, at: string, item: (node: Node, at: string) => T | undefined): T[] {
+    if (!isSeq(node)) {
+      this.problem(node, `${at} must be a list (lines starting with "- "), not ${describe(node)}.`)
+      return []
+    }
+    const out: T[] = []
+    node.items.forEach((child, i) => {
+      const value = item(child as Node, `${at}[${i}]`)
+      if (value !== undefined) out.push(value)
+    })
+    return out
+  }
+
+  stringList(node: Node, at: string): string[] | undefined {
+    const values = this.list(node, at, (item, where) => this.string(item, where))
+    return values.length > 0 ? values : undefined
+  }
+
+  claims(node: Node, into: Record<string, VolumeStrategy>): void {
+    if (!isMap(node)) {
+      this.problem(node, `volumes.claims must map claim names to tar, csi or none, not ${describe(node)}.`)
+      return
+    }
+    for (const pair of node.items as Pair<Node, Node>[]) {
+      const name = isScalar(pair.key) ? String(pair.key.value) : ''
+      if (!OBJECT_NAME.pattern.test(name)) {
+        this.problem(pair.key, `volumes.claims: "${name}" is not a claim name; use the PersistentVolumeClaim's name.`)
+        continue
+      }
+      const strategy = pair.value ? this.oneOf(pair.value, `volumes.claims.${name}`, STRATEGIES) : this.problem(pair.key, `volumes.claims.${name} has no value; give tar, csi or none.`)
+      if (strategy) into[name] = strategy
+    }
+  }
+
+  dumps(node: Node): Plan['dumps'] {
+    const names = new Set<string>()
+    return this.list(node, 'dumps', (item, at) => {
+      const dump: {name?: string; workload?: DumpSpec['target']; container?: string; command?: string; load?: string} = {}
+      const seen = this.map(item, at, {
+        name: (n) => (dump.name = this.string(n, `${at}.name`, DUMP_NAME)),
+        workload: (n) => (dump.workload = this.target(n, `${at}.workload`)),
+        container: (n) => (dump.container = this.string(n, `${at}.container`, OBJECT_NAME)),
+        command: (n) => (dump.command = this.string(n, `${at}.command`)),
+        load: (n) => (dump.load = this.string(n, `${at}.load`)),
+      })
+      if (!seen) return undefined
+      for (const key of ['name', 'workload', 'command'] as const) {
+        if (!seen.has(key)) this.problem(item, `${at} has no ${key}; a dump needs name, workload and command.`)
+      }
+      if (dump.name && names.has(dump.name)) this.problem(item, `${at}: the dump name ${dump.name} is used twice; give each dump its own name.`)
+      if (dump.name) names.add(dump.name)
+      if (!dump.name || !dump.workload || !dump.command) return undefined
+      const target = dump.container ? {...dump.workload, container: dump.container} : dump.workload
+      return {name: dump.name, target, command: dump.command, ...(dump.load ? {load: dump.load} : {})}
+    })
+  }
+
+  hook(node: Node, at: string): HookSpec | undefined {
+    let target: HookSpec['target'] | undefined
+    let container: string | undefined
+    let command: string | undefined
+    const seen = this.map(node, at, {
+      workload: (n) => (target = this.target(n, `${at}.workload`)),
+      container: (n) => (container = this.string(n, `${at}.container`, OBJECT_NAME)),
+      command: (n) => (command = this.string(n, `${at}.command`)),
+    })
+    if (!seen) return undefined
+    for (const key of ['workload', 'command'] as const) {
+      if (!seen.has(key)) this.problem(node, `${at} has no ${key}; a hook needs workload and command.`)
+    }
+    if (!target || !command) return undefined
+    return {target: container ? {...target, container} : target, command}
+  }
+
+  target(node: Node, at: string): HookSpec['target'] | undefined {
+    const text = this.string(node, at)
+    if (text === undefined) return undefined
+    try {
+      // Only KIND/NAME here: the container has its own key.
+      if (text.includes(',')) return this.problem(node, `${at} must be KIND/NAME (e.g. statefulset/mariadb); give the container with its own "container:" key.`)
+      return parseTarget(text, at)
+    } catch (err) {
+      if (err instanceof DumpSyntaxError) return this.problem(node, `${at} must be KIND/NAME with KIND statefulset, deployment or pod (e.g. statefulset/mariadb), not "${text}".`)
+      throw err
+    }
+  }
+
+  retention(node: Node): RetentionPolicy | undefined {
+    const policy: RetentionPolicy = {}
+    const before = this.problems.length
+    const keep = (key: keyof RetentionPolicy): Field => (n, at) => (policy[key] = this.integer(n, at, 0))
+    const seen = this.map(node, 'retention', {
+      keepLast: keep('keepLast'),
+      keepHourly: keep('keepHourly'),
+      keepDaily: keep('keepDaily'),
+      keepWeekly: keep('keepWeekly'),
+      keepMonthly: keep('keepMonthly'),
+      keepYearly: keep('keepYearly'),
+    })
+    if (!seen || this.problems.length > before) return undefined
+    if (!Object.values(policy).some((n) => n !== undefined && n > 0)) {
+      return this.problem(node, 'retention keeps nothing; give at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly above 0, or remove it.')
+    }
+    return policy
+  }
+}
+
+const NAMESPACE = {pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, description: 'a namespace name (lowercase letters, digits and "-", at most 63)'}
+const OBJECT_NAME = {pattern: /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, description: 'a Kubernetes name (lowercase letters, digits, "-" and ".")'}
+const DUMP_NAME = {pattern: /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/, description: 'a dump name (lowercase letters, digits, "-", "_" and ".", at most 63)'}
+const HTTP_URL = {pattern: /^https?:\/\/[^\s/]+/, description: 'an http:// or https:// URL'}
+
+/** What a node is, for "must be X, not Y". */
+function describe(node: Node | null | undefined): string {
+  if (!node) return 'nothing'
+  if (isMap(node)) return 'a mapping'
+  if (isSeq(node)) return 'a list'
+  if (isScalar(node)) {
+    const v = node.value
+    if (v === null) return 'nothing'
+    if (typeof v === 'string') return `"${v}"`
+    return String(v)
+  }
+  return 'this'
+}
+
+/** The known key within edit distance 2 of a mistyped one, if any. */
+function closest(key: string, known: string[]): string | undefined {
+  let best: {name: string; distance: number} | undefined
+  for (const name of known) {
+    const d = editDistance(key.toLowerCase(), name.toLowerCase())
+    if (d <= 2 && (!best || d < best.distance)) best = {name, distance: d}
+  }
+  return best?.name
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({length: b.length + 1}, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i]
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
+    row = next
+  }
+  return row[b.length]
+}
+
+/** yaml's messages start lowercase and end without a period. */
+function sentence(message: string): string {
+  const m = message.replace(/\s+at line \d+, column \d+:?$/, '').replace(/\.$/, '')
+  return m.charAt(0).toUpperCase() + m.slice(1)
+}

@@ -1,0 +1,59 @@
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {parsePlan} from './plan.js'
+import {snapshotSettings, strategyOf} from './settings.js'
+
+const plan = parsePlan(`version: 1
+namespace: shop
+context: prod
+output: backups
+selection: {includeKinds: [secrets]}
+volumes: {strategy: csi, claims: {cache: none, data: tar}, snapshotClass: fast}
+dumps: [{name: db, workload: sts/db, command: dump}]
+retention: {keepDaily: 7}
+encryption: {recipients: [age1plan]}
+metrics: {pushgateway: http://127.0.0.1:9091}
+`, '/etc/kubesnap/shop.yaml')
+
+test('no plan, no flags: the defaults', () => {
+  const s = snapshotSettings({})
+  assert.equal(s.connection, {kubeconfig: undefined, context: undefined, namespace: undefined})
+  assert.is(s.output, '.')
+  assert.equal(s.volumes, {strategy: 'tar', claims: {}, helperImage: 'busybox:1.36', snapshotClass: undefined, snapshotTimeoutSeconds: 300})
+  assert.equal(s.dumps, {dumps: [], preHooks: [], postHooks: []})
+  assert.is(s.prune, undefined)
+  assert.is(s.pushgateway, undefined)
+})
+
+test('the plan fills what flags leave out', () => {
+  const s = snapshotSettings({}, plan)
+  assert.equal(s.connection, {kubeconfig: undefined, context: 'prod', namespace: 'shop'})
+  assert.is(s.output, '/etc/kubesnap/backups')
+  assert.equal(s.includeKinds, ['secrets'])
+  assert.equal([strategyOf(s.volumes, 'cache'), strategyOf(s.volumes, 'data'), strategyOf(s.volumes, 'other')], ['none', 'tar', 'csi'])
+  assert.is(s.volumes.snapshotClass, 'fast')
+  assert.is(s.dumps.dumps[0].name, 'db')
+  assert.is(s.prune, undefined, 'retention applies only with --prune')
+  assert.equal(s.encryption, {recipients: ['age1plan'], recipientsFiles: []})
+  assert.is(s.pushgateway, 'http://127.0.0.1:9091')
+})
+
+test('flags win over the plan; --volumes drops the per-claim choices', () => {
+  const s = snapshotSettings({namespace: 'other', output: '/tmp/x', volumes: 'tar', 'include-kinds': ['configmaps'], dump: ['web=deploy/web:dump'], 'encrypt-to': ['age1flag']}, plan)
+  assert.is(s.connection.namespace, 'other')
+  assert.is(s.output, '/tmp/x')
+  assert.equal(s.volumes.claims, {})
+  assert.is(strategyOf(s.volumes, 'cache'), 'tar')
+  assert.equal(s.includeKinds, ['configmaps'])
+  assert.equal(s.dumps.dumps.map((d) => d.name), ['web'])
+  assert.equal(s.encryption, {recipients: ['age1flag'], recipientsFiles: []})
+})
+
+test('--prune takes --keep-* over the plan\'s retention, and needs one of them', () => {
+  assert.equal(snapshotSettings({prune: true}, plan).prune, {keepDaily: 7})
+  assert.equal(snapshotSettings({prune: true, 'keep-last': 2}, plan).prune, {keepLast: 2})
+  assert.throws(() => snapshotSettings({prune: true}), /--prune needs a retention policy/)
+  assert.throws(() => snapshotSettings({'keep-last': 2}), /apply with --prune/)
+})
+
+test.run()

@@ -1,0 +1,125 @@
+/**
+ * What a snapshot run does, from its flags and its plan: a flag given on the
+ * command line wins, then the plan, then the default. Pure, so the precedence
+ * is a table test rather than a cluster test.
+ */
+import type {RetentionPolicy} from '../archive/retention.js'
+import {dumpPlanOfFlags, type DumpPlan} from '../dumps/index.js'
+import {EXIT, KubesnapError} from '../errors.js'
+import {DEFAULT_HELPER_IMAGE, type VolumeStrategy} from '../volumes/index.js'
+import type {Plan} from './plan.js'
+
+/** The snapshot flags this merge reads (oclif's parsed flags fit it). */
+export interface SnapshotFlags {
+  kubeconfig?: string
+  context?: string
+  namespace?: string
+  output?: string
+  'include-kinds'?: string[]
+  'exclude-kinds'?: string[]
+  selector?: string
+  volumes?: string
+  'helper-image'?: string
+  'snapshot-class'?: string
+  'snapshot-timeout'?: number
+  dump?: string[]
+  load?: string[]
+  'pre-hook'?: string[]
+  'post-hook'?: string[]
+  prune?: boolean
+  'keep-last'?: number
+  'keep-hourly'?: number
+  'keep-daily'?: number
+  'keep-weekly'?: number
+  'keep-monthly'?: number
+  'keep-yearly'?: number
+  'encrypt-to'?: string[]
+  'recipients-file'?: string[]
+  pushgateway?: string
+}
+
+export interface SnapshotSettings {
+  connection: {kubeconfig?: string; context?: string; namespace?: string}
+  output: string
+  includeKinds?: string[]
+  excludeKinds?: string[]
+  selector?: string
+  volumes: {
+    strategy: VolumeStrategy
+    /** Claims whose strategy differs from `strategy` (from the plan; empty when --volumes is given). */
+    claims: Record<string, VolumeStrategy>
+    helperImage: string
+    snapshotClass?: string
+    snapshotTimeoutSeconds: number
+  }
+  dumps: DumpPlan
+  /** Retention to apply after a successful run (--prune), or undefined. */
+  prune?: RetentionPolicy
+  encryption: {recipients: string[]; recipientsFiles: string[]}
+  pushgateway?: string
+}
+
+export const DEFAULT_SNAPSHOT_TIMEOUT_SECONDS = 300
+
+/** The --keep-* flag of each retention rule. */
+const KEEP_FLAGS = {
+  keepLast: 'keep-last',
+  keepHourly: 'keep-hourly',
+  keepDaily: 'keep-daily',
+  keepWeekly: 'keep-weekly',
+  keepMonthly: 'keep-monthly',
+  keepYearly: 'keep-yearly',
+} as const satisfies Record<keyof RetentionPolicy, keyof SnapshotFlags>
+
+/** Merges flags over a plan over defaults; throws a usage error (exit 2) for what cannot be combined. */
+export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSettings {
+  const has = (list: string[] | undefined) => list !== undefined && list.length > 0
+  const dumpsFromFlags = has(flags.dump) || has(flags.load) || has(flags['pre-hook']) || has(flags['post-hook'])
+  const dumps = dumpsFromFlags || !plan
+    ? dumpPlanOfFlags({dump: flags.dump, load: flags.load, preHook: flags['pre-hook'], postHook: flags['post-hook']})
+    : {dumps: plan.dumps, preHooks: plan.hooks.pre, postHooks: plan.hooks.post}
+
+  const keepFlags: RetentionPolicy = {}
+  for (const [rule, flag] of Object.entries(KEEP_FLAGS) as [keyof RetentionPolicy, keyof SnapshotFlags][]) {
+    if (flags[flag] !== undefined) keepFlags[rule] = flags[flag] as number
+  }
+  const policy = Object.keys(keepFlags).length > 0 ? keepFlags : plan?.retention
+  if (Object.keys(keepFlags).length > 0 && !flags.prune) {
+    throw new KubesnapError('The --keep-* options apply with --prune; add --prune, or run kubesnap prune.', {exit: EXIT.usage})
+  }
+  if (flags.prune && !policy) {
+    throw new KubesnapError('--prune needs a retention policy; give --keep-last/--keep-daily/… or a retention section in the --config plan.', {exit: EXIT.usage})
+  }
+
+  const recipientsFromFlags = has(flags['encrypt-to']) || has(flags['recipients-file'])
+  return {
+    connection: {
+      kubeconfig: flags.kubeconfig ?? plan?.kubeconfig,
+      context: flags.context ?? plan?.context,
+      namespace: flags.namespace ?? plan?.namespace,
+    },
+    output: flags.output ?? plan?.output ?? '.',
+    includeKinds: has(flags['include-kinds']) ? flags['include-kinds'] : plan?.selection.includeKinds,
+    excludeKinds: has(flags['exclude-kinds']) ? flags['exclude-kinds'] : plan?.selection.excludeKinds,
+    selector: flags.selector ?? plan?.selection.selector,
+    volumes: {
+      // --volumes sets every claim; the plan's per-claim choices stand only without it.
+      strategy: (flags.volumes as VolumeStrategy | undefined) ?? plan?.volumes.strategy ?? 'tar',
+      claims: flags.volumes === undefined ? {...plan?.volumes.claims} : {},
+      helperImage: flags['helper-image'] ?? plan?.volumes.helperImage ?? DEFAULT_HELPER_IMAGE,
+      snapshotClass: flags['snapshot-class'] ?? plan?.volumes.snapshotClass,
+      snapshotTimeoutSeconds: flags['snapshot-timeout'] ?? plan?.volumes.snapshotTimeout ?? DEFAULT_SNAPSHOT_TIMEOUT_SECONDS,
+    },
+    dumps,
+    prune: flags.prune ? policy : undefined,
+    encryption: recipientsFromFlags
+      ? {recipients: flags['encrypt-to'] ?? [], recipientsFiles: flags['recipients-file'] ?? []}
+      : {recipients: plan?.encryption.recipients ?? [], recipientsFiles: plan?.encryption.recipientsFiles ?? []},
+    pushgateway: flags.pushgateway ?? plan?.metrics.pushgateway,
+  }
+}
+
+/** The strategy of one claim under the settings. */
+export function strategyOf(settings: SnapshotSettings['volumes'], claim: string): VolumeStrategy {
+  return settings.claims[claim] ?? settings.strategy
+}
