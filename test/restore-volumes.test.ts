@@ -14,22 +14,23 @@ import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {CoreV1Api} from '@kubernetes/client-node'
 import {execa} from 'execa'
 import {Header} from 'tar'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {hashTree, writeSeedTree} from '../fixtures/seed.js'
+import type {FixtureName} from '../fixtures/index.js'
+import {hashTree} from '../fixtures/seed.js'
 import {createArchiveWriter, openArchive} from '../src/archive/index.js'
-import type {ObjectEntry, StreamEntry} from '../src/archive/manifest.js'
-import {KubeApi, collectionPath} from '../src/cluster/index.js'
+import type {StreamEntry} from '../src/archive/manifest.js'
+import {KubeApi} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {parseDuration, planRestarts, RESTARTED_AT, rolloutStatus, templateUses, type WorkloadObject} from '../src/restore/restart.js'
 import {HelperPods} from '../src/volumes/helper.js'
 import {parseUntarReport, scanVolumeTar, streamVolumeIn, TAR_IN_SCRIPT, unsafeMemberReason, type TarMember} from '../src/volumes/tar-in.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
 import {kubesnap} from './helpers/cli.js'
+import {archivedObjects, assertRestored, seededTrees, seedTree, versions, volumeDir, volumeTrees, wipe, type ArchivedObject} from './helpers/restore.js'
 
 // ---------------------------------------------------------------------------
 // Pure parts
@@ -124,98 +125,75 @@ test('rolloutStatus follows kubectl rollout status', () => {
 
 let cluster: TestCluster
 let admin: KubeApi
-/** The jenkins namespace, its snapshot and its objects, shared by the tests below. */
-let jenkins: {ns: string; dir: string; path: string; objects: ObjectEntry[]} | undefined
-const seeds = new Map<string, Record<string, string>>()
-
-/** Objects the harness made for the namespace-only user: kept, so the user can restore. */
-const HARNESS = new Set(['roles.rbac.authorization.k8s.io/kubesnap', 'rolebindings.rbac.authorization.k8s.io/kubesnap', 'serviceaccounts./default'])
-/** Seed tree of each claim of the jenkins fixture. */
-const SEED_OF: Record<string, string> = {'jenkins-home-jenkins-0': 'jenkins/jenkins-home', 'agent-cache': 'jenkins/agent-cache'}
 
 test.before(async () => {
   cluster = await sharedCluster()
   admin = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.admin}))
-  for (const key of new Set(Object.values(SEED_OF))) {
-    const dir = await mkdtemp(join(tmpdir(), 'kubesnap-seed-'))
-    await writeSeedTree(key, dir)
-    seeds.set(key, await hashTree(dir))
-    await rm(dir, {recursive: true, force: true})
-  }
 })
 
 function restore(args: string[]) {
   return kubesnap(['restore', ...args, '--kubeconfig', cluster.kubeconfigs.user, '--json'], {timeoutMs: 300_000})
 }
 
-/** The host directory of a claim's volume (a hostPath PV). */
-async function volumeDir(ns: string, claim: string): Promise<string> {
-  const pvc = await admin.get<any>(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${claim}`)
-  const pv = await admin.get<any>(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`)
-  return pv.spec.hostPath.path
+interface Snapshotted {
+  ns: string
+  /** The archive directory (removed after the tests). */
+  dir: string
+  path: string
+  objects: ArchivedObject[]
 }
 
-/** Deletes the archived objects (claims too) as a disaster would, and waits until they are gone. */
-async function wipe(ns: string, objects: ObjectEntry[]): Promise<void> {
-  const doomed = objects.filter((e) => !HARNESS.has(`${e.resource}.${e.group}/${e.name}`))
-  for (const e of doomed) await admin.delete(`${collectionPath(e, ns)}/${e.name}`, {query: {propagationPolicy: 'Foreground'}}).catch(() => undefined)
-  const deadline = Date.now() + 120_000
-  for (const e of doomed) {
-    while (!(await admin.get(`${collectionPath(e, ns)}/${e.name}`).then(() => false, (err) => err?.statusCode === 404))) {
-      if (Date.now() > deadline) throw new Error(`${e.resource}/${e.name} was not deleted in time`)
-      await sleep(250)
-    }
-  }
-}
+const dirs: string[] = []
 
-/** resourceVersions of what restore could touch: proof that nothing was written. */
-async function versions(ns: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const path of ['/api/v1/namespaces/NS/secrets', '/api/v1/namespaces/NS/configmaps', '/api/v1/namespaces/NS/persistentvolumeclaims', '/api/v1/namespaces/NS/pods', '/apis/apps/v1/namespaces/NS/statefulsets', '/apis/apps/v1/namespaces/NS/deployments']) {
-    const list = await admin.get<any>(path.replace('NS', ns))
-    for (const item of list.items) out[`${path.split('/').pop()}/${item.metadata.name}`] = item.metadata.resourceVersion
-  }
-  return out
-}
-
-/** The jenkins fixture, snapshotted by the namespace-only user. */
-async function jenkinsSnapshot(): Promise<NonNullable<typeof jenkins>> {
-  if (jenkins) return jenkins
-  const ns = await cluster.createNamespace({prefix: 'rv-jenkins', fixture: 'jenkins'})
+/** Snapshots `ns` as the namespace-only user; both of the fixture's claims are in the archive. */
+async function snapshotOf(ns: string): Promise<Snapshotted> {
   const dir = await mkdtemp(join(tmpdir(), 'kubesnap-rv-'))
+  dirs.push(dir)
   const r = await kubesnap(['snapshot', '-n', ns, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--json'], {timeoutMs: 240_000})
   assert.is(r.code, 0, r.stderr + r.stdout)
   assert.is(r.json.volumes, 2)
-  const reader = await openArchive(r.json.path)
-  jenkins = {ns, dir, path: r.json.path, objects: reader.manifest.entries.filter((e): e is ObjectEntry => e.type === 'object')}
-  return jenkins
+  return {ns, dir, path: r.json.path, objects: await archivedObjects(r.json.path)}
 }
 
-test('jenkins: wipe objects and claims; --dry-run plans each volume and writes nothing; restore brings every byte back and the StatefulSet Ready', async () => {
-  const {ns, path, objects} = await jenkinsSnapshot()
-  await wipe(ns, objects)
+const fixtures = new Map<FixtureName, Promise<Snapshotted>>()
 
-  const before = await versions(ns)
+/** A fixture namespace and its snapshot, made once and shared by the tests below. */
+function fixtureSnapshot(fixture: FixtureName): Promise<Snapshotted> {
+  let snapshotted = fixtures.get(fixture)
+  if (!snapshotted) {
+    snapshotted = cluster.createNamespace({prefix: `rv-${fixture.slice(0, 6)}`, fixture}).then(snapshotOf)
+    fixtures.set(fixture, snapshotted)
+  }
+  return snapshotted
+}
+
+/** The restore's volume outcomes as `[claim, action, verified]`, sorted. */
+const volumeOutcomes = (json: any) => json.volumes.map((v: any) => [v.claim, v.action, v.verified]).sort()
+
+test('jenkins: wipe objects and claims; --dry-run plans each volume and writes nothing; restore brings every object and byte back and the StatefulSet Ready', async () => {
+  const {ns, path, objects} = await fixtureSnapshot('jenkins')
+  await wipe(admin, ns, objects)
+
+  const before = await versions(admin, ns)
   const dry = await kubesnap(['restore', path, '--dry-run', '--kubeconfig', cluster.kubeconfigs.user], {timeoutMs: 120_000})
   assert.is(dry.code, 0, dry.stderr + dry.stdout)
   assert.match(dry.stdout, /volume\s+jenkins-home-jenkins-0: [\d.]+ KiB through a helper pod/)
   assert.match(dry.stdout, /volume\s+agent-cache: [\d.]+ KiB through a helper pod/)
-  assert.equal(await versions(ns), before, 'the dry run created no pod, claim or anything else')
+  assert.equal(await versions(admin, ns), before, 'the dry run created no pod, claim or anything else')
 
   const r = await restore([path])
   assert.is(r.code, 0, r.stderr + r.stdout)
   assert.is(r.json.status, 'complete')
-  assert.equal(r.json.volumes.map((v: any) => [v.claim, v.action, v.verified]).sort(), [['agent-cache', 'restored', 'pod-sha256'], ['jenkins-home-jenkins-0', 'restored', 'pod-sha256']])
-  for (const [claim, key] of Object.entries(SEED_OF)) {
-    assert.equal(await hashTree(await volumeDir(ns, claim)), seeds.get(key), `${claim}: every file, mode and link as seeded`)
-  }
+  assert.equal(volumeOutcomes(r.json), [['agent-cache', 'restored', 'pod-sha256'], ['jenkins-home-jenkins-0', 'restored', 'pod-sha256']])
+  await assertRestored(admin, objects, ns, ns)
+  assert.equal(await volumeTrees(admin, ns), await seededTrees('jenkins'), 'every claim back, every file, mode and link as seeded')
   assert.equal(r.json.rollouts.map((w: any) => [w.kind, w.name, w.ready]).sort(), [['Deployment', 'jenkins-agent-cache', true], ['StatefulSet', 'jenkins', true]])
   const helpers = await admin.get<any>(`/api/v1/namespaces/${ns}/pods`, {query: {labelSelector: 'app.kubernetes.io/component=kubesnap-helper'}})
   assert.equal(helpers.items.map((p: any) => p.metadata.name), [], 'no helper pod left')
 })
 
 test('a hostile archive is refused before any write: exit 1 naming the volume and member, nothing changed', async () => {
-  const {ns} = await jenkinsSnapshot()
+  const {ns} = await fixtureSnapshot('jenkins')
   const dir = await mkdtemp(join(tmpdir(), 'kubesnap-hostile-'))
   const writer = await createArchiveWriter({dir, namespace: ns, kubesnapVersion: 'test', cluster: {server: cluster.server, context: 'test'}})
   const hostile: Record<string, Buffer> = {
@@ -231,7 +209,7 @@ test('a hostile archive is refused before any write: exit 1 naming the volume an
     await writer.addStream({type: 'volume', name: claim, kind: 'PersistentVolumeClaim', group: '', version: 'v1', resource: 'persistentvolumeclaims'}, Readable.from([data]))
   }
   const {path} = await writer.finish({skipped: [], warnings: []})
-  const before = await versions(ns)
+  const before = await versions(admin, ns)
   const r = await restore([path])
   assert.is(r.code, 1, r.stdout)
   const message: string = r.json?.error?.message ?? r.stderr
@@ -239,12 +217,12 @@ test('a hostile archive is refused before any write: exit 1 naming the volume an
   assert.match(message, /Volume evil-dotdot: the member "\.\/\.\.\/escape" is refused \(its path has a \.\. component\)/)
   assert.match(message, /Volume evil-absolute: the member "\/etc\/cron\.d\/evil" is refused \(it has an absolute path\)/)
   assert.match(message, /Volume evil-symlink: the member "link" is refused \(it is a symlink to \.\.\/\.\.\/\.\.\/\.\.\/etc, which leaves the mount\)/)
-  assert.equal(await versions(ns), before, 'no claim, pod or object was written')
+  assert.equal(await versions(admin, ns), before, 'no claim, pod or object was written')
   await rm(dir, {recursive: true, force: true})
 })
 
 test('--existing update --only-secrets: a changed Secret is put back and the StatefulSet reading it is restarted and rolled out', async () => {
-  const {ns, path} = await jenkinsSnapshot()
+  const {ns, path} = await fixtureSnapshot('jenkins')
   await cluster.waitForWorkloads(ns)
   // The Secret changed since the snapshot (someone rotated it by hand).
   await admin.patch(`/api/v1/namespaces/${ns}/secrets/jenkins-admin`, JSON.stringify({data: {'jenkins-admin-password': Buffer.from('rotated').toString('base64')}}), 'application/merge-patch+json')
@@ -261,7 +239,7 @@ test('--existing update --only-secrets: a changed Secret is put back and the Sta
 })
 
 test('v4-only node: the archived stream goes in framed by its length (head -c N) and arrives byte for byte', async () => {
-  const {path} = await jenkinsSnapshot()
+  const {path} = await fixtureSnapshot('jenkins')
   const node = await cluster.startPrivateNode({prefix: 'rv-v4'})
   const ns = await cluster.createNamespace({prefix: 'rv-v4'})
   try {
@@ -281,7 +259,7 @@ test('v4-only node: the archived stream goes in framed by its length (head -c N)
       })
       assert.is(result.protocol, 'v4.channel.k8s.io')
       assert.is(result.bytes, entry.rawSize)
-      assert.equal(await hashTree(await volumeDir(ns, 'home')), seeds.get('jenkins/jenkins-home'))
+      assert.equal(await hashTree(await volumeDir(admin, ns, 'home')), await seedTree('jenkins/jenkins-home'))
     } finally {
       await helpers.removeAll()
       user.close()
@@ -293,10 +271,11 @@ test('v4-only node: the archived stream goes in framed by its length (head -c N)
 })
 
 test.after(async () => {
-  if (jenkins) {
-    await cluster.deleteNamespace(jenkins.ns)
-    await rm(jenkins.dir, {recursive: true, force: true})
+  for (const snapshotted of fixtures.values()) {
+    const ns = await snapshotted.then((s) => s.ns, () => undefined)
+    if (ns) await cluster.deleteNamespace(ns)
   }
+  for (const dir of dirs) await rm(dir, {recursive: true, force: true})
   admin?.close()
 })
 

@@ -2,22 +2,16 @@ import {mkdtempSync, readdirSync} from 'node:fs'
 import {open} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import type {KubernetesObject} from '@kubernetes/client-node'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {openArchive} from '../src/archive/index.js'
-import type {ObjectEntry} from '../src/archive/manifest.js'
-import {KubeApi, collectionPath} from '../src/cluster/index.js'
+import {KubeApi} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
-import {cleanForRestore} from '../src/resources/clean.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
 import {kubesnap} from './helpers/cli.js'
+import {archivedObjects, assertRestored, isHarness, versions, wipe} from './helpers/restore.js'
 
 let cluster: TestCluster
 let admin: KubeApi
-
-/** Objects the test harness made for the namespace-only user: never deleted, so the user can restore. */
-const HARNESS = new Set(['roles.rbac.authorization.k8s.io/kubesnap', 'rolebindings.rbac.authorization.k8s.io/kubesnap', 'serviceaccounts./default'])
 
 test.before(async () => {
   cluster = await sharedCluster()
@@ -31,63 +25,18 @@ async function snapshot(ns: string, who: 'admin' | 'user' = 'user'): Promise<{pa
   return {path: r.json.path, dir}
 }
 
-/** The archive's object entries (not the harness's own). */
-async function archivedObjects(path: string): Promise<{entry: ObjectEntry; object: KubernetesObject}[]> {
-  const reader = await openArchive(path)
-  const out = []
-  for (const entry of reader.manifest.entries) {
-    if (entry.type !== 'object') continue
-    out.push({entry, object: JSON.parse((await reader.readObject(entry)).toString())})
-  }
-  return out
-}
-
-/** Deletes every archived object from the namespace (PVCs too), as a disaster would, and waits until they are gone. */
-async function wipe(ns: string, objects: {entry: ObjectEntry}[]): Promise<void> {
-  const doomed = objects.filter(({entry}) => !HARNESS.has(`${entry.resource}.${entry.group}/${entry.name}`))
-  for (const {entry} of doomed) {
-    await admin.delete(`${collectionPath(entry, ns)}/${entry.name}`, {query: {propagationPolicy: 'Foreground'}}).catch(() => undefined)
-  }
-  const deadline = Date.now() + 90_000
-  for (const {entry} of doomed) {
-    for (;;) {
-      const gone = await admin.get(`${collectionPath(entry, ns)}/${entry.name}`).then(() => false, (err) => err?.statusCode === 404)
-      if (gone) break
-      if (Date.now() > deadline) throw new Error(`${entry.resource}/${entry.name} was not deleted in time`)
-      await new Promise((r) => setTimeout(r, 250))
-    }
-  }
-}
-
-/** Compares archived and live objects the way the issue asks: both cleaned. */
-async function assertRestored(objects: {entry: ObjectEntry; object: KubernetesObject}[], from: string, to: string): Promise<void> {
-  for (const {entry, object} of objects) {
-    const live = await admin.get<KubernetesObject>(`${collectionPath(entry, to)}/${entry.name}`)
-    const context = {sourceNamespace: from, targetNamespace: to}
-    const want: any = cleanForRestore(object, entry, context)
-    const have: any = cleanForRestore(live, entry, {sourceNamespace: to, targetNamespace: to})
-    // Controllers add their own bookkeeping to live objects (not the archive's business).
-    for (const o of [want, have]) {
-      delete o.metadata?.annotations?.['deployment.kubernetes.io/revision']
-      if (o.kind === 'ServiceAccount') delete o.secrets
-      if (o.kind === 'Secret' && o.type === 'kubernetes.io/service-account-token') delete o.data
-    }
-    assert.equal(have, want, `${entry.resource}/${entry.name} differs after restore`)
-  }
-}
-
 for (const fixture of ['jenkins', 'softwarefactory'] as const) {
   test(`${fixture}: snapshot, wipe the namespace, restore as the namespace-only user: every object is back`, async () => {
     const ns = await cluster.createNamespace({prefix: `${fixture.slice(0, 6)}-rt`, fixture})
     const {path} = await snapshot(ns)
     const objects = await archivedObjects(path)
-    await wipe(ns, objects)
+    await wipe(admin, ns, objects)
     const r = await kubesnap(['restore', path, '--kubeconfig', cluster.kubeconfigs.user, '--json'])
     assert.is(r.code, 0, r.stderr + r.stdout)
     assert.is(r.json.status, 'complete')
     assert.is(r.json.objects.failed, 0)
     assert.is(r.json.objects.create + r.json.objects.skip, objects.length)
-    await assertRestored(objects, ns, ns)
+    await assertRestored(admin, objects, ns, ns)
     await cluster.waitForWorkloads(ns)
     await cluster.deleteNamespace(ns, {wait: true})
   })
@@ -104,7 +53,7 @@ test('--to-namespace restores into another namespace and moves ServiceAccount su
   assert.is(r.code, 0, r.stderr + r.stdout)
   assert.is(r.json.namespace, target)
   assert.is(r.json.sourceNamespace, source)
-  await assertRestored(objects.filter(({entry}) => !HARNESS.has(`${entry.resource}.${entry.group}/${entry.name}`)), source, target)
+  await assertRestored(admin, objects.filter(({entry}) => !isHarness(entry)), source, target)
   const binding = await admin.get<any>(`/apis/rbac.authorization.k8s.io/v1/namespaces/${target}/rolebindings/sf-operator`)
   // A subject without a namespace means the binding's own, which is now the target.
   assert.equal(binding.subjects.map((s: any) => `${s.kind}/${s.namespace ?? target}/${s.name}`), [`ServiceAccount/${target}/zuul`])
@@ -137,34 +86,20 @@ async function settled(ns: string): Promise<void> {
   throw new Error(`namespace ${ns} got no default token Secret`)
 }
 
-/** Every object's resourceVersion in a namespace: proof that nothing was written. */
-async function versions(ns: string): Promise<Record<string, string>> {
-  const out: Record<string, string> = {}
-  for (const resource of ['secrets', 'configmaps', 'services', 'serviceaccounts', 'persistentvolumeclaims', 'pods']) {
-    const list = await admin.get<any>(`/api/v1/namespaces/${ns}/${resource}`)
-    for (const item of list.items) out[`${resource}/${item.metadata.name}`] = item.metadata.resourceVersion
-  }
-  for (const resource of ['statefulsets', 'deployments']) {
-    const list = await admin.get<any>(`/apis/apps/v1/namespaces/${ns}/${resource}`)
-    for (const item of list.items) out[`${resource}/${item.metadata.name}`] = item.metadata.resourceVersion
-  }
-  return out
-}
-
 test('a damaged archive is refused before any write, naming the entry', async () => {
   const ns = await cluster.createNamespace({prefix: 'damaged', fixture: 'jenkins'})
   const {path} = await snapshot(ns)
   const objects = await archivedObjects(path)
-  await wipe(ns, objects.filter(({entry}) => entry.resource === 'configmaps'))
+  await wipe(admin, ns, objects.filter(({entry}) => entry.resource === 'configmaps'))
   const secret = objects.find(({entry}) => entry.resource === 'secrets')!.entry
   const fh = await open(path, 'r+')
   await fh.write(Buffer.from('#'), 0, 1, secret.offset + 5)
   await fh.close()
-  const before = await versions(ns)
+  const before = await versions(admin, ns)
   const r = await kubesnap(['restore', path, '--kubeconfig', cluster.kubeconfigs.user])
   assert.is(r.code, 1)
   assert.match(r.stderr, new RegExp(`damaged at ${secret.path.replace(/[.]/g, '\\.')} \\(sha256 mismatch\\); nothing was restored`))
-  assert.equal(await versions(ns), before, 'the cluster is unchanged')
+  assert.equal(await versions(admin, ns), before, 'the cluster is unchanged')
   await cluster.deleteNamespace(ns)
 })
 
@@ -179,14 +114,14 @@ test('unmet preconditions are reported all at once and nothing is written', asyn
     subjects: [{apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: cluster.userName}],
   })
   await settled(target)
-  const before = await versions(target)
+  const before = await versions(admin, target)
   const r = await kubesnap(['restore', path, '--to-namespace', target, '--kubeconfig', cluster.kubeconfigs.user])
   assert.is(r.code, 1)
   assert.match(r.stderr, /Restore cannot start; nothing was changed:/)
   for (const kind of ['secrets', 'configmaps', 'statefulsets.apps', 'persistentvolumeclaims']) {
     assert.match(r.stderr, new RegExp(`may not create ${kind.replace('.', '\\.')} in ${target}`))
   }
-  assert.equal(await versions(target), before)
+  assert.equal(await versions(admin, target), before)
   const missing = await kubesnap(['restore', path, '--to-namespace', 'no-such-ns-here', '--kubeconfig', cluster.kubeconfigs.admin])
   assert.is(missing.code, 1)
   assert.match(missing.stderr, /The namespace no-such-ns-here does not exist: create it, or pass --create-namespace\./)
@@ -200,15 +135,15 @@ test('--dry-run writes nothing and shows what --existing update would change', a
   const objects = await archivedObjects(path)
   await admin.patch(`/api/v1/namespaces/${ns}/configmaps/jenkins-backup`, {data: {schedule: 'never'}}, 'application/merge-patch+json')
   await admin.patch(`/api/v1/namespaces/${ns}/secrets/jenkins-admin`, {stringData: {'jenkins-admin-password': 'changed-by-hand'}}, 'application/merge-patch+json')
-  await wipe(ns, objects.filter(({entry}) => entry.name === 'jenkins-casc'))
-  const before = await versions(ns)
+  await wipe(admin, ns, objects.filter(({entry}) => entry.name === 'jenkins-casc'))
+  const before = await versions(admin, ns)
   const r = await kubesnap(['restore', path, '--existing', 'update', '--dry-run', '--kubeconfig', cluster.kubeconfigs.user])
   assert.is(r.code, 0, r.stderr)
   assert.match(r.stdout, /create\s+ConfigMap\/jenkins-casc/)
   assert.match(r.stdout, /update\s+ConfigMap\/jenkins-backup\n\s+data\.schedule: "never" → /)
   assert.match(r.stdout, /update\s+Secret\/jenkins-admin\n\s+data\.jenkins-admin-password: changed \(value hidden\)/)
   assert.not.match(r.stdout + r.stderr, /changed-by-hand|Y2hhbmdlZC1ieS1oYW5k/, 'no Secret value is printed')
-  assert.equal(await versions(ns), before, 'no resourceVersion moved and nothing was created')
+  assert.equal(await versions(admin, ns), before, 'no resourceVersion moved and nothing was created')
   await cluster.deleteNamespace(ns)
 })
 
