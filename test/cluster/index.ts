@@ -14,7 +14,7 @@ import os from 'node:os'
 import path from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {fileURLToPath} from 'node:url'
-import {CoreV1Api, KubeConfig} from '@kubernetes/client-node'
+import {CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions} from '@kubernetes/client-node'
 // Types only: the modules themselves are imported at run time, when present (see importOptional).
 import type * as FixtureModule from '../../fixtures/index.js'
 import type * as SeedModule from '../../fixtures/seed.js'
@@ -47,11 +47,27 @@ export interface CreateNamespaceOptions {
   bindUser?: boolean
 }
 
+/** Options of {@link TestCluster.startPrivateNode}. */
+export interface PrivateNodeOptions {
+  /** Name prefix; the node is `<prefix>-<6 hex digits>`. Default `private`. */
+  prefix?: string
+  /**
+   * Make it the only node new pods go to, as if the whole cluster were this
+   * node: no taint, and every other schedulable node cordoned until `stop()`
+   * (pods already running stay). For a namespace that must run entirely here,
+   * fixture and kubesnap's helper pods included.
+   */
+  exclusive?: boolean
+  /** The node's log lines: pods started and stopped, each exec with its subprotocol and byte counts. */
+  log?: (line: string) => void
+}
+
 /**
  * A node of a test's own, run in the test's process next to the cluster's, so
  * the test can flip its exec fault switches and its v4-only switch (the
  * shared cluster's node runs in another process). It is tainted: only pods
- * given {@link PrivateNode.placement} (or pinned with `nodeName`) land on it.
+ * given {@link PrivateNode.placement} (or pinned with `nodeName`) land on it,
+ * unless started `exclusive`, when every new pod does.
  */
 export interface PrivateNode {
   name: string
@@ -92,8 +108,8 @@ export interface TestCluster {
   deleteNamespace(ns: string, opts?: {wait?: boolean}): Promise<void>
   /** Waits until every StatefulSet and Deployment in `ns` is rolled out and Ready. */
   waitForWorkloads(ns: string, opts?: {timeoutMs?: number}): Promise<void>
-  /** Starts a tainted node in this process whose fault and v4-only switches the test holds. */
-  startPrivateNode(opts?: {prefix?: string}): Promise<PrivateNode>
+  /** Starts a node in this process (tainted unless `exclusive`) whose fault and v4-only switches the test holds. */
+  startPrivateNode(opts?: PrivateNodeOptions): Promise<PrivateNode>
   /** Stops what this process started; does nothing for an attached cluster. */
   stop(): Promise<void>
 }
@@ -283,17 +299,30 @@ function clusterFrom(state: ClusterState, stop: () => Promise<void>): TestCluste
       const name = `${opts.prefix ?? 'private'}-${randomBytes(3).toString('hex')}`
       const taint = {key: `kubesnap.test/${name}`, value: 'true', effect: 'NoSchedule' as const}
       const dir = await mkdtemp(path.join(os.tmpdir(), `kubesnap-${name}-`))
+      const core = admin().makeApiClient(CoreV1Api)
       const agent = await nodeModule.startNode({
-        dir, server: state.server, caCertFile: state.caCertFile, pki: state.pki, kubeconfig: state.kubeconfigs.admin, name, taints: [taint],
+        dir, server: state.server, caCertFile: state.caCertFile, pki: state.pki, kubeconfig: state.kubeconfigs.admin, name,
+        taints: opts.exclusive ? [] : [taint], log: opts.log,
       })
+      const cordoned: string[] = []
+      const setUnschedulable = (node: string, unschedulable: boolean) =>
+        core.patchNode({name: node, body: {spec: {unschedulable}}}, setHeaderOptions('Content-Type', PatchStrategy.MergePatch))
+      if (opts.exclusive) {
+        for (const node of (await core.listNode()).items) {
+          if (node.metadata?.name === name || node.spec?.unschedulable) continue
+          cordoned.push(node.metadata!.name!)
+          await setUnschedulable(node.metadata!.name!, true)
+        }
+      }
       return {
         name,
         agent,
         placement: {nodeSelector: {'kubernetes.io/hostname': name}, tolerations: [{key: taint.key, operator: 'Exists', effect: taint.effect}]},
         async stop() {
+          for (const node of cordoned) await setUnschedulable(node, false).catch(() => {})
           await agent.stop()
           // A stopped node would go NotReady and linger in a shared cluster.
-          await admin().makeApiClient(CoreV1Api).deleteNode({name}).catch(() => {})
+          await core.deleteNode({name}).catch(() => {})
           await rm(dir, {recursive: true, force: true})
         },
       }
