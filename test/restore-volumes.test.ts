@@ -5,12 +5,16 @@
  * control plane as the namespace-only user: the jenkins fixture snapshotted,
  * wiped (objects and claims), planned with --dry-run (nothing written), and
  * restored byte for byte; a hostile archive refused before any write; a
- * Secret-only restore that restarts the StatefulSet reading it; and the
- * `head -c N` framing on a v4-only node.
+ * Secret-only restore that restarts the StatefulSet reading it; the
+ * `head -c N` framing on a v4-only node. Then the issue's round trips, each
+ * checked for every object (cleaned), every volume file (sha256, mode, link)
+ * and Ready workloads: softwarefactory copied with --to-namespace beside its
+ * untouched original, then wiped and restored in place; and jenkins on a
+ * cluster whose only node speaks v4 (snapshot and restore through the CLI).
  *
  *   cd /work/main && npm run build && node --import tsx test/restore-volumes.test.ts
  */
-import {mkdtemp, rm} from 'node:fs/promises'
+import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
@@ -30,7 +34,7 @@ import {HelperPods} from '../src/volumes/helper.js'
 import {parseUntarReport, scanVolumeTar, streamVolumeIn, TAR_IN_SCRIPT, unsafeMemberReason, type TarMember} from '../src/volumes/tar-in.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
 import {kubesnap} from './helpers/cli.js'
-import {archivedObjects, assertRestored, seededTrees, seedTree, versions, volumeDir, volumeTrees, wipe, type ArchivedObject} from './helpers/restore.js'
+import {archivedObjects, assertRestored, isHarness, seededTrees, seedTree, versions, volumeDir, volumeTrees, wipe, workloadReadiness, type ArchivedObject} from './helpers/restore.js'
 
 // ---------------------------------------------------------------------------
 // Pure parts
@@ -266,6 +270,82 @@ test('v4-only node: the archived stream goes in framed by its length (head -c N)
     }
   } finally {
     await cluster.deleteNamespace(ns)
+    await node.stop()
+  }
+})
+
+const SF_CLAIMS = [['mariadb-logs-mariadb-0', 'restored', 'pod-sha256'], ['zookeeper-data-zookeeper-0', 'restored', 'pod-sha256']]
+const SF_WORKLOADS = ['Deployment/gateway 1/1', 'StatefulSet/mariadb 1/1', 'StatefulSet/zookeeper 1/1']
+
+// Before the in-place restore below, which wipes the original this one needs running.
+test('softwarefactory --to-namespace beside its original: every object and volume byte in the new namespace, StatefulSets Ready; the original untouched', async () => {
+  const {ns: source, path, objects} = await fixtureSnapshot('softwarefactory')
+  // Changed since the snapshot: the copy must come from the archive, and the original keep them.
+  await admin.patch(`/api/v1/namespaces/${source}/configmaps/sf-version`, {data: {version: 'v0.0.53'}}, 'application/merge-patch+json')
+  await writeFile(join(await volumeDir(admin, source, 'zookeeper-data-zookeeper-0'), 'written-after-snapshot'), 'keep me')
+  const sourceVersions = await versions(admin, source)
+  const sourceTrees = await volumeTrees(admin, source)
+  const target = await cluster.createNamespace({prefix: 'rv-sf-copy'})
+  try {
+    const r = await restore([path, '--to-namespace', target])
+    assert.is(r.code, 0, r.stderr + r.stdout)
+    assert.is(r.json.status, 'complete')
+    assert.is(r.json.namespace, target)
+    assert.equal(volumeOutcomes(r.json), SF_CLAIMS)
+    // The original holds nodePort 30080: the copy gets one from the server.
+    assert.ok(r.json.warnings.some((w: string) => w.startsWith('Service/gateway: its node ports are taken')), r.json.warnings.join('\n'))
+    await assertRestored(admin, objects.filter(({entry}) => !isHarness(entry)), source, target, {assignedNodePorts: ['gateway']})
+    assert.equal(await volumeTrees(admin, target), await seededTrees('softwarefactory'), 'the new claims hold the archived trees')
+    assert.equal(await workloadReadiness(admin, target), SF_WORKLOADS)
+
+    assert.equal(await versions(admin, source), sourceVersions, 'no object of the original was written, no pod restarted')
+    assert.equal(await volumeTrees(admin, source), sourceTrees, 'the original volumes keep what was written after the snapshot')
+    assert.is((await admin.get<any>(`/api/v1/namespaces/${source}/configmaps/sf-version`)).data.version, 'v0.0.53')
+  } finally {
+    await cluster.deleteNamespace(target)
+  }
+})
+
+test('softwarefactory: wipe objects and claims, restore: every object back, every volume byte as seeded, StatefulSets Ready', async () => {
+  const {ns, path, objects} = await fixtureSnapshot('softwarefactory')
+  await wipe(admin, ns, objects)
+  const r = await restore([path])
+  assert.is(r.code, 0, r.stderr + r.stdout)
+  assert.is(r.json.status, 'complete')
+  assert.is(r.json.objects.failed, 0)
+  assert.equal(volumeOutcomes(r.json), SF_CLAIMS)
+  await assertRestored(admin, objects, ns, ns)
+  assert.equal(await volumeTrees(admin, ns), await seededTrees('softwarefactory'), 'every claim back, every file, mode and link as seeded')
+  assert.equal(await workloadReadiness(admin, ns), SF_WORKLOADS)
+})
+
+test('v4-only cluster (before 1.30): snapshot, wipe, restore with the CLI; every object and volume byte back, StatefulSet Ready, every exec on v4', async () => {
+  const execs: string[] = []
+  // The only node pods go to, so the fixture, the snapshot's helper and the restore's helpers all run there.
+  const node = await cluster.startPrivateNode({prefix: 'rv-v4only', exclusive: true, log: (line) => void (line.startsWith('exec ') && execs.push(line))})
+  node.agent.setV4Only(true)
+  let ns: string | undefined
+  try {
+    ns = await cluster.createNamespace({prefix: 'rv-v4rt', fixture: 'jenkins'})
+    const {path, objects} = await snapshotOf(ns)
+    await wipe(admin, ns, objects)
+    const r = await restore([path])
+    assert.is(r.code, 0, r.stderr + r.stdout)
+    assert.is(r.json.status, 'complete')
+    assert.equal(volumeOutcomes(r.json), [['agent-cache', 'restored', 'pod-sha256'], ['jenkins-home-jenkins-0', 'restored', 'pod-sha256']])
+    await assertRestored(admin, objects, ns, ns)
+    assert.equal(await volumeTrees(admin, ns), await seededTrees('jenkins'), 'every claim back, every file, mode and link as seeded')
+    assert.equal(await workloadReadiness(admin, ns), ['Deployment/jenkins-agent-cache 1/1', 'StatefulSet/jenkins 1/1'])
+
+    const pods = await admin.get<any>(`/api/v1/namespaces/${ns}/pods`)
+    assert.equal([...new Set(pods.items.map((p: any) => p.spec.nodeName))], [node.name], 'the pods run on the v4-only node')
+    const mine = execs.filter((line) => line.startsWith(`exec ${ns}/`))
+    assert.equal(mine.filter((line) => !line.includes('(v4.channel.k8s.io)')), [], 'no exec on v5')
+    const succeeded = (script: string) => mine.filter((line) => line.includes(`"${script}"`) && line.includes('): exit 0,')).length
+    assert.is(succeeded('kubesnap-tar'), 2, 'both claims streamed out on v4')
+    assert.is(succeeded('kubesnap-untar'), 2, 'both claims streamed in on v4')
+  } finally {
+    if (ns) await cluster.deleteNamespace(ns)
     await node.stop()
   }
 })
