@@ -32,11 +32,13 @@ export async function createTestNamespace(admin: KubeConfig, name: string, opts:
     await rbac.createNamespacedRole({namespace: name, body: kubesnapRole(name)})
     await rbac.createNamespacedRoleBinding({namespace: name, body: kubesnapRoleBinding(name, {user: opts.bindUser})})
   }
-  // Pods are refused until the ServiceAccount controller has made `default`; fixtures create pods.
-  await waitFor(`ServiceAccount default in ${name}`, 30_000, async () => {
+  // Pods are refused until the ServiceAccount controller has made `default` and,
+  // on 1.20, the token controller has given it its token Secret (the
+  // ServiceAccount admission plugin answers 500 "no API token found" until then).
+  await waitFor(`ServiceAccount default in ${name} with its token`, 30_000, async () => {
     try {
-      await core.readNamespacedServiceAccount({name: 'default', namespace: name})
-      return true
+      const account = await core.readNamespacedServiceAccount({name: 'default', namespace: name})
+      return (account.secrets ?? []).length > 0
     } catch (err) {
       if (err instanceof ApiException && err.code === 404) return false
       throw err
