@@ -22,6 +22,8 @@ export type ArchiveProblem =
   | 'missing end-of-archive blocks'
   | 'trailing data'
   | 'encrypted'
+  | 'no matching identity'
+  | 'decryption failed'
 
 /** An archive that cannot be read or does not match its manifest; `entry` names the member when one is at fault. */
 export class ArchiveError extends Error {

@@ -3,6 +3,7 @@
  * archives (format version 1). No Kubernetes access happens here.
  */
 export {ArchiveError, type ArchiveProblem} from './errors.js'
+export {AGE_SUFFIX, ageCipher, ageDecrypt, AgeIdentities, loadIdentities, parseRecipients, type AgeCipher, type AgeRecipient} from './crypto.js'
 export {acquireLock, isProcessAlive, LOCK_FILE, LockedError, type DirLock, type LockHolder} from './lock.js'
 export {listArchives, type ArchiveListing} from './list.js'
 export * from './manifest.js'
