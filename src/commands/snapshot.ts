@@ -4,6 +4,7 @@ import {abortOnSignals, createArchiveWriter} from '../archive/writer.js'
 import {LockedError} from '../archive/lock.js'
 import type {Manifest, SkippedItem} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
+import {cipherFor} from '../encryption.js'
 import {discoverResourceTypes, qualifiedName} from '../cluster/index.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {formatBytes} from '../format.js'
@@ -68,6 +69,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     "<%= config.bin %> snapshot -n shop --dump 'db=statefulset/mariadb,container=mariadb:mysqldump --all-databases' --load 'db=mysql'",
     "<%= config.bin %> snapshot -n shop --pre-hook 'deployment/app:touch /data/.frozen' --post-hook 'deployment/app:rm -f /data/.frozen'",
     '<%= config.bin %> snapshot --config /etc/kubesnap/shop.yaml --prune --quiet',
+    '<%= config.bin %> snapshot -n shop --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p --recipients-file ~/.ssh/team.pub',
     '<%= config.bin %> snapshot -n shop -o /var/backups/kubesnap --prune --keep-daily 7 --keep-weekly 4 --pushgateway http://127.0.0.1:9091',
   ]
 
@@ -90,6 +92,8 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     'post-hook': Flags.string({summary: 'Run `sh -c COMMAND` after the volume copy, also when it fails: KIND/WORKLOAD[,container=C]:COMMAND.', multiple: true, helpGroup: 'DUMPS'}),
     prune: Flags.boolean({summary: 'After a successful run, delete the namespace\'s archives in DIR that the retention policy (--keep-* or the plan\'s) does not keep.', helpGroup: 'RETENTION'}),
     ...keepFlags('RETENTION'),
+    'encrypt-to': Flags.string({summary: 'Encrypt every entry to this age recipient (age1…) or ssh public key (ssh-ed25519/ssh-rsa …); repeatable.', multiple: true, helpGroup: 'ENCRYPTION'}),
+    'recipients-file': Flags.string({summary: 'Encrypt to every recipient in this file (one per line, # comments, as age -R reads); repeatable.', multiple: true, helpGroup: 'ENCRYPTION'}),
     pushgateway: Flags.string({summary: 'Push the run\'s outcome (success or failure, duration, bytes, objects, volumes) to this Prometheus Pushgateway, under job kubesnap and the namespace.', helpGroup: 'METRICS'}),
   }
 
@@ -100,10 +104,12 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     const startedAt = new Date()
     const plan = this.flags.config ? await loadPlan(this.flags.config) : undefined
     const settings = snapshotSettings(this.flags, plan)
+    // Recipients are checked before anything else: a typo in a key must not cost a whole run.
+    const encryption = await cipherFor(settings.encryption)
     this.namespace = settings.connection.namespace
     let summary: SnapshotSummary | undefined
     try {
-      summary = await this.snapshot(settings)
+      summary = await this.snapshot(settings, encryption)
       if (settings.prune) {
         if (summary.status === 'complete') summary.prune = await this.prune(settings, summary)
         else this.note(`Archives were not pruned: snapshot ${summary.number} is partial, and only a complete snapshot lets older ones go.`)
@@ -122,7 +128,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
   }
 
   /** Takes the snapshot: objects, dumps, hooks and volume data into a finished archive. */
-  private async snapshot(settings: SnapshotSettings): Promise<SnapshotSummary> {
+  private async snapshot(settings: SnapshotSettings, encryption: Awaited<ReturnType<typeof cipherFor>>): Promise<SnapshotSummary> {
     const dumpPlan = settings.dumps
     const {api, namespace, config} = this.connect(settings.connection)
     this.namespace = namespace
@@ -133,6 +139,8 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
       namespace,
       kubesnapVersion: this.config.version,
       cluster: {server: config.server, context: config.context},
+      cipher: encryption?.cipher,
+      recipients: encryption?.recipients,
     })
     const detachSignals = abortOnSignals(writer)
 

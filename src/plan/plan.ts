@@ -10,6 +10,7 @@
 import {readFile} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
 import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap} from 'yaml'
+import {parseRecipient} from '../archive/crypto.js'
 import {DumpSyntaxError, parseTarget, type DumpSpec, type HookSpec} from '../dumps/spec.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import type {RetentionPolicy} from '../archive/retention.js'
@@ -143,7 +144,7 @@ class Checker {
       retention: (n) => (plan.retention = this.retention(n)),
       encryption: (n) =>
         this.map(n, 'encryption', {
-          recipients: (m) => (plan.encryption.recipients = this.stringList(m, 'encryption.recipients') ?? []),
+          recipients: (m) => (plan.encryption.recipients = this.list(m, 'encryption.recipients', (item, at) => this.recipient(item, at))),
           recipientsFile: (m) => {
             const file = this.path(m, 'encryption.recipientsFile')
             if (file) plan.encryption.recipientsFiles = [file]
@@ -225,6 +226,18 @@ class Checker {
   stringList(node: Node, at: string): string[] | undefined {
     const values = this.list(node, at, (item, where) => this.string(item, where))
     return values.length > 0 ? values : undefined
+  }
+
+  /** A recipient line, checked as --encrypt-to checks it (the message never quotes a secret key). */
+  recipient(node: Node, at: string): string | undefined {
+    const text = this.string(node, at)
+    if (text === undefined) return undefined
+    try {
+      parseRecipient(text)
+      return text
+    } catch (err) {
+      return this.problem(node, `${at}: ${(err as Error).message}.`)
+    }
   }
 
   claims(node: Node, into: Record<string, VolumeStrategy>): void {

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert'
 import {parsePlan} from './plan.js'
 import {snapshotSettings, strategyOf} from './settings.js'
 
+const PLAN_KEY = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p'
 const plan = parsePlan(`version: 1
 namespace: shop
 context: prod
@@ -11,7 +12,7 @@ selection: {includeKinds: [secrets]}
 volumes: {strategy: csi, claims: {cache: none, data: tar}, snapshotClass: fast}
 dumps: [{name: db, workload: sts/db, command: dump}]
 retention: {keepDaily: 7}
-encryption: {recipients: [age1plan]}
+encryption: {recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]}
 metrics: {pushgateway: http://127.0.0.1:9091}
 `, '/etc/kubesnap/shop.yaml')
 
@@ -34,7 +35,7 @@ test('the plan fills what flags leave out', () => {
   assert.is(s.volumes.snapshotClass, 'fast')
   assert.is(s.dumps.dumps[0].name, 'db')
   assert.is(s.prune, undefined, 'retention applies only with --prune')
-  assert.equal(s.encryption, {recipients: ['age1plan'], recipientsFiles: []})
+  assert.equal(s.encryption, {recipients: [PLAN_KEY], recipientsFiles: []})
   assert.is(s.pushgateway, 'http://127.0.0.1:9091')
 })
 
