@@ -33,8 +33,8 @@ import {parseDuration, planRestarts, RESTARTED_AT, rolloutStatus, templateUses, 
 import {HelperPods} from '../src/volumes/helper.js'
 import {parseUntarReport, scanVolumeTar, streamVolumeIn, TAR_IN_SCRIPT, unsafeMemberReason, type TarMember} from '../src/volumes/tar-in.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
-import {kubesnap} from './helpers/cli.js'
-import {archivedObjects, assertRestored, isHarness, seededTrees, seedTree, versions, volumeDir, volumeTrees, wipe, workloadReadiness, type ArchivedObject} from './helpers/restore.js'
+import {kubesnap, type CliResult} from './helpers/cli.js'
+import {archivedObjects, assertRestored, FIXTURE_CLAIMS, isHarness, seededTrees, seedTree, versions, volumeDir, volumeTrees, wipe, workloadReadiness, type ArchivedObject} from './helpers/restore.js'
 
 // ---------------------------------------------------------------------------
 // Pure parts
@@ -174,6 +174,15 @@ function fixtureSnapshot(fixture: FixtureName): Promise<Snapshotted> {
 /** The restore's volume outcomes as `[claim, action, verified]`, sorted. */
 const volumeOutcomes = (json: any) => json.volumes.map((v: any) => [v.claim, v.action, v.verified]).sort()
 
+/** A complete restore of a fixture into `ns`: every claim restored and checked in the pod, every object and seeded file back. */
+async function assertRoundTrip(r: CliResult, fixture: FixtureName, objects: ArchivedObject[], ns: string): Promise<void> {
+  assert.is(r.code, 0, r.stderr + r.stdout)
+  assert.is(r.json.status, 'complete')
+  assert.equal(volumeOutcomes(r.json), Object.keys(FIXTURE_CLAIMS[fixture]).sort().map((claim) => [claim, 'restored', 'pod-sha256']))
+  await assertRestored(admin, objects, ns, ns)
+  assert.equal(await volumeTrees(admin, ns), await seededTrees(fixture), 'every claim back, every file, mode and link as seeded')
+}
+
 test('jenkins: wipe objects and claims; --dry-run plans each volume and writes nothing; restore brings every object and byte back and the StatefulSet Ready', async () => {
   const {ns, path, objects} = await fixtureSnapshot('jenkins')
   await wipe(admin, ns, objects)
@@ -186,11 +195,7 @@ test('jenkins: wipe objects and claims; --dry-run plans each volume and writes n
   assert.equal(await versions(admin, ns), before, 'the dry run created no pod, claim or anything else')
 
   const r = await restore([path])
-  assert.is(r.code, 0, r.stderr + r.stdout)
-  assert.is(r.json.status, 'complete')
-  assert.equal(volumeOutcomes(r.json), [['agent-cache', 'restored', 'pod-sha256'], ['jenkins-home-jenkins-0', 'restored', 'pod-sha256']])
-  await assertRestored(admin, objects, ns, ns)
-  assert.equal(await volumeTrees(admin, ns), await seededTrees('jenkins'), 'every claim back, every file, mode and link as seeded')
+  await assertRoundTrip(r, 'jenkins', objects, ns)
   assert.equal(r.json.rollouts.map((w: any) => [w.kind, w.name, w.ready]).sort(), [['Deployment', 'jenkins-agent-cache', true], ['StatefulSet', 'jenkins', true]])
   const helpers = await admin.get<any>(`/api/v1/namespaces/${ns}/pods`, {query: {labelSelector: 'app.kubernetes.io/component=kubesnap-helper'}})
   assert.equal(helpers.items.map((p: any) => p.metadata.name), [], 'no helper pod left')
@@ -310,12 +315,8 @@ test('softwarefactory: wipe objects and claims, restore: every object back, ever
   const {ns, path, objects} = await fixtureSnapshot('softwarefactory')
   await wipe(admin, ns, objects)
   const r = await restore([path])
-  assert.is(r.code, 0, r.stderr + r.stdout)
-  assert.is(r.json.status, 'complete')
+  await assertRoundTrip(r, 'softwarefactory', objects, ns)
   assert.is(r.json.objects.failed, 0)
-  assert.equal(volumeOutcomes(r.json), SF_CLAIMS)
-  await assertRestored(admin, objects, ns, ns)
-  assert.equal(await volumeTrees(admin, ns), await seededTrees('softwarefactory'), 'every claim back, every file, mode and link as seeded')
   assert.equal(await workloadReadiness(admin, ns), SF_WORKLOADS)
 })
 
@@ -330,11 +331,7 @@ test('v4-only cluster (before 1.30): snapshot, wipe, restore with the CLI; every
     const {path, objects} = await snapshotOf(ns)
     await wipe(admin, ns, objects)
     const r = await restore([path])
-    assert.is(r.code, 0, r.stderr + r.stdout)
-    assert.is(r.json.status, 'complete')
-    assert.equal(volumeOutcomes(r.json), [['agent-cache', 'restored', 'pod-sha256'], ['jenkins-home-jenkins-0', 'restored', 'pod-sha256']])
-    await assertRestored(admin, objects, ns, ns)
-    assert.equal(await volumeTrees(admin, ns), await seededTrees('jenkins'), 'every claim back, every file, mode and link as seeded')
+    await assertRoundTrip(r, 'jenkins', objects, ns)
     assert.equal(await workloadReadiness(admin, ns), ['Deployment/jenkins-agent-cache 1/1', 'StatefulSet/jenkins 1/1'])
 
     const pods = await admin.get<any>(`/api/v1/namespaces/${ns}/pods`)
