@@ -66,7 +66,7 @@ export interface StreamEntry {
   size: number
   /** sha256 of all stored bytes, parts concatenated. */
   sha256: string
-  /** Bytes of the input before compression: compare with `wc -c` in the pod. */
+  /** Bytes of the input before compression (and encryption). */
   rawSize: number
   /** sha256 of the input before compression: compare with `sha256sum` in the pod. */
   rawSha256: string

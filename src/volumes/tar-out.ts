@@ -21,21 +21,23 @@ export type StreamSink = Pick<ArchiveWriter, 'addStream'>
 /**
  * The pod-side script, run as `sh -c SCRIPT kubesnap-tar DIR` (DIR as `$1`, so
  * no path is ever pasted into shell code). POSIX sh only: busybox ash, dash
- * and bash all run it. When the container has sha256sum, wc, tee, mkfifo and a
+ * and bash all run it. When the container has sha256sum, tee, mkfifo and a
  * writable temporary directory, tee hands a copy of the stream to sha256sum
- * and wc through FIFOs (`/dev/fd/N` would need /proc, and `>(…)` is bash), so
- * the volume is read once. It reports on stderr, after tar has finished:
+ * through a FIFO (`/dev/fd/N` would need /proc, and `>(…)` is bash), so the
+ * volume is read once. It reports on stderr, after tar has finished:
  *
- *   kubesnap-stream: tar-exit=0 sha256=<hex> bytes=<n>     (or `unhashed`)
+ *   kubesnap-stream: tar-exit=0 sha256=<hex>     (or `unhashed`)
  *
- * and exits with tar's status.
+ * and exits with tar's status. No byte count: equal sha256 on both sides
+ * means equal bytes, and a busybox `wc -c` beside it cost more CPU than tar,
+ * tee and sha256sum together (measured: 256 MiB in 3.5 s instead of 1.5 s).
  */
 export const TAR_OUT_SCRIPT = `d=$1
 have() { command -v "$1" >/dev/null 2>&1; }
 have tar || { echo "kubesnap: this container has no tar" >&2; exit 127; }
 t=
-if have sha256sum && have wc && have tee && have mkfifo && have mktemp; then
-  t=$(mktemp -d 2>/dev/null) && mkfifo "$t/sum" "$t/len" 2>/dev/null || { [ -n "$t" ] && rm -rf "$t"; t=; }
+if have sha256sum && have tee && have mkfifo && have mktemp; then
+  t=$(mktemp -d 2>/dev/null) && mkfifo "$t/sum" 2>/dev/null || { [ -n "$t" ] && rm -rf "$t"; t=; }
 fi
 if [ -z "$t" ]; then
   tar cf - -C "$d" .
@@ -45,11 +47,10 @@ if [ -z "$t" ]; then
 fi
 trap 'rm -rf "$t"' EXIT
 sha256sum < "$t/sum" > "$t/sum.out" &
-wc -c < "$t/len" > "$t/len.out" &
-{ tar cf - -C "$d" .; echo $? > "$t/exit"; } | tee "$t/sum" "$t/len"
+{ tar cf - -C "$d" .; echo $? > "$t/exit"; } | tee "$t/sum"
 wait
-read s _ < "$t/sum.out"; read n < "$t/len.out"; read e < "$t/exit"
-echo "kubesnap-stream: tar-exit=$e sha256=$s bytes=$n" >&2
+read s _ < "$t/sum.out"; read e < "$t/exit"
+echo "kubesnap-stream: tar-exit=$e sha256=$s" >&2
 exit $e
 `
 
@@ -58,19 +59,18 @@ export function tarOutCommand(dir: string): string[] {
   return ['sh', '-c', TAR_OUT_SCRIPT, 'kubesnap-tar', dir]
 }
 
-/** What the script reported: tar's exit code, and the stream's sha256 and length when the pod could compute them. */
+/** What the script reported: tar's exit code, and the stream's sha256 when the pod could compute it. */
 export interface PodStreamReport {
   tarExit: number
   sha256?: string
-  bytes?: number
 }
 
 /** Reads the script's report line out of stderr; undefined when there is none. */
 export function parseStreamReport(stderr: string): PodStreamReport | undefined {
   const line = stderr.split('\n').reverse().find((l) => l.startsWith('kubesnap-stream: '))
   if (!line) return undefined
-  const hashed = /tar-exit=(\d+) sha256=([0-9a-f]{64}) bytes=(\d+)$/.exec(line)
-  if (hashed) return {tarExit: Number(hashed[1]), sha256: hashed[2], bytes: Number(hashed[3])}
+  const hashed = /tar-exit=(\d+) sha256=([0-9a-f]{64})$/.exec(line)
+  if (hashed) return {tarExit: Number(hashed[1]), sha256: hashed[2]}
   const unhashed = /tar-exit=(\d+) unhashed$/.exec(line)
   if (unhashed) return {tarExit: Number(unhashed[1])}
   return undefined
@@ -186,8 +186,8 @@ async function streamOnce(options: TarOutOptions, attempt: number): Promise<Stre
           if (broken) throw new StreamCheckError(`The volume stream of ${options.claim} from pod ${source.pod} is not a complete tar archive: ${broken}.`)
           const report = parseStreamReport(result.stderr)
           if (!report) throw new StreamCheckError(`The volume stream of ${options.claim} from pod ${source.pod} ended without the pod's report line (stderr: ${result.stderr.trim().slice(-200) || 'empty'}).`)
-          if (report.sha256 !== undefined && (report.sha256 !== entry.rawSha256 || report.bytes !== entry.rawSize)) {
-            throw new StreamCheckError(`The volume stream of ${options.claim} from pod ${source.pod} arrived altered: the pod sent ${report.bytes} bytes with sha256 ${report.sha256.slice(0, 12)}…, the archive got ${entry.rawSize} bytes with sha256 ${entry.rawSha256.slice(0, 12)}….`)
+          if (report.sha256 !== undefined && report.sha256 !== entry.rawSha256) {
+            throw new StreamCheckError(`The volume stream of ${options.claim} from pod ${source.pod} arrived altered: the pod sent sha256 ${report.sha256.slice(0, 12)}…, the archive got ${entry.rawSize} bytes with sha256 ${entry.rawSha256.slice(0, 12)}….`)
           }
           if (result.stdoutBytes !== entry.rawSize) {
             throw new StreamCheckError(`The volume stream of ${options.claim} lost bytes on the way to the archive (${result.stdoutBytes} received, ${entry.rawSize} stored).`)
