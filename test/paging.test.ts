@@ -1,7 +1,7 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import pLimit from 'p-limit'
-import {KubeApi, discoverResourceTypes, listAll, namespacedListable, type ResourceType} from '../src/cluster/index.js'
+import {KubeApi, discoverResourceTypes, listAll, listAllJson, namespacedListable, type ResourceType} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
 
@@ -52,6 +52,20 @@ for (const who of ['admin', 'user'] as const) {
     assert.is(api.requests - before, Math.ceil(names.length / 100))
   })
 }
+
+test('listAllJson gives each object as a GET of it returns it, byte for byte', async () => {
+  let checked = 0
+  for await (const {object, json} of listAllJson(user, configmaps, {namespace: ns, limit: 100})) {
+    assert.equal(JSON.parse(json), object)
+    if (checked < 3) {
+      const one = await user.get<unknown>(`/api/v1/namespaces/${ns}/configmaps/${object.metadata!.name}`)
+      assert.equal(object, one)
+      assert.ok(json.startsWith('{"kind":"ConfigMap","apiVersion":"v1","metadata":{'), json.slice(0, 60))
+      checked++
+    }
+  }
+  assert.is(checked, 3)
+})
 
 test('listAll passes the label selector to the server', async () => {
   let count = 0

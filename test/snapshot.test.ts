@@ -5,7 +5,7 @@ import {execa} from 'execa'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {openArchive, verifyArchive} from '../src/archive/index.js'
-import {KubeApi} from '../src/cluster/index.js'
+import {ByteBuffer, KubeApi} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {hashTree, writeSeedTree} from '../fixtures/seed.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
@@ -142,11 +142,14 @@ test('objects are stored raw, as the server returned them', async () => {
   assert.is(r.code, 0, r.stderr)
   const reader = await openArchive(r.json.path)
   const entry = reader.manifest.entries.find((e) => e.name === 'mariadb-root-password')!
-  const stored = JSON.parse((await reader.readObject(entry as never)).toString())
+  const text = (await reader.readObject(entry as never)).toString()
   const api = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.admin}))
-  const live = await api.get<any>(`/api/v1/namespaces/${namespaces.softwarefactory}/secrets/mariadb-root-password`)
+  const path = `/api/v1/namespaces/${namespaces.softwarefactory}/secrets/mariadb-root-password`
+  const live = await api.get<any>(path)
+  const liveText = (await api.getBytes(path, new ByteBuffer())).toString()
   api.close()
-  assert.equal(stored, live, 'same fields, metadata.uid, resourceVersion and managedFields included')
+  assert.equal(JSON.parse(text), live, 'same fields, metadata.uid, resourceVersion and managedFields included')
+  assert.is(text, liveText.trimEnd(), 'byte for byte what a GET of the object returns')
 })
 
 test('--include-kinds, --exclude-kinds and -l narrow the snapshot', async () => {

@@ -66,6 +66,15 @@ export class KubeApi {
     return this.request<T>('GET', path, options)
   }
 
+  /**
+   * GETs the answer's raw bytes, unparsed, read into `into`: the result is a
+   * view of its memory, good until the next request that reads into it. A
+   * lister reuses one buffer for all its pages instead of a new one per page.
+   */
+  getBytes(path: string, into: ByteBuffer, options?: RequestOptions): Promise<Buffer> {
+    return this.exchange('GET', path, options ?? {}, into)
+  }
+
   post<T>(path: string, body: unknown, options?: RequestOptions): Promise<T> {
     return this.request<T>('POST', path, {...options, body})
   }
@@ -88,11 +97,22 @@ export class KubeApi {
    * servers and refused credentials become a KubesnapError sentence.
    */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const body = await this.exchange(method, path, options, new ByteBuffer())
+    if (body.length === 0) return undefined as T
+    try {
+      return JSON.parse(body.toString('utf8')) as T
+    } catch (err) {
+      throw new Error(`${method} ${path} returned invalid JSON: ${messageOf(err)}`)
+    }
+  }
+
+  /** Sends one request with the retries and explanations of request(); resolves with the body of a 2xx answer. */
+  private async exchange(method: string, path: string, options: RequestOptions, into: ByteBuffer): Promise<Buffer> {
     const retries = options.retries ?? this.options.retries ?? 4
     return pRetry(
       async () => {
         try {
-          return await this.once<T>(method, path, options)
+          return await this.once(method, path, options, into)
         } catch (err) {
           if (err instanceof ApiError && RETRIABLE_STATUS.has(err.statusCode)) {
             if (err.retryAfterSeconds) await sleep(Math.min(err.retryAfterSeconds, 10) * 1000)
@@ -147,7 +167,7 @@ export class KubeApi {
     this.agent = undefined
   }
 
-  private async once<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+  private async once(method: string, path: string, options: RequestOptions, into: ByteBuffer): Promise<Buffer> {
     const url = new URL(this.base.pathname.replace(/\/$/, '') + path, this.base)
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined && value !== '') url.searchParams.set(key, String(value))
@@ -170,30 +190,24 @@ export class KubeApi {
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? 60_000
     this.requests++
 
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<Buffer>((resolve, reject) => {
       const transport = url.protocol === 'https:' ? https : http
       const req = transport.request(url, {method, headers, agent, auth: requestOptions.auth}, (res) => {
-        // Decoded as it arrives: a page of objects is held once as text, not as chunks plus a copy.
-        res.setEncoding('utf8')
-        let text = ''
-        res.on('data', (chunk: string) => {
-          text += chunk
-        })
+        // Copied into one buffer as it arrives (sized up front when the length is known):
+        // a page is held once, not as chunks plus a joined copy.
+        into.reset(Number(res.headers['content-length']) || 0)
+        res.on('data', (chunk: Buffer) => into.append(chunk))
         res.on('error', reject)
         res.on('end', () => {
           clearTimeout(timer)
           const status = res.statusCode ?? 0
           if (status >= 200 && status < 300) {
-            try {
-              resolve((text ? JSON.parse(text) : undefined) as T)
-            } catch (err) {
-              reject(new Error(`${method} ${url.pathname} returned invalid JSON: ${messageOf(err)}`))
-            }
+            resolve(into.bytes())
             return
           }
           let statusBody: V1Status | undefined
           try {
-            const parsed = JSON.parse(text)
+            const parsed = JSON.parse(into.bytes().toString('utf8'))
             if (parsed?.kind === 'Status') statusBody = parsed
           } catch {
             // Not JSON (a proxy's page): the status code says enough.
@@ -212,6 +226,35 @@ export class KubeApi {
       })
       req.end(body)
     })
+  }
+}
+
+/** A growable byte buffer, reused from one answer to the next. */
+export class ByteBuffer {
+  #buffer = Buffer.alloc(0)
+  #length = 0
+
+  /** Empties it, making room for `expected` bytes at once when known. */
+  reset(expected = 0): void {
+    this.#length = 0
+    if (expected > this.#buffer.length) this.#buffer = Buffer.allocUnsafe(expected)
+  }
+
+  append(chunk: Buffer): void {
+    const needed = this.#length + chunk.length
+    if (needed > this.#buffer.length) {
+      // By half, not double: the room stays for every later page and type.
+      const grown = Buffer.allocUnsafe(Math.max(needed, Math.ceil(this.#buffer.length * 1.5), 64 * 1024))
+      this.#buffer.copy(grown, 0, 0, this.#length)
+      this.#buffer = grown
+    }
+    chunk.copy(this.#buffer, this.#length)
+    this.#length = needed
+  }
+
+  /** The bytes held: a view, valid until the next reset(). */
+  bytes(): Buffer {
+    return this.#buffer.subarray(0, this.#length)
   }
 }
 

@@ -17,8 +17,8 @@ export function connect(flags: ConnectionFlags, options: ApiClientOptions = {}):
   return {config, api: new KubeApi(config, options), namespace: config.namespace}
 }
 
-export {ApiError, KubeApi, isStatus} from './api.js'
+export {ApiError, ByteBuffer, KubeApi, isStatus} from './api.js'
 export {collectionPath, discoverResourceTypes, matchType, namespacedListable, qualifiedName, type ResourceType} from './discovery.js'
-export {listAll} from './paging.js'
+export {listAll, listAllJson, type ListedObject} from './paging.js'
 export {canI, canIAll} from './access.js'
 export {serverVersion, whoAmI} from './identity.js'

@@ -3,14 +3,9 @@
  * 100,000 objects needs the memory of one page.
  */
 import type {KubernetesObject} from '@kubernetes/client-node'
-import {ApiError, type KubeApi} from './api.js'
+import {ApiError, ByteBuffer, type KubeApi} from './api.js'
 import {collectionPath, type ResourceType} from './discovery.js'
-
-/** A list as the server sends it (raw JSON: `continue`, not client-node's `_continue`). */
-interface RawList {
-  items?: KubernetesObject[]
-  metadata?: {continue?: string; resourceVersion?: string}
-}
+import {scanList, type ScannedList} from './list-scan.js'
 
 export interface ListOptions {
   namespace?: string
@@ -18,6 +13,23 @@ export interface ListOptions {
   limit?: number
   labelSelector?: string
   fieldSelector?: string
+  /**
+   * The buffer pages are read into, for a caller that lists type after type:
+   * passed from one list to the next, it keeps the room the largest page
+   * needed instead of growing to it again. Never shared by two lists at once.
+   */
+  buffer?: ByteBuffer
+}
+
+/** One listed object: parsed, for the fields code reads, and as the server sent it, for the archive. */
+export interface ListedObject {
+  /** The object, with `apiVersion` and `kind` set. */
+  object: KubernetesObject
+  /**
+   * Its JSON as the server sent it (key order, escapes and large integers
+   * kept), with `kind` and `apiVersion` put first when the list item lacks them.
+   */
+  json: string
 }
 
 /**
@@ -28,13 +40,24 @@ export interface ListOptions {
  * starts over and objects already yielded (by uid) are not yielded again.
  */
 export async function* listAll(api: KubeApi, type: ResourceType, options: ListOptions = {}): AsyncGenerator<KubernetesObject> {
+  for await (const listed of listAllJson(api, type, options)) yield listed.object
+}
+
+/**
+ * listAll() that also yields each object's JSON text as the server sent it.
+ * A page stays raw bytes in one buffer reused for every page; each item is
+ * decoded and parsed alone when its turn comes, so only one item at a time
+ * exists as JavaScript objects and strings, which die young.
+ */
+export async function* listAllJson(api: KubeApi, type: ResourceType, options: ListOptions = {}): AsyncGenerator<ListedObject> {
   const path = collectionPath(type, options.namespace)
   const seen = new Set<string>()
+  const page = options.buffer ?? new ByteBuffer()
   let token: string | undefined
   for (;;) {
-    let page: RawList
+    let bytes: Buffer
     try {
-      page = await api.get<RawList>(path, {query: {
+      bytes = await api.getBytes(path, page, {query: {
         limit: options.limit ?? 500,
         continue: token,
         labelSelector: options.labelSelector,
@@ -47,19 +70,53 @@ export async function* listAll(api: KubeApi, type: ResourceType, options: ListOp
       }
       throw err
     }
-    const items = page.items ?? []
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i]
-      // Let each object go as soon as it is handed on: pages are large.
-      items[i] = undefined as never
-      const uid = item.metadata?.uid
+    const list = parseOrExplain(path, () => scanList(bytes))
+    for (const span of list.items) {
+      const json = bytes.toString('utf8', span.start, span.end)
+      const object = parseOrExplain(path, () => parseItem(json))
+      const uid = object.metadata?.uid
       if (uid) {
         if (seen.has(uid)) continue
         seen.add(uid)
       }
-      yield {apiVersion: type.apiVersion, kind: type.kind, ...item}
+      yield withTypeFields(type, object, json)
     }
-    token = page.metadata?.continue || undefined
+    token = list.metadata?.continue || undefined
     if (!token) return
+  }
+}
+
+/** Parses one list item, which must be an object. */
+function parseItem(json: string): KubernetesObject {
+  const item = JSON.parse(json) as unknown
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new SyntaxError(`a list item is ${Array.isArray(item) ? 'an array' : String(item === null ? null : typeof item)}, not an object`)
+  return item as KubernetesObject
+}
+
+/** Runs a parse of the page; a failure becomes the error api.get() gives for invalid JSON. */
+function parseOrExplain<T extends ScannedList | KubernetesObject>(path: string, parse: () => T): T {
+  try {
+    return parse()
+  } catch (err) {
+    throw new Error(`GET ${path} returned invalid JSON: ${(err as Error).message}`, {cause: err})
+  }
+}
+
+/**
+ * The listed object with `apiVersion` and `kind` set, in both forms. Items of
+ * built-in lists lack both; they are put first in the text in the order the
+ * API server writes them, so the text is byte for byte what a GET of the
+ * object returns. Items that have them (custom resources) are left as they are.
+ */
+export function withTypeFields(type: Pick<ResourceType, 'apiVersion' | 'kind'>, item: KubernetesObject, json: string): ListedObject {
+  const missing: string[] = []
+  if (item.kind === undefined) missing.push(`"kind":${JSON.stringify(type.kind)}`)
+  if (item.apiVersion === undefined) missing.push(`"apiVersion":${JSON.stringify(type.apiVersion)}`)
+  if (missing.length === 0) return {object: item, json}
+  // After the item's "{": its members, or its "}" when it has none.
+  const rest = json.slice(1).trimStart()
+  return {
+    object: {apiVersion: type.apiVersion, kind: type.kind, ...item},
+    json: `{${missing.join(',')}${rest.startsWith('}') ? '' : ','}${rest}`,
   }
 }

@@ -7,9 +7,9 @@ import type {KubernetesObject} from '@kubernetes/client-node'
 import pLimit from 'p-limit'
 import type {SkippedItem} from '../archive/manifest.js'
 import type {ObjectMeta} from '../archive/writer.js'
-import {ApiError, type KubeApi} from '../cluster/api.js'
+import {ApiError, ByteBuffer, type KubeApi} from '../cluster/api.js'
 import {isBuiltinGroup, qualifiedName, type ResourceType} from '../cluster/discovery.js'
-import {listAll} from '../cluster/paging.js'
+import {listAllJson} from '../cluster/paging.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import type {PlannedType} from './selection.js'
 import {objectSkipReason} from './skip.js'
@@ -48,17 +48,20 @@ const UNLISTABLE = new Set([403, 404, 405, 503])
 export async function collectObjects(options: CollectOptions): Promise<CollectResult> {
   const result: CollectResult = {stored: {}, skipped: [], unlisted: []}
   const limit = pLimit(options.concurrency ?? 2)
+  // One page buffer per concurrent list, handed from type to type: it grows to a page once, not once per type.
+  const buffers: ByteBuffer[] = []
   await Promise.all(options.types.map(({type, askedByName}) => limit(async () => {
     const name = qualifiedName(type)
+    const buffer = buffers.pop() ?? new ByteBuffer()
     let stored = 0
     try {
-      for await (const obj of listAll(options.api, type, {namespace: options.namespace, labelSelector: options.labelSelector, limit: options.pageSize})) {
+      for await (const {object: obj, json} of listAllJson(options.api, type, {namespace: options.namespace, labelSelector: options.labelSelector, limit: options.pageSize, buffer})) {
         const reason = objectSkipReason(type, obj)
         if (reason) {
           result.skipped.push({kind: type.kind, resource: name, name: obj.metadata?.name, reason})
           continue
         }
-        await options.sink.addObject(objectMeta(type, obj), JSON.stringify(obj))
+        await options.sink.addObject(objectMeta(type, obj), json)
         stored++
       }
     } catch (err) {
@@ -72,6 +75,8 @@ export async function collectObjects(options: CollectOptions): Promise<CollectRe
       }
       if (err instanceof KubesnapError) throw err
       throw new KubesnapError(`Listing ${name} in namespace ${options.namespace} failed (${messageOf(err)}); try again, or leave it out with --exclude-kinds.`, {cause: err})
+    } finally {
+      buffers.push(buffer)
     }
     result.stored[name] = stored
     options.onTypeDone?.(type, stored)
