@@ -243,8 +243,9 @@ export class ByteBuffer {
   append(chunk: Buffer): void {
     const needed = this.#length + chunk.length
     if (needed > this.#buffer.length) {
-      // By half, not double: the room stays for every later page and type.
-      const grown = Buffer.allocUnsafe(Math.max(needed, Math.ceil(this.#buffer.length * 1.5), 64 * 1024))
+      // By half, not double: the room stays for every later page and type. No
+      // minimum: a small answer (most requests are one) costs its own size.
+      const grown = Buffer.allocUnsafe(Math.max(needed, Math.ceil(this.#buffer.length * 1.5)))
       this.#buffer.copy(grown, 0, 0, this.#length)
       this.#buffer = grown
     }
