@@ -15,9 +15,9 @@ import {mkdir, open, rename, stat, unlink, type FileHandle} from 'node:fs/promis
 import {join} from 'node:path'
 import {Readable, Transform, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
-import {createGzip} from 'node:zlib'
 import {BLOCK, encodeMemberHeader, encodeTrailer, END_OF_ARCHIVE, MAX_USTAR_SIZE, paddingFor} from './layout.js'
 import {acquireLock, removeLeftoverPartials, type DirLock} from './lock.js'
+import {ParallelGzip} from './parallel-gzip.js'
 import {
   ARCHIVE_FORMAT,
   FORMAT_MEMBER,
@@ -298,7 +298,7 @@ export class ArchiveWriter {
       try {
         const source = typeof input === 'function' ? await input() : input
         const stages: (NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream)[] = raw ? [source, raw] : [source]
-        if (compression === 'gzip') stages.push(createGzip({level: this.#s.options.gzipLevel ?? DEFAULT_GZIP_LEVEL}))
+        if (compression === 'gzip') stages.push(new ParallelGzip({level: this.#s.options.gzipLevel ?? DEFAULT_GZIP_LEVEL}))
         if (cipher) stages.push(cipher.encrypt())
         stages.push(sink)
         await pipeline(stages)

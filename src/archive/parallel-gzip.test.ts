@@ -1,0 +1,78 @@
+import {execFileSync} from 'node:child_process'
+import {createHash, randomBytes} from 'node:crypto'
+import {Readable, Writable} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
+import {gunzipSync, createGunzip} from 'node:zlib'
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {ParallelGzip} from './parallel-gzip.js'
+
+/** Runs data through ParallelGzip in uneven chunks and returns the output. */
+async function compress(data: Buffer, options: ConstructorParameters<typeof ParallelGzip>[0] = {}): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  const sizes = [1, 4096, 65_537, 300_000]
+  await pipeline(
+    Readable.from((function* () {
+      for (let at = 0, i = 0; at < data.length; i++) {
+        yield data.subarray(at, at + sizes[i % sizes.length])
+        at += sizes[i % sizes.length]
+      }
+    })()),
+    new ParallelGzip(options),
+    new Writable({write: (c: Buffer, _e, cb) => (chunks.push(c), cb())}),
+  )
+  return Buffer.concat(chunks)
+}
+
+const mixed = Buffer.concat([randomBytes(700_000), Buffer.from('compressible text line\n'.repeat(60_000)), randomBytes(123)])
+
+const cases: [string, Buffer, number][] = [
+  ['empty input: one empty member', Buffer.alloc(0), 1024],
+  ['smaller than a block', Buffer.from('hello\n'), 1024],
+  ['exactly one block', randomBytes(4096), 4096],
+  ['many blocks, a partial last one', mixed, 64 * 1024],
+]
+
+for (const [name, data, blockSize] of cases) {
+  test(`parallel gzip: ${name}; gunzip and gzip -dc give back every byte in order`, async () => {
+    const out = await compress(data, {blockSize, inFlight: 3})
+    assert.ok(out.length > 0)
+    assert.ok(gunzipSync(out).equals(data))
+    const cli = execFileSync('gzip', ['-dc'], {input: out, maxBuffer: 64 << 20})
+    assert.is(createHash('sha256').update(cli).digest('hex'), createHash('sha256').update(data).digest('hex'))
+  })
+}
+
+test('parallel gzip: a streaming gunzip reads the members as one stream; the ratio stays close to one stream', async () => {
+  const out = await compress(mixed, {blockSize: 256 * 1024})
+  const back: Buffer[] = []
+  await pipeline(Readable.from([out]), createGunzip(), new Writable({write: (c: Buffer, _e, cb) => (back.push(c), cb())}))
+  assert.ok(Buffer.concat(back).equals(mixed))
+  const single = execFileSync('gzip', ['-1', '-c'], {input: mixed, maxBuffer: 64 << 20})
+  assert.ok(out.length < single.length * 1.02, `${out.length} bytes vs ${single.length} for one stream`)
+})
+
+test('parallel gzip: a slow reader holds the input back (at most inFlight blocks plus one)', async () => {
+  const blockSize = 64 * 1024
+  let produced = 0
+  let consumed = 0
+  let maxAhead = 0
+  const source = Readable.from((function* () {
+    for (let i = 0; i < 64; i++) {
+      produced += blockSize
+      yield randomBytes(blockSize)
+    }
+  })(), {highWaterMark: 1})
+  const slow = new Writable({
+    highWaterMark: 1,
+    write(_chunk: Buffer, _e, cb) {
+      consumed += blockSize
+      maxAhead = Math.max(maxAhead, produced - consumed)
+      setTimeout(cb, 5)
+    },
+  })
+  await pipeline(source, new ParallelGzip({blockSize, inFlight: 2}), slow)
+  assert.ok(maxAhead <= 8 * blockSize, `the input ran ${maxAhead / blockSize} blocks ahead`)
+})
+
+test.run()
