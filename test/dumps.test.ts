@@ -248,7 +248,7 @@ test('restore: a failing load command is a failed outcome with its stderr; a mis
   try {
     const outcomes = await loadDumps({api: user, namespace: ns, reader, entries: [{...entry, extra: {...entry.extra, load: 'cat > /nonexistent/dir/x'}}]})
     assert.is(outcomes[0].action, 'failed')
-    assert.match(outcomes[0].reason ?? '', /nonexistent/)
+    assert.match(outcomes[0].reason ?? '', /nonexistent/, outcomes[0].reason)
     // A workload that is not there (or has no Ready pod) is skipped, with the reason.
     const gone = await loadDumps({api: user, namespace: ns, reader, entries: [{...entry, extra: {...entry.extra, workload: 'deployment/nothere'}}]})
     assert.equal(gone.map((o) => [o.action, o.reason]), [['skipped', `deployment/nothere has no Ready pod in ${ns}`]])

@@ -7,6 +7,7 @@
  * them exiting non-zero fails the snapshot with its stderr in the message.
  */
 import {PassThrough} from 'node:stream'
+import {ArchiveError} from '../archive/errors.js'
 import type {StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import type {KubeApi} from '../cluster/api.js'
@@ -278,7 +279,9 @@ export async function loadDumps(options: {
         })
         if (result.stdinBytes !== entry.rawSize) throw new Error(`the load command ended after reading ${result.stdinBytes} of ${entry.rawSize} bytes`)
       } catch (err) {
-        throw readError ?? err
+        // Damage found while reading says most; otherwise the command's own failure (its stderr)
+        // does, not the "premature close" its early exit causes on our side of stdin.
+        throw readError instanceof ArchiveError ? readError : err
       } finally {
         stdin.destroy()
       }
