@@ -32,6 +32,19 @@ function stanzasOf(file: Buffer): Stanza[] {
   return stanzas
 }
 
+
+/** The SshKeyError `run` throws, its message matching `message`. */
+function sshKeyError(name: string, run: () => unknown, message: RegExp): SshKeyError {
+  try {
+    run()
+  } catch (err) {
+    assert.instance(err, SshKeyError, name)
+    assert.match((err as Error).message, message, name)
+    return err as SshKeyError
+  }
+  return assert.unreachable(name) as never
+}
+
 test('ssh tags are what the age CLI writes: the first 4 bytes of sha256 of the wire key', async () => {
   const k = ageKeys()
   for (const key of [k.ed25519, k.rsa]) {
@@ -101,16 +114,7 @@ test('key types age cannot use are named in the error', () => {
     ['1024-bit rsa identity', () => parseSshIdentity(priv(k.rsa1024)), /has 1024 bits/],
     ['EC PEM', () => parseSshIdentity('-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n'), /ECDSA keys cannot be age identities/],
   ]
-  for (const [name, run, message] of cases) {
-    try {
-      run()
-      assert.unreachable(name)
-    } catch (err) {
-      assert.instance(err, SshKeyError, name)
-      assert.is((err as SshKeyError).reason, 'unsupported', name)
-      assert.match((err as Error).message, message, name)
-    }
-  }
+  for (const [name, run, message] of cases) assert.is(sshKeyError(name, run, message).reason, 'unsupported', name)
 })
 
 test('a passphrase-protected key is recognized (OpenSSH and PEM)', () => {
@@ -140,16 +144,7 @@ test('malformed keys fail with a reason and no key material', () => {
     ['no key', () => parseSshRecipient('ssh-ed25519'), /not valid base64/],
     ['type mismatch', () => parseSshRecipient(`ssh-rsa ${blob}`), /says it is of another type/],
   ]
-  for (const [name, run, message] of cases) {
-    try {
-      run()
-      assert.unreachable(name)
-    } catch (err) {
-      assert.instance(err, SshKeyError, name)
-      assert.match((err as Error).message, message, name)
-      assert.not.ok((err as Error).message.includes(body.slice(0, 20)), 'no key material')
-    }
-  }
+  for (const [name, run, message] of cases) assert.not.ok(sshKeyError(name, run, message).message.includes(body.slice(0, 20)), 'no key material')
 })
 
 test('identities hold key objects only: inspecting one shows no key', () => {
