@@ -22,7 +22,7 @@ import {
   archivedClaimSnapshots, csiOutcomes, planCsiRestore, selectedClaims, type ArchivedClaimSnapshot,
 } from '../restore/volumes.js'
 import {
-  checkVolumeArchives, planVolumes, restoreVolumes, selectVolumeEntries, VOLUME_RESTORE_STRATEGIES,
+  checkVolumeArchives, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
   type VolumeOutcome, type VolumePlan,
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
@@ -163,13 +163,13 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
           state.preconditions = await checkPreconditions(api, {
             entries: state.entries, served, namespace: state.namespace, createNamespace: flags['create-namespace'], existing, crdPaths,
           })
+          const claims = flags.volumes === 'none' ? [] : await selectedClaims(state.reader!, state.entries, selector)
           if (flags.volumes === 'tar') {
             // Before the first write: a member that would land outside its mount refuses the whole archive.
-            state.volumeEntries = await selectVolumeEntries(state.reader!, state.entries, selector)
+            state.volumeEntries = volumeEntriesOf(state.reader!, claims)
             state.preconditions.problems.push(...await checkVolumeArchives(state.reader!, state.volumeEntries))
           }
           if (claimSnapshots.size > 0 || flags.volumes === 'csi') {
-            const claims = await selectedClaims(state.reader!, state.entries, selector)
             const tarClaims = new Set(manifest.entries.filter((e) => e.type === 'volume').map((e) => e.name))
             if (flags.volumes === 'csi') {
               const csi = await planCsiRestore(api, {

@@ -22,18 +22,10 @@ import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type Worklo
 /** How a volume's data is put back: streamed from the archive, from VolumeSnapshots (csi), or not at all. */
 export const VOLUME_RESTORE_STRATEGIES = ['tar', 'csi', 'none'] as const
 
-/**
- * The volume entries to restore: those of the claims the restore puts back
- * (kind flags and the label selector apply to a claim's data as to the claim).
- */
-export async function selectVolumeEntries(reader: ArchiveReader, objects: ObjectEntry[], selector: LabelSelector): Promise<StreamEntry[]> {
-  const claims = new Set<string>()
-  for (const entry of objects) {
-    if (entry.group !== '' || entry.resource !== 'persistentvolumeclaims') continue
-    const stored = JSON.parse((await reader.readObject(entry)).toString('utf8')) as {metadata?: {labels?: Record<string, string>}}
-    if (matchesLabels(selector, stored.metadata?.labels)) claims.add(entry.name)
-  }
-  return reader.manifest.entries.filter((e): e is StreamEntry => e.type === 'volume' && claims.has(e.name))
+/** The volume entries of the claims the restore puts back (selectedClaims). */
+export function volumeEntriesOf(reader: ArchiveReader, claims: readonly string[]): StreamEntry[] {
+  const wanted = new Set(claims)
+  return reader.manifest.entries.filter((e): e is StreamEntry => e.type === 'volume' && wanted.has(e.name))
 }
 
 /**
@@ -274,7 +266,10 @@ export async function archivedClaimSnapshots(reader: ArchiveReader): Promise<Map
   return found
 }
 
-/** The claims (PersistentVolumeClaim entries) the restore puts back: kind flags and the label selector apply. */
+/**
+ * The claims (PersistentVolumeClaim entries) the restore puts back: kind flags
+ * and the label selector apply to a claim's data as to the claim.
+ */
 export async function selectedClaims(reader: ArchiveReader, objects: ObjectEntry[], selector: LabelSelector): Promise<string[]> {
   const claims: string[] = []
   for (const entry of objects) {
