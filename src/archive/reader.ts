@@ -109,7 +109,9 @@ export class ArchiveReader {
     )
     // Errors name the stream's directory (`volumes/data/`), the closest thing it has to a member path.
     const where = parts[0].path.slice(0, parts[0].path.lastIndexOf('/') + 1)
-    const stages: (NodeJS.ReadableStream | NodeJS.ReadWriteStream)[] = [stored, new HashCheck(this.path, where, entry.size, entry.sha256, 'stored')]
+    // Each part is checked against its own sha256 (readEntry); with the manifest
+    // itself checked, matching parts make a matching entry: no second pass here.
+    const stages: (NodeJS.ReadableStream | NodeJS.ReadWriteStream)[] = [stored]
     if (this.manifest.encrypted) stages.push(this.#decrypt())
     if (entry.compression === 'gzip') stages.push(createGunzip())
     stages.push(new HashCheck(this.path, where, entry.rawSize, entry.rawSha256, 'raw'))
