@@ -12,7 +12,7 @@ import type {V1PolicyRule} from '@kubernetes/client-node'
 import type {AccessQuestion} from '../cluster/access.js'
 import {isBuiltinGroup, type ResourceType} from '../cluster/discovery.js'
 import {RESTORE_PRIORITIES} from '../resources/priorities.js'
-import {allows, copyRule, type RoleRow, type WildcardSample} from './role.js'
+import {allows, copyRule, everyTarget, type RoleRow, type WildcardSample} from './role.js'
 
 /** One question and the row that needs it. */
 export interface Need extends AccessQuestion {
@@ -41,7 +41,7 @@ export function needsOf(rows: readonly RoleRow[], types: readonly ResourceType[]
     for (const verb of row.rule.verbs) {
       const targets = row.sample
         ? sampleTypes(row.sample, verb, types).map((t) => ({group: t.group, resource: t.resource}))
-        : (row.rule.apiGroups ?? []).flatMap((group) => (row.rule.resources ?? []).map((resource) => ({group, resource})))
+        : everyTarget(row.rule)
       for (const {group, resource} of targets) {
         const [base, subresource] = resource.split('/')
         const key = `${verb} ${group} ${resource}`

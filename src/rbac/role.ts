@@ -12,6 +12,7 @@
  * `kubesnap rbac` prints their reasons as comments.
  */
 import type {V1PolicyRule, V1Role, V1RoleBinding, V1ServiceAccount} from '@kubernetes/client-node'
+import {MANAGED_BY} from '../labels.js'
 
 /** What the identity is for: one command, or both. */
 export const ROLE_MODES = ['snapshot', 'restore', 'all'] as const
@@ -38,7 +39,6 @@ export interface RoleRow {
 
 export const ROLE_NAME = 'kubesnap'
 const RBAC_GROUP = 'rbac.authorization.k8s.io'
-const MANAGED = {'app.kubernetes.io/managed-by': 'kubesnap'}
 
 /**
  * The rules, one row per need. CRD groups are not known in advance, hence the
@@ -133,7 +133,8 @@ function isWildcard(row: RoleRow): boolean {
   return row.rule.apiGroups?.includes('*') === true || row.rule.resources?.includes('*') === true
 }
 
-function everyTarget(rule: V1PolicyRule): {group: string; resource: string}[] {
+/** Every group and resource a rule names. */
+export function everyTarget(rule: V1PolicyRule): {group: string; resource: string}[] {
   return (rule.apiGroups ?? []).flatMap((group) => (rule.resources ?? []).map((resource) => ({group, resource})))
 }
 
@@ -164,7 +165,7 @@ export function kubesnapRole(namespace: string, options: {mode?: RoleMode; volum
   return {
     apiVersion: `${RBAC_GROUP}/v1`,
     kind: 'Role',
-    metadata: {name: roleName(mode), namespace, labels: {...MANAGED}},
+    metadata: {name: roleName(mode), namespace, labels: {...MANAGED_BY}},
     rules: minimalRules(mode, options.volumes ?? 'tar').rows.map((row) => copyRule(row.rule)),
   }
 }
@@ -178,7 +179,7 @@ export function kubesnapRoleBinding(namespace: string, subject: {user: string} |
   return {
     apiVersion: `${RBAC_GROUP}/v1`,
     kind: 'RoleBinding',
-    metadata: {name: options.name ?? role, namespace, labels: {...MANAGED}},
+    metadata: {name: options.name ?? role, namespace, labels: {...MANAGED_BY}},
     roleRef: {apiGroup: RBAC_GROUP, kind: 'Role', name: role},
     subjects,
   }
@@ -189,7 +190,7 @@ export function kubesnapServiceAccount(namespace: string, name: string = ROLE_NA
   return {
     apiVersion: 'v1',
     kind: 'ServiceAccount',
-    metadata: {name, namespace, labels: {...MANAGED}},
+    metadata: {name, namespace, labels: {...MANAGED_BY}},
   }
 }
 

@@ -14,6 +14,7 @@ import {isStatus, type KubeApi} from '../cluster/api.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
 import type {HelperPods} from '../volumes/helper.js'
+import {isManagedByKubesnap, SNAPSHOT_NUMBER_LABEL} from '../labels.js'
 import {listPods} from '../volumes/index.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js'
 import {scanVolumeTar, streamVolumeIn, type VolumeMode} from '../volumes/tar-in.js'
@@ -260,7 +261,7 @@ export async function archivedClaimSnapshots(reader: ArchiveReader): Promise<Map
     const stored = JSON.parse((await reader.readObject(entry)).toString('utf8')) as StoredVolumeSnapshot
     const labels = stored.metadata?.labels ?? {}
     const claim = stored.spec?.source?.persistentVolumeClaimName
-    if (!claim || labels['app.kubernetes.io/managed-by'] !== 'kubesnap' || labels['kubesnap.io/snapshot'] !== number) continue
+    if (!claim || !isManagedByKubesnap(labels) || labels[SNAPSHOT_NUMBER_LABEL] !== number) continue
     found.set(claim, {claim, snapshot: entry.name, entry, uid: stored.metadata?.uid, bytes: quantityBytes(stored.status?.restoreSize)})
   }
   return found

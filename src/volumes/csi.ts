@@ -9,7 +9,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {isStatus, type KubeApi} from '../cluster/api.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import type {ObjectSink} from '../resources/collect.js'
-import {HELPER_LABELS} from './helper.js'
+import {MANAGED_BY, SNAPSHOT_NUMBER_LABEL} from '../labels.js'
 
 const GROUP = 'snapshot.storage.k8s.io'
 const DEFAULT_CLASS_ANNOTATION = 'snapshot.storage.kubernetes.io/is-default-class'
@@ -60,7 +60,7 @@ export async function snapshotClaimsCsi(options: CsiOptions): Promise<CsiResult>
       await api.post(base, {
         apiVersion: `${GROUP}/${version}`,
         kind: 'VolumeSnapshot',
-        metadata: {name, labels: {'app.kubernetes.io/managed-by': HELPER_LABELS['app.kubernetes.io/managed-by'], 'kubesnap.io/snapshot': String(options.number)}},
+        metadata: {name, labels: {...MANAGED_BY, [SNAPSHOT_NUMBER_LABEL]: String(options.number)}},
         spec: {...(snapshotClass ? {volumeSnapshotClassName: snapshotClass} : {}), source: {persistentVolumeClaimName: claim}},
       }, {retries: 0})
       snapshots[claim] = name
