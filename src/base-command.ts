@@ -3,7 +3,6 @@
  * and exit codes that hold in `--json` mode too.
  */
 import {Command, Flags, type Interfaces} from '@oclif/core'
-import {LockedError} from './archive/lock.js'
 import {connect, type Connection} from './cluster/index.js'
 import {EXIT, KubesnapError} from './errors.js'
 
@@ -61,7 +60,7 @@ export abstract class KubesnapCommand<T extends typeof Command> extends Command 
 
   public override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}; skipOclifErrorHandling?: boolean}): Promise<unknown> {
     // oclif's --json path reads exitCode, its text path reads oclif.exit: keep both.
-    const exit = err instanceof LockedError ? EXIT.locked : err.exitCode ?? err.oclif?.exit ?? EXIT.failed
+    const exit = err.exitCode ?? err.oclif?.exit ?? EXIT.failed
     if (!(err instanceof KubesnapError)) {
       err.exitCode = exit
       err.oclif = {...err.oclif, exit}

@@ -9,6 +9,7 @@ import {readFileSync, unlinkSync} from 'node:fs'
 import {open, readFile, readdir, rename, stat, unlink} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
+import {EXIT, KubesnapError} from '../errors.js'
 import {parsePartialName} from './naming.js'
 
 /** Name of the lock file inside the output directory. */
@@ -26,10 +27,9 @@ export interface LockHolder {
   startedAt: string
 }
 
-/** The lock is held by a live (or unverifiable) process. */
-export class LockedError extends Error {
+/** The lock is held by a live (or unverifiable) process: exit 5 wherever it surfaces. */
+export class LockedError extends KubesnapError {
   override readonly name = 'LockedError'
-  readonly code = 'KUBESNAP_LOCKED'
   readonly lockPath: string
   /** Undefined when the lock file could not be read. */
   readonly holder?: LockHolder
@@ -41,6 +41,7 @@ export class LockedError extends Error {
         : holder.hostname === hostname()
           ? `Another kubesnap run (pid ${holder.pid}) holds ${lockPath}; wait for it or remove the file if that process is gone.`
           : `Another kubesnap run (pid ${holder.pid} on host ${holder.hostname}) holds ${lockPath}; wait for it or remove the file if that process is gone.`,
+      {exit: EXIT.locked, code: 'KUBESNAP_LOCKED'},
     )
     this.lockPath = lockPath
     this.holder = holder

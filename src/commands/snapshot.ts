@@ -353,7 +353,6 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
 
 /** The exit code an error ends the run with (as KubesnapCommand.catch decides it). */
 function exitCodeOf(err: unknown): number {
-  if (err instanceof LockedError) return EXIT.locked
   return (err as {exitCode?: number}).exitCode ?? EXIT.failed
 }
 
