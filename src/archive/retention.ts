@@ -55,6 +55,16 @@ export const POLICY_FLAGS: Readonly<Record<keyof RetentionPolicy, string>> = {
   keepYearly: '--keep-yearly',
 }
 
+/** The rules given as --keep-* flags (`{'keep-daily': 7}`), with the rules not given left out. */
+export function policyFromFlags(flags: Readonly<Record<string, unknown>>): RetentionPolicy {
+  const policy: RetentionPolicy = {}
+  for (const [rule, flag] of Object.entries(POLICY_FLAGS) as [keyof RetentionPolicy, string][]) {
+    const count = flags[flag.slice(2)]
+    if (typeof count === 'number') policy[rule] = count
+  }
+  return policy
+}
+
 /** Whether a policy keeps nothing by any rule (then nothing may be removed). */
 export function isEmptyPolicy(policy: RetentionPolicy): boolean {
   return RULES.every((r) => !(policy[r.key]! > 0))

@@ -2,7 +2,7 @@ import {unlink} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 import {acquireLock, type DirLock} from '../archive/lock.js'
 import {listArchiveFiles, type ArchiveFile} from '../archive/naming.js'
-import {isEmptyPolicy, planRetention, POLICY_FLAGS, type RetentionPolicy} from '../archive/retention.js'
+import {isEmptyPolicy, planRetention, POLICY_FLAGS, policyFromFlags, type RetentionPolicy} from '../archive/retention.js'
 import {checkArchiveDir} from '../archive/select.js'
 import {KubesnapCommand} from '../base-command.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
@@ -69,16 +69,8 @@ Takes the directory lock, so it never races a snapshot; a held lock exits 5. Nev
     const plan = this.flags.config ? await loadPlan(this.flags.config) : undefined
     const dir = this.flags.output ?? plan?.output ?? '.'
     const namespace = this.flags.namespace ?? plan?.namespace
-    const fromFlags: RetentionPolicy = {
-      keepLast: this.flags['keep-last'],
-      keepHourly: this.flags['keep-hourly'],
-      keepDaily: this.flags['keep-daily'],
-      keepWeekly: this.flags['keep-weekly'],
-      keepMonthly: this.flags['keep-monthly'],
-      keepYearly: this.flags['keep-yearly'],
-    }
-    const anyFlag = Object.values(fromFlags).some((n) => n !== undefined)
-    const policy = anyFlag ? fromFlags : plan?.retention ?? fromFlags
+    const fromFlags = policyFromFlags(this.flags)
+    const policy = Object.keys(fromFlags).length > 0 ? fromFlags : plan?.retention ?? fromFlags
     if (isEmptyPolicy(policy)) {
       throw new KubesnapError(`Say what to keep: give at least one of ${Object.values(POLICY_FLAGS).join(', ')} with a count above 0, or a plan with a retention section (--config).`, {exit: EXIT.usage})
     }

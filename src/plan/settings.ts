@@ -3,7 +3,7 @@
  * command line wins, then the plan, then the default. Pure, so the precedence
  * is a table test rather than a cluster test.
  */
-import type {RetentionPolicy} from '../archive/retention.js'
+import {policyFromFlags, type RetentionPolicy} from '../archive/retention.js'
 import {dumpPlanOfFlags, type DumpPlan} from '../dumps/index.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {DEFAULT_HELPER_IMAGE, type VolumeStrategy} from '../volumes/index.js'
@@ -61,16 +61,6 @@ export interface SnapshotSettings {
 
 export const DEFAULT_SNAPSHOT_TIMEOUT_SECONDS = 300
 
-/** The --keep-* flag of each retention rule. */
-const KEEP_FLAGS = {
-  keepLast: 'keep-last',
-  keepHourly: 'keep-hourly',
-  keepDaily: 'keep-daily',
-  keepWeekly: 'keep-weekly',
-  keepMonthly: 'keep-monthly',
-  keepYearly: 'keep-yearly',
-} as const satisfies Record<keyof RetentionPolicy, keyof SnapshotFlags>
-
 /** Merges flags over a plan over defaults; throws a usage error (exit 2) for what cannot be combined. */
 export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSettings {
   const has = (list: string[] | undefined) => list !== undefined && list.length > 0
@@ -79,10 +69,7 @@ export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSet
     ? dumpPlanOfFlags({dump: flags.dump, load: flags.load, preHook: flags['pre-hook'], postHook: flags['post-hook']})
     : {dumps: plan.dumps, preHooks: plan.hooks.pre, postHooks: plan.hooks.post}
 
-  const keepFlags: RetentionPolicy = {}
-  for (const [rule, flag] of Object.entries(KEEP_FLAGS) as [keyof RetentionPolicy, keyof SnapshotFlags][]) {
-    if (flags[flag] !== undefined) keepFlags[rule] = flags[flag] as number
-  }
+  const keepFlags = policyFromFlags(flags as Record<string, unknown>)
   const policy = Object.keys(keepFlags).length > 0 ? keepFlags : plan?.retention
   if (Object.keys(keepFlags).length > 0 && !flags.prune) {
     throw new KubesnapError('The --keep-* options apply with --prune; add --prune, or run kubesnap prune.', {exit: EXIT.usage})
