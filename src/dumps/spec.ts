@@ -21,6 +21,8 @@
  *   --load 'db=mysql'
  */
 
+import {DNS_LABEL} from '../archive/naming.js'
+
 export type DumpWorkloadKind = 'statefulset' | 'deployment' | 'pod'
 
 /** Where a dump or hook command runs. */
@@ -61,9 +63,10 @@ const KINDS: Record<string, DumpWorkloadKind> = {
   pod: 'pod', pods: 'pod', po: 'pod',
 }
 
-const DUMP_NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/
-/** A Kubernetes object or container name (DNS subdomain / label). */
-const OBJECT_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/
+/** A dump's name: safe as an archive path. */
+export const DUMP_NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/
+/** A Kubernetes object name (DNS subdomain). */
+export const OBJECT_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/
 
 const TARGET_SYNTAX = 'KIND/NAME[,container=CONTAINER] with KIND statefulset, deployment or pod'
 
@@ -83,8 +86,8 @@ export function parseTarget(text: string, flag: string): DumpTarget {
   }
   const target: DumpTarget = {kind, name}
   for (const option of options) {
-    const match = /^container=([a-z0-9]([a-z0-9-]*[a-z0-9])?)$/.exec(option.trim())
-    if (!match || target.container) throw new DumpSyntaxError(`${flag}: "${option}" in "${text}" is not an option; the only one is container=CONTAINER.`)
+    const match = /^container=(.*)$/.exec(option.trim())
+    if (!match || !DNS_LABEL.test(match[1]) || target.container) throw new DumpSyntaxError(`${flag}: "${option}" in "${text}" is not an option; the only one is container=CONTAINER.`)
     target.container = match[1]
   }
   return target

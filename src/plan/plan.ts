@@ -11,7 +11,8 @@ import {readFile} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
 import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap} from 'yaml'
 import {parseRecipient} from '../archive/crypto.js'
-import {DumpSyntaxError, parseTarget, type DumpSpec, type HookSpec} from '../dumps/spec.js'
+import {DNS_LABEL} from '../archive/naming.js'
+import {DUMP_NAME, DumpSyntaxError, OBJECT_NAME as OBJECT_NAME_PATTERN, parseTarget, type DumpSpec, type HookSpec} from '../dumps/spec.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import type {RetentionPolicy} from '../archive/retention.js'
 import {VOLUME_STRATEGIES, type VolumeStrategy} from '../volumes/index.js'
@@ -247,7 +248,7 @@ class Checker {
     }
     for (const pair of node.items as Pair<Node, Node>[]) {
       const name = isScalar(pair.key) ? String(pair.key.value) : ''
-      if (!OBJECT_NAME.pattern.test(name)) {
+      if (!CLAIM.pattern.test(name)) {
         this.problem(pair.key, `volumes.claims: "${name}" is not a claim name; use the PersistentVolumeClaim's name.`)
         continue
       }
@@ -261,9 +262,9 @@ class Checker {
     return this.list(node, 'dumps', (item, at) => {
       const dump: {name?: string; workload?: DumpSpec['target']; container?: string; command?: string; load?: string} = {}
       const seen = this.map(item, at, {
-        name: (n) => (dump.name = this.string(n, `${at}.name`, DUMP_NAME)),
+        name: (n) => (dump.name = this.string(n, `${at}.name`, DUMP)),
         workload: (n) => (dump.workload = this.target(n, `${at}.workload`)),
-        container: (n) => (dump.container = this.string(n, `${at}.container`, OBJECT_NAME)),
+        container: (n) => (dump.container = this.string(n, `${at}.container`, CONTAINER)),
         command: (n) => (dump.command = this.string(n, `${at}.command`)),
         load: (n) => (dump.load = this.string(n, `${at}.load`)),
       })
@@ -285,7 +286,7 @@ class Checker {
     let command: string | undefined
     const seen = this.map(node, at, {
       workload: (n) => (target = this.target(n, `${at}.workload`)),
-      container: (n) => (container = this.string(n, `${at}.container`, OBJECT_NAME)),
+      container: (n) => (container = this.string(n, `${at}.container`, CONTAINER)),
       command: (n) => (command = this.string(n, `${at}.command`)),
     })
     if (!seen) return undefined
@@ -329,9 +330,10 @@ class Checker {
   }
 }
 
-const NAMESPACE = {pattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, description: 'a namespace name (lowercase letters, digits and "-", at most 63)'}
-const OBJECT_NAME = {pattern: /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, description: 'a Kubernetes name (lowercase letters, digits, "-" and ".")'}
-const DUMP_NAME = {pattern: /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/, description: 'a dump name (lowercase letters, digits, "-", "_" and ".", at most 63)'}
+const NAMESPACE = {pattern: DNS_LABEL, description: 'a namespace name (lowercase letters, digits and "-", at most 63)'}
+const CONTAINER = {pattern: DNS_LABEL, description: 'a container name (lowercase letters, digits and "-", at most 63)'}
+const CLAIM = {pattern: OBJECT_NAME_PATTERN, description: 'a Kubernetes name (lowercase letters, digits, "-" and ".")'}
+const DUMP = {pattern: DUMP_NAME, description: 'a dump name (lowercase letters, digits, "-", "_" and ".", at most 63)'}
 const HTTP_URL = {pattern: /^https?:\/\/[^\s/]+/, description: 'an http:// or https:// URL'}
 
 /** What a node is, for "must be X, not Y". */
