@@ -22,10 +22,8 @@ export const identityFlag = Flags.string({
 /** The writer's cipher and the recipients' public text, or undefined when nothing asks for encryption. */
 export async function cipherFor(encryption: {recipients: string[]; recipientsFiles: string[]}): Promise<{cipher: AgeCipher; recipients: string[]} | undefined> {
   if (encryption.recipients.length === 0 && encryption.recipientsFiles.length === 0) return undefined
+  // parseRecipients refuses a recipients file without recipients.
   const recipients = await parseRecipients(encryption.recipients, encryption.recipientsFiles)
-  if (recipients.length === 0) {
-    throw new KubesnapError(`${encryption.recipientsFiles.join(', ')} holds no recipients; add an age1… or ssh public key line, or leave encryption off.`, {exit: EXIT.usage})
-  }
   return {cipher: ageCipher(recipients), recipients: recipients.map((r) => r.text)}
 }
 

@@ -17,9 +17,6 @@ export const MANIFEST_MEMBER = 'kubesnap/manifest.json'
 /** Member path of the fixed-size trailer. */
 export const TRAILER_MEMBER = 'kubesnap/trailer.json'
 
-/** What an entry holds. */
-export type EntryType = 'object' | 'crd' | 'volume' | 'dump'
-
 /** One Kubernetes object (or CRD definition) stored as the server returned it, in one tar member. */
 export interface ObjectEntry {
   type: 'object' | 'crd'

@@ -26,11 +26,6 @@ export class TarCheck extends Transform {
   #zeroBlocks = 0
   #ended = false
 
-  /** Whether the end-of-archive marker was seen and the stream is well formed. */
-  get complete(): boolean {
-    return this.#ended && this.problem === undefined
-  }
-
   /** Why the stream is not a complete tar archive, or undefined when it is. */
   verdict(): string | undefined {
     if (this.problem) return this.problem
