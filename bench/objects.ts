@@ -9,6 +9,7 @@ import {join} from 'node:path'
 import pLimit from 'p-limit'
 import {KubeApi} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
+import {ensureCrd} from '../test/cluster/documents.js'
 import type {TestCluster} from '../test/cluster/index.js'
 import {KUBESNAP_BIN} from '../test/helpers/cli.js'
 import {measure} from './measure.js'
@@ -46,14 +47,7 @@ export async function loadObjects(cluster: TestCluster, count: number): Promise<
   const ns = await cluster.createNamespace({prefix: 'bench'})
   const api = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.admin}))
   try {
-    await api.post('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', CRD).catch((err) => {
-      if (err?.statusCode !== 409) throw err
-    })
-    for (let i = 0; i < 50; i++) {
-      const crd = await api.get<any>('/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.bench.kubesnap.test')
-      if (crd.status?.conditions?.some((c: any) => c.type === 'Established' && c.status === 'True')) break
-      await new Promise((r) => setTimeout(r, 200))
-    }
+    await ensureCrd(cluster.admin(), CRD)
     const limit = pLimit(32)
     await Promise.all(Array.from({length: count}, (_, i) => limit(() => {
       const name = `obj-${String(i).padStart(6, '0')}`

@@ -50,7 +50,11 @@ function isCrd(doc: KubernetesObject): boolean {
 }
 
 /** Creates a CRD unless one of that name exists, then waits until it is Established (its API is served). */
-async function ensureCrd(admin: KubeConfig, crd: KubernetesObject, timeoutMs = 30_000): Promise<void> {
+/**
+ * Creates a CustomResourceDefinition (an existing one is kept) and waits until
+ * it is Established. Sent as raw JSON: the typed client drops `enum`.
+ */
+export async function ensureCrd(admin: KubeConfig, crd: KubernetesObject, timeoutMs = 30_000): Promise<void> {
   const name = crd.metadata?.name
   if (!name) throw new Error('a CustomResourceDefinition in the fixture has no name')
   try {

@@ -42,6 +42,23 @@ export interface Informer {
   stop(): Promise<void>
 }
 
+/**
+ * Waits until every informer of a controller has synced, then returns what
+ * stops them all; stops them all when one fails to sync.
+ */
+export async function syncAll(informers: Informer[]): Promise<{stop(): Promise<void>}> {
+  const stop = async () => {
+    await Promise.all(informers.map((i) => i.stop()))
+  }
+  try {
+    await Promise.all(informers.map((i) => i.synced))
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return {stop}
+}
+
 const RETRY_MS = 500
 const MAX_RETRY_MS = 8000
 

@@ -18,7 +18,7 @@ import {
   type V1StorageClass,
 } from '@kubernetes/client-node'
 import {type Disk, isDir, populateDir, removeDir, snapshotDir, volumeDir} from './disk.js'
-import {describe, type Informer, startInformer} from './informer.js'
+import {describe, type Informer, startInformer, syncAll} from './informer.js'
 
 /** The provisioner's name, as StorageClasses and PV annotations carry it. */
 export const DRIVER = 'hostpath.kubesnap.test'
@@ -65,17 +65,7 @@ export async function startProvisioner(opts: ProvisionerOptions): Promise<Provis
     reconcile: (volume) => reconcileVolume(volume),
     log: opts.log,
   })
-  try {
-    await Promise.all([claims.synced, volumes.synced])
-  } catch (err) {
-    await Promise.all([claims.stop(), volumes.stop()])
-    throw err
-  }
-  return {
-    async stop() {
-      await Promise.all([claims.stop(), volumes.stop()])
-    },
-  }
+  return syncAll([claims, volumes])
 
   /** Provisions a volume for a pending claim of ours, or grows the volume of a bound one. */
   async function reconcileClaim(claim: V1PersistentVolumeClaim): Promise<void> {

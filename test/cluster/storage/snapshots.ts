@@ -9,15 +9,15 @@
 import {readFile} from 'node:fs/promises'
 import {fileURLToPath} from 'node:url'
 import {
-  ApiextensionsV1Api,
   CoreV1Api,
   CustomObjectsApi,
   type KubeConfig,
-  type V1CustomResourceDefinition,
+  type KubernetesObject,
 } from '@kubernetes/client-node'
 import yaml from 'js-yaml'
+import {ensureCrd} from '../documents.js'
 import {type Disk, populateDir, readSnapshotInfo, removeSnapshot, snapshotDir, volumeDir, writeSnapshotInfo} from './disk.js'
-import {describe, type Informer, keyOf, startInformer} from './informer.js'
+import {describe, type Informer, keyOf, startInformer, syncAll} from './informer.js'
 import {DRIVER, parseQuantity, statusOf} from './provisioner.js'
 
 /** The default VolumeSnapshotClass we serve. */
@@ -88,7 +88,7 @@ export interface SnapshotControllerOptions {
 export async function startSnapshotController(opts: SnapshotControllerOptions): Promise<SnapshotController> {
   const core = opts.kubeconfig.makeApiClient(CoreV1Api)
   const custom = opts.kubeconfig.makeApiClient(CustomObjectsApi)
-  await installCrds(opts.kubeconfig.makeApiClient(ApiextensionsV1Api))
+  await installCrds(opts.kubeconfig)
   await ensureSnapshotClass(custom)
 
   const snapshots: Informer = startInformer<VolumeSnapshot>({
@@ -112,17 +112,7 @@ export async function startSnapshotController(opts: SnapshotControllerOptions): 
     deleted: (content) => contentDeleted(content),
     log: opts.log,
   })
-  try {
-    await Promise.all([snapshots.synced, contents.synced])
-  } catch (err) {
-    await Promise.all([snapshots.stop(), contents.stop()])
-    throw err
-  }
-  return {
-    async stop() {
-      await Promise.all([snapshots.stop(), contents.stop()])
-    },
-  }
+  return syncAll([snapshots, contents])
 
   /** Takes the snapshot a new VolumeSnapshot asks for, or binds it to the content it names. */
   async function reconcileSnapshot(snapshot: VolumeSnapshot): Promise<void> {
@@ -361,26 +351,10 @@ export async function startSnapshotController(opts: SnapshotControllerOptions): 
   }
 }
 
-/** Creates the snapshot CRDs (existing ones are kept) and waits until the apiserver serves them. */
-async function installCrds(api: ApiextensionsV1Api): Promise<void> {
-  const crds = yaml.loadAll(await readFile(CRDS_FILE, 'utf8')).filter(Boolean) as V1CustomResourceDefinition[]
-  for (const body of crds) {
-    try {
-      await api.createCustomResourceDefinition({body})
-    } catch (err) {
-      if (statusOf(err) !== 409) throw new Error(`cannot create CRD ${body.metadata?.name}: ${describe(err)}`, {cause: err})
-    }
-  }
-  const deadline = Date.now() + 30_000
-  for (const crd of crds) {
-    const name = crd.metadata?.name ?? ''
-    for (;;) {
-      const current = await api.readCustomResourceDefinition({name})
-      if (current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break
-      if (Date.now() > deadline) throw new Error(`CRD ${name} was not established within 30 s`)
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
+/** Creates the snapshot CRDs (existing ones are kept, their `enum`s intact) and waits until the apiserver serves them. */
+async function installCrds(kubeconfig: KubeConfig): Promise<void> {
+  const crds = yaml.loadAll(await readFile(CRDS_FILE, 'utf8')).filter(Boolean) as KubernetesObject[]
+  for (const crd of crds) await ensureCrd(kubeconfig, crd)
 }
 
 /** Creates the default VolumeSnapshotClass unless it exists. */
