@@ -5,7 +5,7 @@ import {pipeline} from 'node:stream/promises'
 import {gunzipSync, createGunzip} from 'node:zlib'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {ParallelGzip} from './parallel-gzip.js'
+import {ParallelGzip, compressBlock, incompressible} from './parallel-gzip.js'
 
 /** Runs data through ParallelGzip in uneven chunks and returns the output. */
 async function compress(data: Buffer, options: ConstructorParameters<typeof ParallelGzip>[0] = {}): Promise<Buffer> {
@@ -42,6 +42,36 @@ for (const [name, data, blockSize] of cases) {
     assert.is(createHash('sha256').update(cli).digest('hex'), createHash('sha256').update(data).digest('hex'))
   })
 }
+
+const KiB = 1024
+const text = (n: number) => Buffer.from('a line of plain text that compresses well\n'.repeat(Math.ceil(n / 42))).subarray(0, n)
+
+/** [case, block, judged incompressible, largest output/input ratio]. */
+const blocks: [string, Buffer, boolean, number][] = [
+  ['random bytes', randomBytes(256 * KiB), true, 1.001],
+  ['text', text(256 * KiB), false, 0.01],
+  ['zeros', Buffer.alloc(256 * KiB), false, 0.01],
+  ['random with text in its middle', Buffer.concat([randomBytes(100 * KiB), text(56 * KiB), randomBytes(100 * KiB)]), false, 0.8],
+  ['text with random in its middle', Buffer.concat([text(100 * KiB), randomBytes(56 * KiB), text(100 * KiB)]), false, 0.25],
+  // The sample sees the text: compressed, for a small saving.
+  ['random ending in 4 KiB of text', Buffer.concat([randomBytes(252 * KiB), text(4 * KiB)]), false, 0.99],
+  ['a short random block (not judged: zlib stores it by itself)', randomBytes(8 * KiB), false, 1.01],
+]
+
+for (const [name, data, stored, maxRatio] of blocks) {
+  test(`compressBlock: ${name} ${stored ? 'is stored' : 'is compressed'}; gunzip gives the block back`, async () => {
+    assert.is(await incompressible(data, 1), stored)
+    const member = await compressBlock(data, 1)
+    assert.ok(gunzipSync(member).equals(data))
+    // Stored, a member is its input plus gzip's header and trailer and a few bytes per stored deflate block.
+    assert.ok(member.length <= data.length * maxRatio + 18, `${member.length} bytes for ${data.length}`)
+  })
+}
+
+test('compressBlock: level 0 asks for nothing to be judged', async () => {
+  assert.is(await incompressible(text(256 * KiB), 0), false)
+  assert.ok(gunzipSync(await compressBlock(text(256 * KiB), 0)).equals(text(256 * KiB)))
+})
 
 test('parallel gzip: a streaming gunzip reads the members as one stream; the ratio stays close to one stream', async () => {
   const out = await compress(mixed, {blockSize: 256 * 1024})
