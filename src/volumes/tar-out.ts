@@ -21,7 +21,7 @@ export type StreamSink = Pick<ArchiveWriter, 'addStream'>
 /**
  * The pod-side script, run as `sh -c SCRIPT kubesnap-tar DIR` (DIR as `$1`, so
  * no path is ever pasted into shell code). POSIX sh only: busybox ash, dash
- * and bash all run it. When the container has sha256sum, tee, mkfifo and a
+ * and bash all run it. When the container has sha256sum, tee, cat, mkfifo and a
  * writable temporary directory, tee hands a copy of the stream to sha256sum
  * through a FIFO (`/dev/fd/N` would need /proc, and `>(…)` is bash), so the
  * volume is read once. It reports on stderr, after tar has finished:
@@ -31,12 +31,18 @@ export type StreamSink = Pick<ArchiveWriter, 'addStream'>
  * and exits with tar's status. No byte count: equal sha256 on both sides
  * means equal bytes, and a busybox `wc -c` beside it cost more CPU than tar,
  * tee and sha256sum together (measured: 256 MiB in 3.5 s instead of 1.5 s).
+ *
+ * busybox `tee` reads and writes 1 KiB at a time, and exec relays each write
+ * as a frame of its own: three syscalls per KiB in the pod and a million
+ * frames per GiB for the node, the API server and kubesnap. `cat` behind it
+ * gathers them into writes of up to 64 KiB (measured: a 1 GiB copy through
+ * exec in 10.1 s instead of 13.1 s).
  */
 export const TAR_OUT_SCRIPT = `d=$1
 have() { command -v "$1" >/dev/null 2>&1; }
 have tar || { echo "kubesnap: this container has no tar" >&2; exit 127; }
 t=
-if have sha256sum && have tee && have mkfifo && have mktemp; then
+if have sha256sum && have tee && have cat && have mkfifo && have mktemp; then
   t=$(mktemp -d 2>/dev/null) && mkfifo "$t/sum" 2>/dev/null || { [ -n "$t" ] && rm -rf "$t"; t=; }
 fi
 if [ -z "$t" ]; then
@@ -47,7 +53,7 @@ if [ -z "$t" ]; then
 fi
 trap 'rm -rf "$t"' EXIT
 sha256sum < "$t/sum" > "$t/sum.out" &
-{ tar cf - -C "$d" .; echo $? > "$t/exit"; } | tee "$t/sum"
+{ tar cf - -C "$d" .; echo $? > "$t/exit"; } | tee "$t/sum" | cat
 wait
 read s _ < "$t/sum.out"; read e < "$t/exit"
 echo "kubesnap-stream: tar-exit=$e sha256=$s" >&2
