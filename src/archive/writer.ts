@@ -497,7 +497,12 @@ class PartSink extends Writable {
   readonly #partSize: number
   readonly #pathFor: (index: number) => string
   readonly #mtime: Date
-  readonly #hash = createHash('sha256')
+  /**
+   * The hash of all stored bytes, from the second part on: while the stream is
+   * in its first part, that part's hash is the whole stream's, so the bytes of
+   * most streams (parts are 1 GiB) are hashed once, not twice.
+   */
+  #whole?: Hash
   #digest?: string
   #current?: {path: string; headerOffset: number; headerLength: number; offset: number; size: number; hash: Hash}
   #inFlight: Promise<unknown> = Promise.resolve()
@@ -531,7 +536,7 @@ class PartSink extends Writable {
 
   /** sha256 of all stored bytes (once the stream has ended). */
   sha256(): string {
-    this.#digest ??= this.#hash.digest('hex')
+    this.#digest ??= this.#whole!.digest('hex')
     return this.#digest
   }
 
@@ -550,7 +555,7 @@ class PartSink extends Writable {
       // Hash while the write is in flight: the two together are the throughput limit.
       const written = writeAt(this.#fh, piece, part.offset + part.size)
       part.hash.update(piece)
-      this.#hash.update(piece)
+      this.#whole?.update(piece)
       await written
       part.size += piece.length
       this.size += piece.length
@@ -573,6 +578,7 @@ class PartSink extends Writable {
     await writeAt(this.#fh, header, part.headerOffset)
     const padding = paddingFor(part.size)
     if (padding > 0) await writeAt(this.#fh, Buffer.alloc(padding), part.offset + part.size)
+    if (this.parts.length === 0) this.#whole = part.hash.copy()
     this.parts.push({path: part.path, offset: part.offset, size: part.size, sha256: part.hash.digest('hex')})
     this.position = part.offset + part.size + padding
     this.#current = undefined
