@@ -85,7 +85,7 @@ test('scanVolumeTar reads a stream and names the first refused member', async ()
   assert.is(bad.unsafe?.path, 'link')
 })
 
-test('the untar script (busybox sh): replace empties the mount, exactly N bytes are read, sha256 and count reported', async () => {
+test('the untar script (busybox sh): replace empties the mount, exactly N bytes are read, their sha256 reported', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'kubesnap-untar-'))
   try {
     await execa('sh', ['-c', 'mkdir -p "$1/old" && touch "$1/.hidden" "$1/old/f"', 'sh', dir])
@@ -94,7 +94,6 @@ test('the untar script (busybox sh): replace empties the mount, exactly N bytes 
     const r = await execa('busybox', ['sh', '-c', TAR_IN_SCRIPT, 'kubesnap-untar', dir, String(data.length), 'replace'], {input: Buffer.concat([data, Buffer.from('garbage')])})
     const report = parseUntarReport(r.stderr)
     assert.is(report?.tarExit, 0, r.stderr)
-    assert.is(report?.bytes, data.length)
     const {createHash} = await import('node:crypto')
     assert.is(report?.sha256, createHash('sha256').update(data).digest('hex'))
     assert.equal(Object.keys(await hashTree(dir)), ['new.txt'])

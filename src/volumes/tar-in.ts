@@ -2,8 +2,8 @@
  * Streams an archived volume back into a claim: the archive's tar stream goes
  * to `tar xf -` over exec, framed by its length (`head -c N`), so the same
  * command ends on v5 (stdin closed) and on v4 (where stdin cannot be closed),
- * and is accepted only when the pod counted and hashed exactly the bytes the
- * archive holds and the exec ended with Success.
+ * and is accepted only when the pod hashed exactly the bytes the archive
+ * holds and the exec ended with Success.
  *
  * Before any of that, scanVolumeTar reads the stream once on this side and
  * refuses members that would land outside the mount: absolute paths, `..`,
@@ -132,9 +132,13 @@ export type VolumeMode = (typeof VOLUME_MODES)[number]
  * It empties DIR first in replace mode (hidden names too, DIR itself kept: it
  * is the mount point), reads exactly BYTES of stdin, extracts them, drains
  * what tar leaves unread (the end-of-archive padding), and, when it has the
- * tools, hashes and counts what it received. It reports on stderr:
+ * tools, hashes what it received. It reports on stderr:
  *
- *   kubesnap-untar: tar-exit=0 sha256=<hex> bytes=<n>     (or `unhashed`)
+ *   kubesnap-untar: tar-exit=0 sha256=<hex>     (or `unhashed`)
+ *
+ * No byte count, as in TAR_OUT_SCRIPT: `head -c N` bounds what is read, equal
+ * sha256 means equal bytes, and a busybox `wc -c` reading a FIFO nearly
+ * doubled the script's CPU (measured: 256 MiB in 5.2 s of CPU instead of 2.8).
  */
 export const TAR_IN_SCRIPT = `d=$1 n=$2 m=$3
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -145,8 +149,8 @@ if [ "$m" = replace ]; then
   rm -rf -- "$d"/* "$d"/.[!.]* "$d"/..?* || { echo "kubesnap: could not empty $d" >&2; exit 1; }
 fi
 t=
-if have sha256sum && have wc && have tee && have mkfifo && have mktemp; then
-  t=$(mktemp -d 2>/dev/null) && mkfifo "$t/sum" "$t/len" 2>/dev/null || { [ -n "$t" ] && rm -rf "$t"; t=; }
+if have sha256sum && have tee && have mkfifo && have mktemp; then
+  t=$(mktemp -d 2>/dev/null) && mkfifo "$t/sum" 2>/dev/null || { [ -n "$t" ] && rm -rf "$t"; t=; }
 fi
 if [ -z "$t" ]; then
   head -c "$n" | { tar xf - -C "$d"; e=$?; cat >/dev/null; echo "kubesnap-untar: tar-exit=$e unhashed" >&2; exit $e; }
@@ -154,11 +158,10 @@ if [ -z "$t" ]; then
 fi
 trap 'rm -rf "$t"' EXIT
 sha256sum < "$t/sum" > "$t/sum.out" &
-wc -c < "$t/len" > "$t/len.out" &
-head -c "$n" | tee "$t/sum" "$t/len" | { tar xf - -C "$d"; echo $? > "$t/exit"; cat >/dev/null; }
+head -c "$n" | tee "$t/sum" | { tar xf - -C "$d"; echo $? > "$t/exit"; cat >/dev/null; }
 wait
-read s _ < "$t/sum.out"; read c < "$t/len.out"; read e < "$t/exit"
-echo "kubesnap-untar: tar-exit=$e sha256=$s bytes=$c" >&2
+read s _ < "$t/sum.out"; read e < "$t/exit"
+echo "kubesnap-untar: tar-exit=$e sha256=$s" >&2
 exit $e
 `
 
@@ -171,15 +174,14 @@ export function tarInCommand(dir: string, bytes: number, mode: VolumeMode): stri
 export interface PodUntarReport {
   tarExit: number
   sha256?: string
-  bytes?: number
 }
 
 /** Reads the script's report line out of stderr; undefined when there is none. */
 export function parseUntarReport(stderr: string): PodUntarReport | undefined {
   const line = stderr.split('\n').reverse().find((l) => l.startsWith('kubesnap-untar: '))
   if (!line) return undefined
-  const hashed = /tar-exit=(\d+) sha256=([0-9a-f]{64}) bytes=(\d+)$/.exec(line)
-  if (hashed) return {tarExit: Number(hashed[1]), sha256: hashed[2], bytes: Number(hashed[3])}
+  const hashed = /tar-exit=(\d+) sha256=([0-9a-f]{64})$/.exec(line)
+  if (hashed) return {tarExit: Number(hashed[1]), sha256: hashed[2]}
   const unhashed = /tar-exit=(\d+) unhashed$/.exec(line)
   return unhashed ? {tarExit: Number(unhashed[1])} : undefined
 }
@@ -209,7 +211,7 @@ export interface TarInOptions {
 
 export interface TarInResult {
   bytes: number
-  /** How the pod's copy was checked: its sha256 and byte count, or only tar's exit and the Success status. */
+  /** How the pod's copy was checked: its sha256, or only tar's exit and the Success status. */
   verified: 'pod-sha256' | 'exit-status'
   protocol: ExecResult['protocol']
 }
@@ -238,8 +240,8 @@ export async function streamVolumeIn(options: TarInOptions): Promise<TarInResult
     })
     const report = parseUntarReport(result.stderr)
     if (!report) throw new Error(`the pod did not report on the extraction (stderr: ${result.stderr.trim().slice(-200) || 'empty'})`)
-    if (report.sha256 !== undefined && (report.sha256 !== options.sha256 || report.bytes !== options.bytes)) {
-      throw new Error(`the pod received ${report.bytes} bytes with sha256 ${report.sha256.slice(0, 12)}…, the archive holds ${options.bytes} bytes with sha256 ${options.sha256.slice(0, 12)}…`)
+    if (report.sha256 !== undefined && report.sha256 !== options.sha256) {
+      throw new Error(`what the pod received has sha256 ${report.sha256.slice(0, 12)}…, the archive's ${options.bytes} bytes have sha256 ${options.sha256.slice(0, 12)}…`)
     }
     if (result.stdinBytes !== options.bytes) throw new Error(`only ${result.stdinBytes} of ${options.bytes} bytes were sent`)
     return {bytes: result.stdinBytes, verified: report.sha256 ? 'pod-sha256' : 'exit-status', protocol: result.protocol}
