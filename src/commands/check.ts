@@ -24,7 +24,7 @@ Exits 1 with one sentence when the cluster is unreachable, the credentials are r
   }
 
   public async run(): Promise<CheckResult | CheckPermissionsResult> {
-    const {api, namespace, config} = this.connect()
+    const {api, namespace, config} = await this.connect()
     const mode = this.flags.for as RoleMode | undefined
     const result = mode
       ? await checkNamespaceFor(api, namespace, mode, this.flags.volumes as RoleVolumes)

@@ -1,3 +1,4 @@
+import type {KubeApi} from '../cluster/api.js'
 import {Args, Flags} from '@oclif/core'
 import {verifyArchive} from '../archive/verify.js'
 import {openArchive} from '../archive/reader.js'
@@ -104,7 +105,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
   public async run(): Promise<RestoreSummary> {
     const flags = this.flags
     const path = await selectArchive(this.args.archive, flags)
-    const {api} = this.connect()
+    const {api} = await this.connect()
     const dryRun = flags['dry-run']
     const existing = flags.existing as ExistingPolicy
     const selector = parseLabelSelector(flags.selector ?? '')
@@ -334,7 +335,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
 
   /** Applies `entries` (one phase of the ordered plan) and appends their outcomes. */
   private async applyObjects(
-    api: ReturnType<Restore['connect']>['api'],
+    api: KubeApi,
     state: {reader?: Awaited<ReturnType<typeof openArchive>>; entries: ObjectEntry[]; preconditions?: Preconditions; outcomes: ObjectOutcome[]; namespace: string},
     entries: ObjectEntry[],
     options: {selector: ReturnType<typeof parseLabelSelector>; existing: ExistingPolicy; dryRun: boolean},

@@ -130,7 +130,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
   /** Takes the snapshot: objects, dumps, hooks and volume data into a finished archive. */
   private async snapshot(settings: SnapshotSettings, encryption: Awaited<ReturnType<typeof cipherFor>>): Promise<SnapshotSummary> {
     const dumpPlan = settings.dumps
-    const {api, namespace, config} = this.connect(settings.connection)
+    const {api, namespace, config} = await this.connect(settings.connection)
     this.namespace = namespace
     // The archive is opened first: a held lock fails fast, before any API call,
     // and Ctrl-C from here on removes the temporary file.
