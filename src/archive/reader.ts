@@ -128,7 +128,8 @@ export class ArchiveReader {
     }
     // createReadStream's `end` is inclusive and cannot express an empty range.
     if (member.size === 0) return Readable.from([])
-    return createReadStream(this.path, {start: member.offset, end: member.offset + member.size - 1, highWaterMark: 1024 * 1024})
+    // 256 KiB reads: each read is a fresh buffer until a garbage collection, and 1 MiB ones took a 1 GiB restore from 185 to 200-213 MiB, at the same speed.
+    return createReadStream(this.path, {start: member.offset, end: member.offset + member.size - 1, highWaterMark: 256 * 1024})
   }
 
   #checked(stream: Readable, path: string, size: number, sha256: string): Readable {
