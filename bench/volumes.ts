@@ -1,8 +1,11 @@
 /**
  * Benchmark: snapshot of one volume's data through pod exec, side by side
- * with two baselines on the same pod and volume: the raw exec stream thrown
- * away (the transport's ceiling) and what a script does,
- * `kubectl exec POD -- tar cf - -C MOUNT . | gzip -1 > file`.
+ * with baselines on the same pod and volume: the raw exec stream thrown away
+ * (the transport's ceiling), what a script does,
+ * `kubectl exec POD -- tar cf - -C MOUNT . | gzip -1 > file`, and kubesnap's
+ * own pod-side script (tar, tee, sha256sum) with its stream thrown away: the
+ * ceiling of any copy that checks sha256 on both sides, before kubesnap's
+ * own work. Then the archive is restored into a new namespace.
  */
 import {createCipheriv} from 'node:crypto'
 import {mkdtempSync, openSync, writeSync, closeSync, rmSync} from 'node:fs'
@@ -13,9 +16,10 @@ import {execa} from 'execa'
 import {KubeApi} from '../src/cluster/index.js'
 import {execInPod} from '../src/cluster/exec.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
+import {tarOutCommand} from '../src/volumes/tar-out.js'
 import type {TestCluster} from '../test/cluster/index.js'
 import {KUBESNAP_BIN} from '../test/helpers/cli.js'
-import {measure} from './measure.js'
+import {measure, type Measured} from './measure.js'
 
 const MiB = 1024 * 1024
 const MOUNT = '/data'
@@ -68,6 +72,9 @@ export interface VolumeBenchRow {
   size: string
   kubesnap: {seconds: number; mibPerSecond: number; peakRssMiB: number; archiveMiB: number}
   raw: {seconds: number; mibPerSecond: number}
+  checked: {seconds: number; mibPerSecond: number}
+  /** kubesnap restore of the archive into a new namespace (helper pod, head -c | tar xf -). */
+  restore: {seconds: number; mibPerSecond: number; peakRssMiB: number}
   script: {seconds: number; mibPerSecond: number; peakRssMiB: number}
 }
 
@@ -82,11 +89,24 @@ export async function benchVolume(cluster: TestCluster, bytes: number): Promise<
     const summary = JSON.parse(snap.stdout)
 
     const api = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.user}))
-    const discard = new Writable({write: (_chunk, _enc, done) => done()})
-    const t0 = process.hrtime.bigint()
-    await execInPod(api, {namespace: ns, pod, container: 'app', command: ['tar', 'cf', '-', '-C', MOUNT, '.'], stdout: discard})
-    const rawSeconds = Number(process.hrtime.bigint() - t0) / 1e9
+    const discarded = async (command: string[]): Promise<number> => {
+      const discard = new Writable({write: (_chunk, _enc, done) => done()})
+      const t0 = process.hrtime.bigint()
+      await execInPod(api, {namespace: ns, pod, container: 'app', command, stdout: discard})
+      return Number(process.hrtime.bigint() - t0) / 1e9
+    }
+    const rawSeconds = await discarded(['tar', 'cf', '-', '-C', MOUNT, '.'])
+    const checkedSeconds = await discarded(tarOutCommand(MOUNT))
     api.close()
+
+    const target = await cluster.createNamespace({prefix: 'bench-restore'})
+    let restore: Measured
+    try {
+      restore = await measure(process.execPath, [KUBESNAP_BIN, 'restore', summary.path, '--to-namespace', target, '--kubeconfig', cluster.kubeconfigs.user, '--json'])
+      if (restore.code !== 0) throw new Error(`kubesnap restore failed: ${restore.stderr}`)
+    } finally {
+      await cluster.deleteNamespace(target, {wait: true})
+    }
 
     const scriptFile = join(out, 'script.tar.gz')
     const script = await measure('sh', ['-c', `kubectl --kubeconfig "$1" exec -n "$2" "$3" -- tar cf - -C ${MOUNT} . | gzip -1 > "$4"`, 'sh', cluster.kubeconfigs.user, ns, pod, scriptFile])
@@ -97,6 +117,8 @@ export async function benchVolume(cluster: TestCluster, bytes: number): Promise<
       size: mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`,
       kubesnap: {seconds: snap.ms / 1000, mibPerSecond: mib / (snap.ms / 1000), peakRssMiB: snap.peakRssMiB, archiveMiB: summary.bytes / MiB},
       raw: {seconds: rawSeconds, mibPerSecond: mib / rawSeconds},
+      checked: {seconds: checkedSeconds, mibPerSecond: mib / checkedSeconds},
+      restore: {seconds: restore.ms / 1000, mibPerSecond: mib / (restore.ms / 1000), peakRssMiB: restore.peakRssMiB},
       script: {seconds: script.ms / 1000, mibPerSecond: mib / (script.ms / 1000), peakRssMiB: script.peakRssMiB},
     }
   } finally {
