@@ -17,7 +17,7 @@
  * stored rather than compressed: deflate at level 1 crawls through random bytes
  * at about 55 MiB/s per core only to emit them as stored blocks in the end,
  * while level 0 writes the same stored blocks at about 700 MiB/s. A sample of
- * each block decides (see `compressBlock`); the output is gzip either way.
+ * each block decides (see `incompressible`); the output is gzip either way.
  */
 import {promisify} from 'node:util'
 import {Transform, type TransformCallback} from 'node:stream'
