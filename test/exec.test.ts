@@ -8,7 +8,6 @@
  */
 import {createHash, randomBytes} from 'node:crypto'
 import {PassThrough, Readable, Writable} from 'node:stream'
-import {setTimeout as sleep} from 'node:timers/promises'
 import v8 from 'node:v8'
 import {runInNewContext} from 'node:vm'
 import {CoreV1Api, type KubeConfig} from '@kubernetes/client-node'
@@ -16,6 +15,7 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ExecError, execInPod, exitCodeOf, V4_PROTOCOL, V5_PROTOCOL, type ExecOptions} from '../src/cluster/exec.js'
 import {sharedCluster, type PrivateNode, type TestCluster} from './cluster/index.js'
+import {waitFor} from './cluster/wait.js'
 
 interface Env {
   cluster: TestCluster
@@ -38,7 +38,7 @@ function setup(): Promise<Env> {
       metadata: {name: POD},
       spec: {...node.placement, terminationGracePeriodSeconds: 0, containers: [{name: 'main', image: 'busybox:1.36', command: ['sleep', 'infinity']}]},
     }})
-    await waitFor('pod box Running', 60_000, async () => (await core.readNamespacedPod({namespace: ns, name: POD})).status?.phase === 'Running')
+    await waitFor('pod box Running', async () => (await core.readNamespacedPod({namespace: ns, name: POD})).status?.phase === 'Running', {timeoutMs: 60_000, retryErrors: true})
     return {cluster, node, ns, user: cluster.user()}
   })()
   return env
@@ -260,15 +260,6 @@ async function peakBuffers(work: () => Promise<unknown>): Promise<number> {
     clearInterval(timer)
   }
   return peak
-}
-
-async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return
-    await sleep(250)
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
 }
 
 test.run()

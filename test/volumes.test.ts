@@ -29,6 +29,7 @@ import {TarCheck} from '../src/volumes/tar-check.js'
 import {parseStreamReport, TAR_OUT_SCRIPT} from '../src/volumes/tar-out.js'
 import {sharedCluster, type PrivateNode, type TestCluster} from './cluster/index.js'
 import {KUBESNAP_BIN, kubesnap} from './helpers/cli.js'
+import {waitFor} from './cluster/wait.js'
 
 // ---------------------------------------------------------------------------
 // Pure parts
@@ -148,6 +149,8 @@ for (const shell of [['busybox', 'sh'], ['dash']]) {
 // Snapshots against the real control plane
 
 let cluster: TestCluster
+/** Pods and claims may not exist yet when polling starts. */
+const RETRY_60S = {timeoutMs: 60_000, retryErrors: true}
 const fixtureNs: Record<'softwarefactory' | 'jenkins', string> = {softwarefactory: '', jenkins: ''}
 /** The seed tree's description (hashTree) per namespace and claim. */
 const seeded = new Map<string, Record<string, string>>()
@@ -167,19 +170,10 @@ async function seedClaim(ns: string, claim: string, key: string): Promise<void> 
   seeded.set(`${ns}/${claim}`, await hashTree(dir))
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return
-    await sleep(250)
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-}
-
 async function createClaim(ns: string, name: string): Promise<void> {
   const core = cluster.admin().makeApiClient(CoreV1Api)
   await core.createNamespacedPersistentVolumeClaim({namespace: ns, body: {metadata: {name}, spec: {accessModes: ['ReadWriteOnce'], resources: {requests: {storage: '1Gi'}}}}})
-  await waitFor(`claim ${name} Bound`, async () => (await core.readNamespacedPersistentVolumeClaim({namespace: ns, name})).status?.phase === 'Bound')
+  await waitFor(`claim ${name} Bound`, async () => (await core.readNamespacedPersistentVolumeClaim({namespace: ns, name})).status?.phase === 'Bound', RETRY_60S)
 }
 
 /** Runs `kubesnap snapshot` as the namespace-only user; returns the CLI result. */
@@ -266,7 +260,7 @@ test('snapshot of the jenkins fixture: the distroless pod\'s claim and an unmoun
   assert.is(orphan.extra?.helper, true)
   assert.ok(r.json.warnings.some((w: string) => /agent-cache was copied through a helper pod: container cache of pod jenkins-agent-cache-\S+ cannot run sh and tar/.test(w)), r.json.warnings.join('\n'))
   assert.ok(r.json.warnings.some((w: string) => /orphan was copied through a helper pod: no pod mounts it/.test(w)), r.json.warnings.join('\n'))
-  await waitFor('helper pods gone', async () => (await helperPods(ns)).length === 0, 15_000)
+  await waitFor('helper pods gone', async () => (await helperPods(ns)).length === 0, {timeoutMs: 15_000, retryErrors: true})
 })
 
 test('--volumes none and -l leave volume data out; --include-kinds without PVCs too', async () => {
@@ -327,7 +321,7 @@ function faults(): Promise<FaultEnv> {
         volumes: [{name: 'data', persistentVolumeClaim: {claimName: 'data'}}],
       },
     }})
-    await waitFor('pod db Running', async () => (await core.readNamespacedPod({namespace: ns, name: 'db'})).status?.phase === 'Running')
+    await waitFor('pod db Running', async () => (await core.readNamespacedPod({namespace: ns, name: 'db'})).status?.phase === 'Running', RETRY_60S)
     return {node, ns, pod: 'db'}
   })()
   return faultEnv
@@ -407,7 +401,7 @@ test('Ctrl-C while a helper pod streams: the helper pod is deleted and no archiv
         volumes: [{name: 'cache', persistentVolumeClaim: {claimName: 'cache'}}],
       },
     }})
-    await waitFor('pod cache-server Running', async () => (await core.readNamespacedPod({namespace: ns, name: 'cache-server'})).status?.phase === 'Running')
+    await waitFor('pod cache-server Running', async () => (await core.readNamespacedPod({namespace: ns, name: 'cache-server'})).status?.phase === 'Running', RETRY_60S)
     // Slow enough that the signal surely lands mid-stream.
     node.agent.faults.slowWriterBytesPerSec = 50_000
     const dir = await mkdtemp(join(tmpdir(), 'kubesnap-vol-'))
@@ -416,7 +410,7 @@ test('Ctrl-C while a helper pod streams: the helper pod is deleted and no archiv
     await waitFor('a helper pod', async () => {
       helper = (await helperPods(ns))[0]
       return helper !== undefined && (await core.readNamespacedPod({namespace: ns, name: helper})).status?.phase === 'Running'
-    }, 30_000)
+    }, {timeoutMs: 30_000, retryErrors: true})
     assert.is((await core.readNamespacedPod({namespace: ns, name: helper!})).spec?.nodeName, node.name, 'pinned to the node of the claim\'s user')
     await sleep(1000)
     child.kill('SIGINT')

@@ -18,7 +18,7 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {applyDocuments} from './documents.js'
 import {sharedCluster, startTestCluster} from './index.js'
-import {waitFor} from './namespaces.js'
+import {waitFor} from './wait.js'
 
 /** The HTTP status of a failed API call, or 0 when it did not fail. */
 async function statusOf(call: Promise<unknown>): Promise<number> {
@@ -83,8 +83,8 @@ test('the controller-manager runs: ServiceAccounts, ReplicaSets', async () => {
   const core = admin.makeApiClient(CoreV1Api)
   const name = `controllers-${Date.now().toString(36)}`
   await core.createNamespace({body: {metadata: {name}}})
-  await waitFor('the default ServiceAccount', 10_000, () => core.readNamespacedServiceAccount({name: 'default', namespace: name}).then(() => true, () => false))
-  await waitFor('kube-root-ca.crt', 10_000, () => core.readNamespacedConfigMap({name: 'kube-root-ca.crt', namespace: name}).then(() => true, () => false))
+  await waitFor('the default ServiceAccount', () => core.readNamespacedServiceAccount({name: 'default', namespace: name}).then(() => true, () => false), {timeoutMs: 10_000})
+  await waitFor('kube-root-ca.crt', () => core.readNamespacedConfigMap({name: 'kube-root-ca.crt', namespace: name}).then(() => true, () => false), {timeoutMs: 10_000})
 
   const deployment: V1Deployment = {
     metadata: {name: 'web'},
@@ -96,10 +96,10 @@ test('the controller-manager runs: ServiceAccounts, ReplicaSets', async () => {
   }
   const apps = admin.makeApiClient(AppsV1Api)
   const created = await apps.createNamespacedDeployment({namespace: name, body: deployment})
-  await waitFor('a ReplicaSet owned by the Deployment', 10_000, async () => {
+  await waitFor('a ReplicaSet owned by the Deployment', async () => {
     const sets = await apps.listNamespacedReplicaSet({namespace: name})
     return sets.items.some((rs) => rs.metadata?.ownerReferences?.some((o) => o.uid === created.metadata?.uid))
-  })
+  }, {timeoutMs: 10_000})
   await cluster.deleteNamespace(name)
 })
 

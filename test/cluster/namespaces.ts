@@ -3,10 +3,10 @@
  * namespace-only user, so a test acts with exactly the rights kubesnap documents.
  */
 import {randomBytes} from 'node:crypto'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {ApiException, CoreV1Api, RbacAuthorizationV1Api, type KubeConfig} from '@kubernetes/client-node'
 import {kubesnapRole, kubesnapRoleBinding} from '../../src/rbac/role.js'
 import {describe} from './documents.js'
+import {waitFor} from './wait.js'
 
 /** Label on every namespace the test cluster creates, to find leftovers. */
 export const TEST_NAMESPACE_LABEL = 'kubesnap.test/namespace'
@@ -35,7 +35,7 @@ export async function createTestNamespace(admin: KubeConfig, name: string, opts:
   // Pods are refused until the ServiceAccount controller has made `default` and,
   // on 1.20, the token controller has given it its token Secret (the
   // ServiceAccount admission plugin answers 500 "no API token found" until then).
-  await waitFor(`ServiceAccount default in ${name} with its token`, 30_000, async () => {
+  await waitFor(`ServiceAccount default in ${name} with its token`, async () => {
     try {
       const account = await core.readNamespacedServiceAccount({name: 'default', namespace: name})
       return (account.secrets ?? []).length > 0
@@ -43,7 +43,7 @@ export async function createTestNamespace(admin: KubeConfig, name: string, opts:
       if (err instanceof ApiException && err.code === 404) return false
       throw err
     }
-  })
+  }, {timeoutMs: 30_000})
 }
 
 /** Deletes a namespace (absent is fine); with `wait`, until it is gone, which needs the controller-manager (and a node for running pods). */
@@ -57,7 +57,7 @@ export async function deleteTestNamespace(admin: KubeConfig, name: string, opts:
   }
   if (!opts.wait) return
   let phase = ''
-  await waitFor(`namespace ${name} to be deleted`, opts.timeoutMs ?? 120_000, async () => {
+  await waitFor(`namespace ${name} to be deleted`, async () => {
     try {
       const ns = await core.readNamespace({name})
       const conditions = (ns.status?.conditions ?? []).filter((c) => c.status === 'True').map((c) => `${c.type}: ${c.message}`)
@@ -67,16 +67,6 @@ export async function deleteTestNamespace(admin: KubeConfig, name: string, opts:
       if (err instanceof ApiException && err.code === 404) return true
       throw err
     }
-  }, () => phase)
+  }, {timeoutMs: opts.timeoutMs ?? 120_000, detail: () => phase})
 }
 
-/** Polls `check` every 100 ms until it returns true; on timeout the error names what was awaited. */
-export async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, detail?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await sleep(100)
-  }
-  const extra = detail?.()
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${extra ? ` (${extra})` : ''}`)
-}

@@ -20,6 +20,7 @@ import * as assert from 'uvu/assert'
 import WebSocket from 'ws'
 import {issueCert, sharedCluster, type TestCluster} from '../index.js'
 import {type FaultProxy, startFaultProxy, withProxy} from './proxy.js'
+import {waitFor} from '../wait.js'
 
 let cluster: TestCluster
 let proxy: FaultProxy
@@ -296,14 +297,6 @@ async function get(urlPath: string): Promise<{status: number; headers: IncomingH
       res.on('end', () => resolve({status: res.statusCode ?? 0, headers: res.headers, body}))
     }).on('error', reject)
   })
-}
-
-async function waitFor(what: string, ok: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -32,6 +32,7 @@ import {startNode, type NodeAgent} from './index.js'
 import {PodManager} from './pods.js'
 import {buildImages, createContainerRootfs, hasExecutable, type Images} from './rootfs.js'
 import {safeRelative} from './volumes.js'
+import {waitFor} from '../wait.js'
 
 // ---------------------------------------------------------------------------
 // Pure pieces
@@ -315,8 +316,8 @@ test('pod manager: a 410 Gone watch error makes it relist; pods gone meanwhile a
   const manager = new PodManager(api as unknown as ApiClient, {nodeName: 'n', podsDir: path.join(dir, 'pods'), images: await buildImages(path.join(dir, 'images')), log: () => {}})
   try {
     await manager.start()
-    await waitFor('pod a to run', 5000, async () => manager.findContainer('ns', 'a', 'main') !== undefined)
-    await waitFor('the relist after 410', 5000, async () => manager.findContainer('ns', 'b', 'main') !== undefined)
+    await waitFor('pod a to run', () => manager.findContainer('ns', 'a', 'main') !== undefined, {timeoutMs: 5000})
+    await waitFor('the relist after 410', () => manager.findContainer('ns', 'b', 'main') !== undefined, {timeoutMs: 5000})
     assert.is(manager.findContainer('ns', 'a', 'main'), undefined, 'a was deleted while the watch was down')
     const watches = calls.filter((c) => c.startsWith('WATCH'))
     assert.is(calls.filter((c) => c.startsWith('GET')).length, 2)
@@ -397,6 +398,9 @@ async function waitReady(what: string, timeout = '60s'): Promise<void> {
   const {ns} = await clusterEnv()
   await kubectl(['wait', '-n', ns, '--for=condition=Ready', what, `--timeout=${timeout}`])
 }
+
+/** Each check runs a kubectl process: not more often than four times a second. */
+const KUBECTL_POLL = {intervalMs: 250}
 
 async function getJson<T = any>(...args: string[]): Promise<T> {
   const {ns} = await clusterEnv()
@@ -647,10 +651,10 @@ test('cluster: ConfigMap and Secret volumes are files (items, modes), env from t
 test('cluster: a pod whose Secret is missing stays Pending (ContainerCreating) and runs once it appears', async () => {
   const {ns} = await clusterEnv()
   await createPod('waits', {volumes: [{name: 's', secret: {secretName: 'later'}}], volumeMounts: [{name: 's', mountPath: '/s'}]})
-  await waitFor('pod waits to be reported ContainerCreating', 30_000, async () => {
+  await waitFor('pod waits to be reported ContainerCreating', async () => {
     const pod = await getJson('pod', 'waits')
     return pod.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'ContainerCreating'
-  })
+  }, KUBECTL_POLL)
   assert.is((await getJson('pod', 'waits')).status.phase, 'Pending')
   await apply({apiVersion: 'v1', kind: 'Secret', metadata: {name: 'later'}, stringData: {k: 'v'}})
   await waitReady('pod/waits', '30s')
@@ -706,10 +710,10 @@ test('cluster: a Deployment rolls out and `rollout restart` completes', async ()
   const before = (await getJson('pods', '-l', 'app=web')).items.map((p: any) => p.metadata.uid)
   await kubectl(['rollout', 'restart', '-n', ns, 'deployment/web'])
   await kubectl(['rollout', 'status', '-n', ns, 'deployment/web', '--timeout=60s'])
-  await waitFor('old web pods to be gone', 30_000, async () => {
+  await waitFor('old web pods to be gone', async () => {
     const now = (await getJson('pods', '-l', 'app=web')).items.map((p: any) => p.metadata.uid)
     return now.length === 2 && now.every((uid: string) => !before.includes(uid))
-  })
+  }, KUBECTL_POLL)
 })
 
 test('cluster: a StatefulSet scales to 0 and back, and its rolling restart completes', async () => {
@@ -719,7 +723,7 @@ test('cluster: a StatefulSet scales to 0 and back, and its rolling restart compl
     spec: {replicas: 2, serviceName: 'db', selector: {matchLabels: labels}, template: {metadata: {labels}, spec: await podSpec()}}})
   await kubectl(['rollout', 'status', '-n', ns, 'statefulset/db', '--timeout=60s'])
   await kubectl(['scale', '-n', ns, 'statefulset/db', '--replicas=0'])
-  await waitFor('db pods to be gone', 30_000, async () => (await getJson('pods', '-l', 'app=db')).items.length === 0)
+  await waitFor('db pods to be gone', async () => (await getJson('pods', '-l', 'app=db')).items.length === 0, KUBECTL_POLL)
   await kubectl(['scale', '-n', ns, 'statefulset/db', '--replicas=2'])
   await kubectl(['rollout', 'status', '-n', ns, 'statefulset/db', '--timeout=60s'])
   await kubectl(['rollout', 'restart', '-n', ns, 'statefulset/db'])
@@ -747,15 +751,6 @@ test.after(async () => {
   await kubectl(['delete', 'node', node.name, '--wait=false'], {reject: false})
   await rm(nodeDir, {recursive: true, force: true})
 })
-
-async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await sleep(250)
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-}
 
 async function exists(file: string): Promise<boolean> {
   return stat(file).then(() => true, () => false)

@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert'
 import {type FaultProxy, startFaultProxy, withProxy} from '../faults/proxy.js'
 import {sharedCluster, type TestCluster} from '../index.js'
 import {type Informer, startInformer} from './informer.js'
+import {waitFor} from '../wait.js'
 
 let cluster: TestCluster
 let proxy: FaultProxy
@@ -19,6 +20,7 @@ let informer: Informer | undefined
 const seen = new Map<string, string>()
 const gone = new Set<string>()
 const logLines: string[] = []
+const INFORMER_WAIT = {timeoutMs: 15_000, intervalMs: 50, detail: () => `informer log: ${logLines.join(' | ')}`}
 
 test.before(async () => {
   cluster = await sharedCluster()
@@ -49,11 +51,11 @@ test.after(async () => {
 
 test('reconciles what is created, changed and deleted', async () => {
   await put('a', '1')
-  await waitFor('a=1', () => seen.get('a') === '1')
+  await waitFor('a=1', () => seen.get('a') === '1', INFORMER_WAIT)
   await put('a', '2')
-  await waitFor('a=2', () => seen.get('a') === '2')
+  await waitFor('a=2', () => seen.get('a') === '2', INFORMER_WAIT)
   await api().deleteNamespacedConfigMap({namespace: ns, name: 'a'})
-  await waitFor('a deleted', () => gone.has('a'))
+  await waitFor('a deleted', () => gone.has('a'), INFORMER_WAIT)
 })
 
 test('a cut watch is resumed by relisting: changes made while it was down arrive', async () => {
@@ -61,19 +63,19 @@ test('a cut watch is resumed by relisting: changes made while it was down arrive
   // While the informer reconnects, its list fails twice.
   proxy.addRule({method: 'GET', pathPattern: new RegExp(`/namespaces/${ns}/configmaps$`), status: 500, times: 2})
   await put('b', 'during-outage')
-  await waitFor('b after the outage', () => seen.get('b') === 'during-outage')
+  await waitFor('b after the outage', () => seen.get('b') === 'during-outage', INFORMER_WAIT)
   assert.ok(proxy.log.filter((e) => e.status === 500).length === 2, 'the failing lists were retried')
   await put('c', 'after')
-  await waitFor('c through the new watch', () => seen.get('c') === 'after')
+  await waitFor('c through the new watch', () => seen.get('c') === 'after', INFORMER_WAIT)
 })
 
 test('an object deleted while the watch was down is reported deleted after the relist', async () => {
   await put('d', 'x')
-  await waitFor('d', () => seen.get('d') === 'x')
+  await waitFor('d', () => seen.get('d') === 'x', INFORMER_WAIT)
   proxy.addRule({method: 'GET', pathPattern: new RegExp(`/namespaces/${ns}/configmaps$`), status: 503, times: 1})
   proxy.cutConnections()
   await api().deleteNamespacedConfigMap({namespace: ns, name: 'd'})
-  await waitFor('d deleted', () => gone.has('d'))
+  await waitFor('d deleted', () => gone.has('d'), INFORMER_WAIT)
 })
 
 test.run()
@@ -90,10 +92,3 @@ async function put(name: string, value: string): Promise<void> {
   }
 }
 
-async function waitFor(what: string, ok: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; informer log: ${logLines.join(' | ')}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}

@@ -20,6 +20,7 @@ import * as assert from 'uvu/assert'
 import {sharedCluster, type TestCluster} from '../index.js'
 import {startStorage, type Storage} from './index.js'
 import type {VolumeSnapshot, VolumeSnapshotContent} from './snapshots.js'
+import {waitFor} from '../wait.js'
 
 const GROUP = 'snapshot.storage.k8s.io'
 const VERSION = 'v1'
@@ -297,14 +298,6 @@ async function exists(read: () => Promise<unknown>): Promise<boolean> {
     const e = err as {code?: unknown}
     if (e.code === 404 || e.code === 'ENOENT') return false
     throw err
-  }
-}
-
-async function waitFor(what: string, ok: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
 
