@@ -36,6 +36,9 @@ for (const fixture of ['jenkins', 'softwarefactory'] as const) {
     assert.is(r.json.status, 'complete')
     assert.is(r.json.objects.failed, 0)
     assert.is(r.json.objects.create + r.json.objects.skip, objects.length)
+    // Types are spelled as kubectl does: `resource.group`, and the core group without a dot.
+    const types = new Set(r.json.outcomes.map((o: any) => o.resource))
+    assert.ok(types.has('secrets') && types.has('configmaps') && types.has('statefulsets.apps'), [...types].join(' '))
     await assertRestored(admin, objects, ns, ns)
     await cluster.waitForWorkloads(ns)
     await cluster.deleteNamespace(ns, {wait: true})

@@ -239,7 +239,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
         title: dryRun ? 'Plan claims from VolumeSnapshots (dry run)' : 'Restore claims from VolumeSnapshots',
         enabled: () => (state.csiSnapshots?.length ?? 0) > 0,
         task: async (_ctx, task) => {
-          const claims = new Map(state.outcomes.filter((o) => o.resource === 'persistentvolumeclaims.').map((o) => [o.name, o]))
+          const claims = new Map(state.outcomes.filter((o) => o.resource === 'persistentvolumeclaims').map((o) => [o.name, o]))
           const csi = csiOutcomes(state.csiSnapshots!, claims, dryRun)
           state.volumes.push(...csi)
           task.title = `${dryRun ? 'Would re-create' : 'Re-created'} ${csi.filter((v) => v.action !== 'failed').length}/${csi.length} claim(s) from VolumeSnapshots`
@@ -259,8 +259,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             .map((o) => o.name))
           const scaled = new Set(state.volumes.flatMap((v) => (v.scaled ? [workloadKey(v.scaled)] : [])))
           state.restarted = planRestarts(state.workloadsBefore, {
-            secrets: changed('secrets.'),
-            configMaps: changed('configmaps.'),
+            secrets: changed('secrets'),
+            configMaps: changed('configmaps'),
             claims: new Set(state.volumes.filter((v) => v.action === 'restored' && v.target.startsWith('live ')).map((v) => v.claim)),
           }, scaled)
           if (!dryRun) for (const plan of state.restarted) await rolloutRestart(api, state.namespace, plan)
@@ -345,7 +345,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     // In a namespace that does not exist yet, the server cannot dry-run creates: they are plain creates.
     const offline = options.dryRun && state.preconditions!.namespaceExists === false
     const outcomes = offline
-      ? entries.map((e) => ({kind: e.kind, resource: `${e.resource}.${e.group}`, name: e.name, action: 'create' as const}))
+      ? entries.map((e) => ({kind: e.kind, resource: qualifiedName(e), name: e.name, action: 'create' as const}))
       : await restoreObjects(api, state.reader!, {
         entries,
         targets: state.preconditions!.targets,

@@ -8,7 +8,7 @@ import pLimit from 'p-limit'
 import type {ObjectEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import type {KubeApi} from '../cluster/api.js'
-import type {ResourceType} from '../cluster/discovery.js'
+import {qualifiedName, type ResourceType} from '../cluster/discovery.js'
 import {messageOf} from '../errors.js'
 import {applyObject, type ApplyOutcome, type ExistingPolicy} from '../resources/apply.js'
 import {cleanForRestore} from '../resources/clean.js'
@@ -19,7 +19,7 @@ export interface ObjectOutcome extends ApplyOutcome {
   /** Something the operator should know about this object, though it was restored. */
   warning?: string
   kind: string
-  /** `resource.group` */
+  /** `resource.group`, or just `resource` for the core group (kubectl's spelling, as in the snapshot's `skipped`) */
   resource: string
   name: string
 }
@@ -58,7 +58,7 @@ export async function restoreObjects(api: KubeApi, reader: ArchiveReader, option
 
 async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntry, options: RestoreObjectsOptions): Promise<ObjectOutcome | undefined> {
   const key = `${entry.resource}.${entry.group}`
-  const base = {kind: entry.kind, resource: key, name: entry.name}
+  const base = {kind: entry.kind, resource: qualifiedName(entry), name: entry.name}
   let stored: KubernetesObject
   try {
     stored = JSON.parse((await reader.readObject(entry)).toString('utf8'))
