@@ -1,7 +1,7 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import pLimit from 'p-limit'
-import {KubeApi, discoverResourceTypes, listAll, listAllJson, namespacedListable, type ResourceType} from '../src/cluster/index.js'
+import {KubeApi, discoverResourceTypes, listAll, namespacedListable, type ResourceType} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
 
@@ -40,7 +40,7 @@ for (const who of ['admin', 'user'] as const) {
     const api = who === 'admin' ? admin : user
     const before = api.requests
     const names: string[] = []
-    for await (const obj of listAll(api, configmaps, {namespace: ns, limit: 100})) {
+    for await (const {object: obj} of listAll(api, configmaps, {namespace: ns, limit: 100})) {
       assert.is(obj.kind, 'ConfigMap', 'list items get their kind')
       assert.is(obj.apiVersion, 'v1')
       names.push(obj.metadata!.name!)
@@ -53,9 +53,9 @@ for (const who of ['admin', 'user'] as const) {
   })
 }
 
-test('listAllJson gives each object as a GET of it returns it, byte for byte', async () => {
+test('listAll gives each object as a GET of it returns it, byte for byte', async () => {
   let checked = 0
-  for await (const {object, json} of listAllJson(user, configmaps, {namespace: ns, limit: 100})) {
+  for await (const {object, json} of listAll(user, configmaps, {namespace: ns, limit: 100})) {
     assert.equal(JSON.parse(json), object)
     if (checked < 3) {
       const one = await user.get<unknown>(`/api/v1/namespaces/${ns}/configmaps/${object.metadata!.name}`)
@@ -69,7 +69,7 @@ test('listAllJson gives each object as a GET of it returns it, byte for byte', a
 
 test('listAll passes the label selector to the server', async () => {
   let count = 0
-  for await (const obj of listAll(user, configmaps, {namespace: ns, labelSelector: 'half=1', limit: 500})) {
+  for await (const {object: obj} of listAll(user, configmaps, {namespace: ns, labelSelector: 'half=1', limit: 500})) {
     assert.is(obj.metadata?.labels?.half, '1')
     count++
   }

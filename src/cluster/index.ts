@@ -19,6 +19,6 @@ export function connect(flags: ConnectionFlags, options: ApiClientOptions = {}):
 
 export {ApiError, ByteBuffer, KubeApi, isStatus} from './api.js'
 export {collectionPath, discoverResourceTypes, matchType, namespacedListable, qualifiedName, type ResourceType} from './discovery.js'
-export {listAll, listAllJson, type ListedObject} from './paging.js'
+export {listAll, type ListedObject} from './paging.js'
 export {canI, canIAll} from './access.js'
 export {serverVersion, whoAmI} from './identity.js'

@@ -2,7 +2,7 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ApiError, ByteBuffer, type KubeApi, type RequestOptions} from './api.js'
 import type {ResourceType} from './discovery.js'
-import {listAll, listAllJson, withTypeFields} from './paging.js'
+import {listAll, withTypeFields} from './paging.js'
 
 const secrets: ResourceType = {group: '', version: 'v1', apiVersion: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true, verbs: ['list'], shortNames: []}
 
@@ -44,14 +44,14 @@ function fakeApi(answers: (object | Error | string)[]): {api: KubeApi; queries: 
 
 const item = (name: string, extra: object = {}) => ({metadata: {name, uid: `uid-${name}`}, ...extra})
 
-test('listAllJson follows continue tokens through pages of any size in one reused buffer', async () => {
+test('listAll follows continue tokens through pages of any size in one reused buffer', async () => {
   const {api, queries} = fakeApi([
     {metadata: {continue: 'p2'}, items: [item('a', {data: {big: 'x'.repeat(5000)}}), item('b')]},
     {metadata: {continue: 'p3'}, items: [item('c')]},
     {metadata: {}, items: [item('d', {data: {v: '{"]'}})]},
   ])
   const got: string[] = []
-  for await (const {object, json} of listAllJson(api, secrets, {namespace: 'ns', limit: 2})) {
+  for await (const {object, json} of listAll(api, secrets, {namespace: 'ns', limit: 2})) {
     assert.equal(JSON.parse(json), object)
     got.push(object.metadata!.name!)
   }
@@ -68,7 +68,7 @@ test('listAll starts over after 410 Gone and yields no object twice', async () =
     {metadata: {}, items: [item('c')]},
   ])
   const names: string[] = []
-  for await (const obj of listAll(api, secrets, {namespace: 'ns'})) names.push(obj.metadata!.name!)
+  for await (const {object} of listAll(api, secrets, {namespace: 'ns'})) names.push(object.metadata!.name!)
   assert.equal(names, ['a', 'b', 'c'])
   assert.equal(queries.map((q) => q?.continue), [undefined, 'p2', undefined, 'q2'])
   assert.is(queries[0]?.limit, 500, 'pages of 500 by default')
@@ -91,10 +91,10 @@ const broken: [string, string][] = [
 ]
 
 for (const [name, text] of broken) {
-  test(`listAllJson reports ${name} as invalid JSON`, async () => {
+  test(`listAll reports ${name} as invalid JSON`, async () => {
     const {api} = fakeApi([text])
     try {
-      for await (const _ of listAllJson(api, secrets, {namespace: 'ns'})) continue
+      for await (const _ of listAll(api, secrets, {namespace: 'ns'})) continue
       assert.unreachable('should throw')
     } catch (err) {
       assert.match((err as Error).message, /^GET \/api\/v1\/namespaces\/ns\/secrets returned invalid JSON: /)

@@ -33,23 +33,17 @@ export interface ListedObject {
 }
 
 /**
- * Yields every object of a type, each with `apiVersion` and `kind` set (list
- * items lack them), one page in memory at a time: the next page is requested
- * once the current one is consumed (prefetching measured ~20 MB more per type
- * for no gain in time). When a continue token expires (410 Gone) the list
- * starts over and objects already yielded (by uid) are not yielded again.
+ * Yields every object of a type, parsed (with `apiVersion` and `kind` set,
+ * which list items lack) and as the server sent it, one page in memory at a
+ * time: the next page is requested once the current one is consumed
+ * (prefetching measured ~20 MB more per type for no gain in time). When a
+ * continue token expires (410 Gone) the list starts over and objects already
+ * yielded (by uid) are not yielded again. A page stays raw bytes in one buffer
+ * reused for every page; each item is decoded and parsed alone when its turn
+ * comes, so only one item at a time exists as JavaScript objects and strings,
+ * which die young.
  */
-export async function* listAll(api: KubeApi, type: ResourceType, options: ListOptions = {}): AsyncGenerator<KubernetesObject> {
-  for await (const listed of listAllJson(api, type, options)) yield listed.object
-}
-
-/**
- * listAll() that also yields each object's JSON text as the server sent it.
- * A page stays raw bytes in one buffer reused for every page; each item is
- * decoded and parsed alone when its turn comes, so only one item at a time
- * exists as JavaScript objects and strings, which die young.
- */
-export async function* listAllJson(api: KubeApi, type: ResourceType, options: ListOptions = {}): AsyncGenerator<ListedObject> {
+export async function* listAll(api: KubeApi, type: ResourceType, options: ListOptions = {}): AsyncGenerator<ListedObject> {
   const path = collectionPath(type, options.namespace)
   const seen = new Set<string>()
   const page = options.buffer ?? new ByteBuffer()

@@ -9,7 +9,7 @@ import type {SkippedItem} from '../archive/manifest.js'
 import type {ObjectMeta} from '../archive/writer.js'
 import {ApiError, ByteBuffer, type KubeApi} from '../cluster/api.js'
 import {isBuiltinGroup, qualifiedName, type ResourceType} from '../cluster/discovery.js'
-import {listAllJson} from '../cluster/paging.js'
+import {listAll} from '../cluster/paging.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import type {PlannedType} from './selection.js'
 import {objectSkipReason} from './skip.js'
@@ -55,7 +55,7 @@ export async function collectObjects(options: CollectOptions): Promise<CollectRe
     const buffer = buffers.pop() ?? new ByteBuffer()
     let stored = 0
     try {
-      for await (const {object: obj, json} of listAllJson(options.api, type, {namespace: options.namespace, labelSelector: options.labelSelector, limit: options.pageSize, buffer})) {
+      for await (const {object: obj, json} of listAll(options.api, type, {namespace: options.namespace, labelSelector: options.labelSelector, limit: options.pageSize, buffer})) {
         const reason = objectSkipReason(type, obj)
         if (reason) {
           result.skipped.push({kind: type.kind, resource: name, name: obj.metadata?.name, reason})
