@@ -26,6 +26,7 @@ export interface ObjectOutcome extends ApplyOutcome {
 
 export interface RestoreObjectsOptions {
   entries: ObjectEntry[]
+  /** By qualifiedName (checkPreconditions). */
   targets: Map<string, ResourceType>
   sourceNamespace: string
   targetNamespace: string
@@ -57,8 +58,8 @@ export async function restoreObjects(api: KubeApi, reader: ArchiveReader, option
 }
 
 async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntry, options: RestoreObjectsOptions): Promise<ObjectOutcome | undefined> {
-  const key = `${entry.resource}.${entry.group}`
-  const base = {kind: entry.kind, resource: qualifiedName(entry), name: entry.name}
+  const key = qualifiedName(entry)
+  const base = {kind: entry.kind, resource: key, name: entry.name}
   let stored: KubernetesObject
   try {
     stored = JSON.parse((await reader.readObject(entry)).toString('utf8'))

@@ -13,7 +13,7 @@ import type {ExistingPolicy} from '../resources/apply.js'
 export interface Preconditions {
   /** true: exists; false: missing (to create); undefined: the identity may not tell. */
   namespaceExists: boolean | undefined
-  /** Where each archived type is created: its archived version, or the served one when that is gone. */
+  /** Where each archived type is created, by qualifiedName: its archived version, or the served one when that is gone. */
   targets: Map<string, ResourceType>
   problems: string[]
   warnings: string[]
@@ -37,7 +37,7 @@ export async function checkPreconditions(api: KubeApi, options: {
 
   const targets = new Map<string, ResourceType>()
   const wanted = new Map<string, ObjectEntry>()
-  for (const entry of options.entries) wanted.set(`${entry.resource}.${entry.group}`, entry)
+  for (const entry of options.entries) wanted.set(qualifiedName(entry), entry)
   for (const [key, entry] of wanted) {
     const candidates = options.served.filter((t) => t.namespaced && t.group === entry.group && t.resource === entry.resource)
     const exact = candidates.find((t) => t.version === entry.version)
