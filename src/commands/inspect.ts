@@ -204,12 +204,30 @@ export function findEntry(manifest: Manifest, which: string): Manifest['entries'
   throw new KubesnapError(`The archive has no entry ${which}; give KIND/NAME, volume/NAME or a member path as kubesnap inspect lists them.`, {exit: EXIT.usage})
 }
 
-/** A Secret with every value replaced by its size: inspect never prints Secret values. */
-export function hideSecretValues(object: {kind?: string; data?: Record<string, string>; stringData?: Record<string, string>}): object {
+/** `kubectl apply` keeps the whole object it applied here: for a Secret, its values. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration'
+
+interface ShownObject {
+  kind?: string
+  metadata?: {annotations?: Record<string, string>}
+  data?: Record<string, string>
+  stringData?: Record<string, string>
+}
+
+/** A Secret with every value replaced by its size (kubectl's last-applied copy too): inspect never prints Secret values. */
+export function hideSecretValues(object: ShownObject): object {
   if (object.kind !== 'Secret') return object
+  const hidden = (bytes: number) => `(hidden: ${bytes} bytes)`
   const hide = (values: Record<string, string> | undefined, decode: boolean) =>
-    values && Object.fromEntries(Object.entries(values).map(([k, v]) => [k, `(hidden: ${decode ? Buffer.from(v, 'base64').length : Buffer.byteLength(v)} bytes)`]))
-  return {...object, ...(object.data ? {data: hide(object.data, true)} : {}), ...(object.stringData ? {stringData: hide(object.stringData, false)} : {})}
+    values && Object.fromEntries(Object.entries(values).map(([k, v]) => [k, hidden(decode ? Buffer.from(v, 'base64').length : Buffer.byteLength(v))]))
+  const annotations = object.metadata?.annotations
+  const lastApplied = annotations?.[LAST_APPLIED]
+  return {
+    ...object,
+    ...(lastApplied === undefined ? {} : {metadata: {...object.metadata, annotations: {...annotations, [LAST_APPLIED]: hidden(Buffer.byteLength(lastApplied))}}}),
+    ...(object.data ? {data: hide(object.data, true)} : {}),
+    ...(object.stringData ? {stringData: hide(object.stringData, false)} : {}),
+  }
 }
 
 /** The members of a volume's tar stream, as `tar tv` would list them. */
