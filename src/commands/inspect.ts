@@ -8,6 +8,7 @@ import {KubesnapCommand} from '../base-command.js'
 import {checkIdentity, decryptOptions, identityFlag} from '../encryption.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {formatBytes} from '../format.js'
+import {LAST_APPLIED} from '../resources/secrets.js'
 
 export default class Inspect extends KubesnapCommand<typeof Inspect> {
   static override summary = 'Show what a snapshot archive holds, from its manifest.'
@@ -203,9 +204,6 @@ export function findEntry(manifest: Manifest, which: string): Manifest['entries'
   }
   throw new KubesnapError(`The archive has no entry ${which}; give KIND/NAME, volume/NAME or a member path as kubesnap inspect lists them.`, {exit: EXIT.usage})
 }
-
-/** `kubectl apply` keeps the whole object it applied here: for a Secret, its values. */
-const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration'
 
 interface ShownObject {
   kind?: string

@@ -8,6 +8,7 @@ import type {KubernetesObject} from '@kubernetes/client-node'
 import {ApiError, type KubeApi} from '../cluster/api.js'
 import {collectionPath} from '../cluster/discovery.js'
 import {messageOf} from '../errors.js'
+import {holdsSecretValues} from './secrets.js'
 
 export type ExistingPolicy = 'skip' | 'update' | 'fail'
 
@@ -71,9 +72,6 @@ async function getOrUndefined(api: KubeApi, path: string): Promise<KubernetesObj
   }
 }
 
-/** Fields whose values a Secret must never show in a plan. */
-const HIDDEN = new Set(['data', 'stringData'])
-
 /**
  * The paths where the desired object differs from the live one, for the dry-run
  * plan: `spec.replicas: 3 → 1`. Only what the archive sets is compared (the
@@ -90,7 +88,7 @@ export function diffFields(desired: KubernetesObject, live: KubernetesObject): s
     }
     if (JSON.stringify(want) === JSON.stringify(have)) return
     const where = path.join('.')
-    if (secret && HIDDEN.has(path[0])) out.push(`${where}: changed (value hidden)`)
+    if (secret && holdsSecretValues(path)) out.push(`${where}: changed (value hidden)`)
     else out.push(`${where}: ${show(have)} → ${show(want)}`)
   }
   walk(desired, live, [])
