@@ -1,5 +1,4 @@
 import {Args, Flags} from '@oclif/core'
-import {Parser, type ReadEntry} from 'tar'
 import {ArchiveError} from '../archive/errors.js'
 import {isStreamEntry, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
 import {openArchive, type ArchiveReader} from '../archive/reader.js'
@@ -9,6 +8,7 @@ import {checkIdentity, decryptOptions, identityFlag} from '../encryption.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {formatBytes} from '../format.js'
 import {LAST_APPLIED} from '../resources/secrets.js'
+import {walkTar} from '../volumes/tar-walk.js'
 
 export default class Inspect extends KubesnapCommand<typeof Inspect> {
   static override summary = 'Show what a snapshot archive holds, from its manifest.'
@@ -231,18 +231,8 @@ export function hideSecretValues(object: ShownObject): object {
 /** The members of a volume's tar stream, as `tar tv` would list them. */
 async function listVolumeFiles(reader: ArchiveReader, entry: StreamEntry): Promise<ShownFile[]> {
   const files: ShownFile[] = []
-  const parser = new Parser({
-    onReadEntry: (e: ReadEntry) => {
-      files.push({path: e.path, type: e.type, mode: modeString(e.type, e.mode ?? 0), size: e.size ?? 0, ...(e.linkpath ? {linkpath: e.linkpath} : {})})
-      e.resume()
-    },
-  })
-  await new Promise<void>((resolve, reject) => {
-    const stream = reader.readStream(entry)
-    stream.on('error', reject)
-    parser.on('error', reject)
-    parser.on('end', resolve)
-    stream.pipe(parser as unknown as NodeJS.WritableStream)
+  await walkTar(reader.readStream(entry), (e) => {
+    files.push({path: e.path, type: e.type, mode: modeString(e.type, e.mode ?? 0), size: e.size ?? 0, ...(e.linkpath ? {linkpath: e.linkpath} : {})})
   })
   return files
 }

@@ -13,9 +13,9 @@
  */
 import path from 'node:path/posix'
 import {Transform, type Readable} from 'node:stream'
-import {Parser, type ReadEntry} from 'tar'
 import type {KubeApi} from '../cluster/api.js'
 import {execInPod, type ExecResult} from '../cluster/exec.js'
+import {walkTar} from './tar-walk.js'
 
 /** A member of a tar stream, as far as safety is concerned. */
 export interface TarMember {
@@ -97,28 +97,13 @@ export async function scanVolumeTar(stream: Readable): Promise<TarScanResult> {
   const symlinks = new Set<string>()
   let members = 0
   let unsafe: UnsafeMember | undefined
-  let corrupt: string | undefined
-  const parser = new Parser({
-    onReadEntry: (entry: ReadEntry) => {
-      members++
-      if (!unsafe) {
-        const reason = unsafeMemberReason({path: entry.path, type: entry.type, linkpath: entry.linkpath}, symlinks)
-        if (reason) unsafe = {path: entry.path, reason}
-      }
-      entry.resume()
-    },
-    onwarn: (code: string, message: string) => {
-      if (code !== 'TAR_ENTRY_INFO') corrupt ??= `${code}: ${message}`
-    },
+  await walkTar(stream, (entry) => {
+    members++
+    if (!unsafe) {
+      const reason = unsafeMemberReason({path: entry.path, type: entry.type, linkpath: entry.linkpath}, symlinks)
+      if (reason) unsafe = {path: entry.path, reason}
+    }
   })
-  await new Promise<void>((resolve, reject) => {
-    stream.on('error', reject)
-    parser.on('error', reject)
-    parser.on('abort', reject)
-    parser.on('end', resolve)
-    stream.pipe(parser as unknown as NodeJS.WritableStream)
-  })
-  if (corrupt) throw new Error(`the volume's tar stream is not readable (${corrupt})`)
   return {members, unsafe}
 }
 
