@@ -9,6 +9,7 @@ import {ageCipher, ageDecrypt, loadIdentities, parseRecipients, type AgeCipher} 
 import {ArchiveError} from './archive/errors.js'
 import {isStreamEntry, type Manifest} from './archive/manifest.js'
 import type {ArchiveReader, OpenOptions} from './archive/reader.js'
+import {openSelected} from './archive/select.js'
 import {EXIT, KubesnapError} from './errors.js'
 
 /** `--identity FILE`, repeatable. */
@@ -67,4 +68,15 @@ export async function checkIdentity(reader: ArchiveReader, files: string[] | und
     }
     throw err
   }
+}
+
+/**
+ * Opens an archive to read its contents: decrypting with the identities in
+ * `files`, and refusing (checkIdentity) an encrypted archive without a key
+ * that opens it, before anything else happens.
+ */
+export async function openForContents(path: string, files: string[] | undefined): Promise<ArchiveReader> {
+  const reader = await openSelected(path, await decryptOptions(files, path))
+  await checkIdentity(reader, files)
+  return reader
 }

@@ -6,7 +6,9 @@
 import {stat} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 import {EXIT, KubesnapError} from '../errors.js'
+import {ArchiveError} from './errors.js'
 import {listArchiveFiles, type ArchiveFile} from './naming.js'
+import {openArchive, type ArchiveReader, type OpenOptions} from './reader.js'
 
 /**
  * The flags that pick an archive by number from a directory (the path is the
@@ -101,4 +103,14 @@ function describeNumbers(archives: readonly ArchiveFile[]): string {
   if (numbers.length === 1) return `only ${numbers[0]}`
   if (numbers.length <= 5) return `${numbers.slice(0, -1).join(', ')} and ${numbers.at(-1)}`
   return `${numbers.length} snapshots, ${numbers[0]} to ${numbers.at(-1)}`
+}
+
+/** openArchive for a command: a damaged archive or an unreadable file is a one-sentence error. */
+export async function openSelected(path: string, options: OpenOptions = {}): Promise<ArchiveReader> {
+  try {
+    return await openArchive(path, options)
+  } catch (err) {
+    if (err instanceof ArchiveError) throw new KubesnapError(err.message, {cause: err, code: err.problem})
+    throw new KubesnapError(`Cannot read ${path} (${(err as Error).message}); check that it is a readable file.`, {cause: err})
+  }
 }

@@ -1,10 +1,11 @@
 import {Args, Flags} from '@oclif/core'
-import {ArchiveError} from '../archive/errors.js'
+import {AGE_SUFFIX} from '../archive/crypto.js'
 import {isStreamEntry, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
-import {openArchive, type ArchiveReader} from '../archive/reader.js'
-import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
+import type {ArchiveReader} from '../archive/reader.js'
+import {archiveSelectionFlags, openSelected, selectArchive} from '../archive/select.js'
 import {KubesnapCommand} from '../base-command.js'
-import {checkIdentity, decryptOptions, identityFlag} from '../encryption.js'
+import {qualifiedName} from '../cluster/discovery.js'
+import {identityFlag, openForContents} from '../encryption.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {formatBytes} from '../format.js'
 import {LAST_APPLIED} from '../resources/secrets.js'
@@ -38,21 +39,14 @@ Reads only the trailer and the manifest at the end of the file, so it takes mill
   public async run(): Promise<Manifest | object> {
     const path = await selectArchive(this.args.archive, this.flags)
     if (this.flags.show !== undefined) return this.show(path, this.flags.show)
-    const {manifest, fileSize} = await readManifest(path)
+    const {manifest, fileSize} = await openSelected(path)
     for (const line of describeManifest(manifest, path, fileSize)) this.log(line)
     return manifest
   }
 
   /** --show: one entry's content, decrypted when needed; Secret values never. */
   private async show(path: string, which: string): Promise<object> {
-    let reader: ArchiveReader
-    try {
-      reader = await openArchive(path, await decryptOptions(this.flags.identity, path))
-    } catch (err) {
-      if (err instanceof ArchiveError) throw new KubesnapError(err.message, {cause: err, code: err.problem})
-      throw err
-    }
-    await checkIdentity(reader, this.flags.identity)
+    const reader = await openForContents(path, this.flags.identity)
     const entry = findEntry(reader.manifest, which)
     if (entry.type === 'object' || entry.type === 'crd') {
       const object = hideSecretValues(JSON.parse((await reader.readObject(entry)).toString('utf8')))
@@ -74,17 +68,6 @@ export interface ShownFile {
   mode: string
   size: number
   linkpath?: string
-}
-
-/** Reads an archive's manifest (trailer and manifest only); turns archive problems into one-sentence errors. */
-async function readManifest(path: string): Promise<{manifest: Manifest; fileSize: number}> {
-  try {
-    const {manifest, fileSize} = await openArchive(path)
-    return {manifest, fileSize}
-  } catch (err) {
-    if (err instanceof ArchiveError) throw new KubesnapError(err.message, {cause: err, code: err.problem})
-    throw new KubesnapError(`Cannot read ${path} (${(err as Error).message}); check that it is a readable file.`, {cause: err})
-  }
 }
 
 /** Describes a manifest for people: a header, counts per kind, entries by type, then what was skipped and the warnings. */
@@ -188,7 +171,7 @@ function duration(startedAt: string, finishedAt: string): string {
 /** Finds the entry --show names: a member path, KIND/NAME or RESOURCE/NAME, volume/NAME, dump/NAME. */
 export function findEntry(manifest: Manifest, which: string): Manifest['entries'][number] {
   const slash = which.indexOf('/')
-  const byPath = manifest.entries.find((e) => (isStreamEntry(e) ? e.parts.some((p) => p.path === which) : e.path === which || e.path === `${which}.age`))
+  const byPath = manifest.entries.find((e) => (isStreamEntry(e) ? e.parts.some((p) => p.path === which) : e.path === which || e.path === `${which}${AGE_SUFFIX}`))
   if (byPath) return byPath
   if (slash > 0) {
     const type = which.slice(0, slash).toLowerCase()
@@ -196,8 +179,7 @@ export function findEntry(manifest: Manifest, which: string): Manifest['entries'
     const matches = manifest.entries.filter((e) => {
       if (e.name !== name) return false
       if (isStreamEntry(e)) return type === e.type || type === `${e.type}s`
-      const qualified = e.group ? `${e.resource}.${e.group}` : e.resource
-      return [e.kind.toLowerCase(), e.resource, qualified, e.resource.replace(/s$/, '')].includes(type) || (e.type === 'crd' && type === 'customresourcedefinition')
+      return [e.kind.toLowerCase(), e.resource, qualifiedName(e), e.resource.replace(/s$/, '')].includes(type) || (e.type === 'crd' && type === 'customresourcedefinition')
     })
     if (matches.length === 1) return matches[0]
     if (matches.length > 1) throw new KubesnapError(`${which} matches ${matches.length} entries; name one by its member path (kubesnap inspect shows them).`, {exit: EXIT.usage})

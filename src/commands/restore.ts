@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {verifyArchive} from '../archive/verify.js'
-import {openArchive} from '../archive/reader.js'
-import {checkIdentity, decryptOptions, identityFlag} from '../encryption.js'
+import type {ArchiveReader} from '../archive/reader.js'
+import {identityFlag, openForContents} from '../encryption.js'
 import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
 import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
@@ -112,7 +112,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     if (timeoutMs === undefined) throw new KubesnapError(`--timeout ${flags.timeout} is not a duration; use e.g. 90s, 5m or 1h.`, {exit: EXIT.usage})
 
     const state: {
-      reader?: Awaited<ReturnType<typeof openArchive>>
+      reader?: ArchiveReader
       entries: ObjectEntry[]
       preconditions?: Preconditions
       outcomes: ObjectOutcome[]
@@ -142,9 +142,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
           if (!verified.ok) {
             throw new KubesnapError(`The archive ${path} is damaged at ${verified.entry} (${verified.problem}); nothing was restored: restore from another snapshot.`)
           }
-          state.reader = await openArchive(path, await decryptOptions(flags.identity, path))
           // A missing or wrong key stops here, before any write.
-          await checkIdentity(state.reader, flags.identity)
+          state.reader = await openForContents(path, flags.identity)
           task.title = `Verified ${path} (${verified.members} members${state.reader.manifest.encrypted ? ', decrypted' : ''})`
         },
       },
@@ -335,7 +334,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
   /** Applies `entries` (one phase of the ordered plan) and appends their outcomes. */
   private async applyObjects(
     api: KubeApi,
-    state: {reader?: Awaited<ReturnType<typeof openArchive>>; entries: ObjectEntry[]; preconditions?: Preconditions; outcomes: ObjectOutcome[]; namespace: string},
+    state: {reader?: ArchiveReader; entries: ObjectEntry[]; preconditions?: Preconditions; outcomes: ObjectOutcome[]; namespace: string},
     entries: ObjectEntry[],
     options: {selector: ReturnType<typeof parseLabelSelector>; existing: ExistingPolicy; dryRun: boolean},
     task: {title: string},

@@ -9,7 +9,7 @@ import {openArchive, type ArchiveReader} from '../archive/reader.js'
 import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
 import {verifyArchive, type VerifyResult} from '../archive/verify.js'
 import {KubesnapCommand} from '../base-command.js'
-import {checkIdentity, decryptOptions, identityFlag} from '../encryption.js'
+import {identityFlag, openForContents} from '../encryption.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {taskList} from '../progress.js'
 import {formatBytes} from '../format.js'
@@ -59,11 +59,9 @@ Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), mis
     const path = await selectArchive(this.args.archive, this.flags)
     const summary = await verifyWithProgress(path, {json: this.jsonEnabled()})
     if (summary.ok) {
-      const reader = await openArchive(path, await decryptOptions(this.flags.identity, path))
-      if (reader.manifest.encrypted && this.flags.identity) {
-        await checkIdentity(reader, this.flags.identity)
-        summary.decrypted = await decryptAll(reader)
-      }
+      // Without --identity only the manifest is read: contents stay encrypted, and that is said.
+      const reader = this.flags.identity ? await openForContents(path, this.flags.identity) : await openArchive(path)
+      if (reader.manifest.encrypted && this.flags.identity) summary.decrypted = await decryptAll(reader)
       const contents = !reader.manifest.encrypted ? '' : summary.decrypted === undefined
         ? '; contents are encrypted and were not decrypted (give --identity to check them too)'
         : `; ${summary.decrypted} encrypted entries decrypted and authenticated`
