@@ -13,22 +13,14 @@
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
-import {hashTree, writeSeedTree} from '../fixtures/seed.js'
+import {hashTree} from '../fixtures/seed.js'
 import {openArchive} from '../src/archive/index.js'
 import type {ObjectEntry} from '../src/archive/manifest.js'
 import {KubeApi, collectionPath} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {attachTestCluster, startTestCluster, type TestCluster} from './cluster/index.js'
 import {kubesnap} from './helpers/cli.js'
-
-/** Objects the harness made so the namespace-only user can work: a disaster in the app leaves them. */
-const HARNESS = new Set(['roles.rbac.authorization.k8s.io/kubesnap', 'rolebindings.rbac.authorization.k8s.io/kubesnap', 'serviceaccounts./default'])
-/** The fixture's claims (StatefulSet claim templates) and their seed trees. */
-const SEED_OF: Record<string, string> = {
-  'zookeeper-data-zookeeper-0': 'softwarefactory/zookeeper-data',
-  'mariadb-logs-mariadb-0': 'softwarefactory/mariadb-logs',
-}
+import {FIXTURE_CLAIMS, isHarness, seedTree, volumeDir, wipe} from './helpers/restore.js'
 
 const timings: Array<[string, number]> = []
 const say = (line: string) => console.log(line)
@@ -52,12 +44,6 @@ async function run(cluster: TestCluster, args: string[]) {
   return result.json
 }
 
-async function volumeDir(admin: KubeApi, ns: string, claim: string): Promise<string> {
-  const pvc = await admin.get<any>(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${claim}`)
-  const pv = await admin.get<any>(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`)
-  return pv.spec.hostPath.path
-}
-
 const exists = (admin: KubeApi, path: string) => admin.get(path).then(() => true, (err) => (err?.statusCode === 404 ? false : Promise.reject(err)))
 
 async function main(): Promise<boolean> {
@@ -77,11 +63,8 @@ async function main(): Promise<boolean> {
     const ns = await step('Create the softwarefactory namespace with data on its volumes', async () => {
       // The harness writes the seed trees onto the claims; the check compares with the seeds written apart.
       const ns = await cluster.createNamespace({prefix: 'sf-demo', fixture: 'softwarefactory'})
-      for (const [claim, key] of Object.entries(SEED_OF)) {
-        const seedDir = await mkdtemp(join(tmpdir(), 'kubesnap-demo-seed-'))
-        await writeSeedTree(key, seedDir)
-        seeds.set(claim, await hashTree(seedDir))
-        await rm(seedDir, {recursive: true, force: true})
+      for (const [claim, key] of Object.entries(FIXTURE_CLAIMS.softwarefactory)) {
+        seeds.set(claim, await seedTree(key))
         const onVolume = await hashTree(await volumeDir(admin, ns, claim))
         say(`  ${claim}: ${Object.keys(onVolume).length} files, directories and links on its volume`)
       }
@@ -98,15 +81,8 @@ async function main(): Promise<boolean> {
     const objects = reader.manifest.entries.filter((e): e is ObjectEntry => e.type === 'object')
 
     await step('Disaster: delete every object and claim in the namespace', async () => {
-      const doomed = objects.filter((e) => !HARNESS.has(`${e.resource}.${e.group}/${e.name}`))
-      for (const e of doomed) await admin.delete(`${collectionPath(e, ns)}/${e.name}`, {query: {propagationPolicy: 'Foreground'}}).catch(() => undefined)
-      const deadline = Date.now() + 180_000
-      for (const e of doomed) {
-        while (await exists(admin, `${collectionPath(e, ns)}/${e.name}`)) {
-          if (Date.now() > deadline) throw new Error(`${e.kind}/${e.name} was not deleted in time`)
-          await sleep(250)
-        }
-      }
+      const doomed = objects.filter((e) => !isHarness(e))
+      await wipe(admin, ns, doomed, 180_000)
       say(`  ${doomed.length} objects deleted, claims and their volumes included`)
     })
 

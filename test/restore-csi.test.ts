@@ -13,17 +13,18 @@
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {hashTree, writeSeedTree} from '../fixtures/seed.js'
+import {hashTree} from '../fixtures/seed.js'
 import {openArchive} from '../src/archive/index.js'
 import type {ObjectEntry} from '../src/archive/manifest.js'
 import {KubeApi} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {quantityBytes} from '../src/restore/volumes.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
+import {waitFor} from './cluster/wait.js'
 import {kubesnap} from './helpers/cli.js'
+import {seedTree, volumeDir} from './helpers/restore.js'
 
 const CLAIM = 'jenkins-home-jenkins-0'
 const SNAPSHOTS = '/apis/snapshot.storage.k8s.io/v1/namespaces/NS/volumesnapshots'
@@ -44,10 +45,7 @@ test('quantityBytes reads Kubernetes quantities', () => {
 test.before(async () => {
   cluster = await sharedCluster()
   admin = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.admin}))
-  const seedDir = await mkdtemp(join(tmpdir(), 'kubesnap-seed-'))
-  await writeSeedTree('jenkins/jenkins-home', seedDir)
-  seed = await hashTree(seedDir)
-  await rm(seedDir, {recursive: true, force: true})
+  seed = await seedTree('jenkins/jenkins-home')
 })
 
 function restore(args: string[], json = true) {
@@ -61,11 +59,7 @@ async function gone(path: string): Promise<boolean> {
 /** Deletes an object and waits until it is gone. */
 async function remove(path: string): Promise<void> {
   await admin.delete(path, {query: {propagationPolicy: 'Foreground'}}).catch(() => undefined)
-  const deadline = Date.now() + 120_000
-  while (!(await gone(path))) {
-    if (Date.now() > deadline) throw new Error(`${path} was not deleted in time`)
-    await sleep(250)
-  }
+  await waitFor(`${path} to be deleted`, () => gone(path), {timeoutMs: 120_000, intervalMs: 250})
 }
 
 /** The disaster: the StatefulSet and its claim are deleted; the VolumeSnapshots stay. */
@@ -82,13 +76,6 @@ async function versions(): Promise<Record<string, string>> {
     for (const item of list.items) out[`${path.split('/').pop()}/${item.metadata.name}`] = item.metadata.resourceVersion
   }
   return out
-}
-
-/** The host directory of a claim's volume (a hostPath PV). */
-async function volumeDir(claim: string): Promise<string> {
-  const pvc = await admin.get<any>(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${claim}`)
-  const pv = await admin.get<any>(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`)
-  return pv.spec.hostPath.path
 }
 
 test('snapshot --volumes csi records one VolumeSnapshot per bound claim', async () => {
@@ -136,7 +123,7 @@ test('restore --volumes csi: the claim comes back from its VolumeSnapshot, with 
   assert.ok(!r.json.outcomes.some((o: any) => o.kind === 'VolumeSnapshot'), 'no VolumeSnapshot re-created')
   const pvc = await admin.get<any>(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${CLAIM}`)
   assert.equal(pvc.spec.dataSource, {apiGroup: 'snapshot.storage.k8s.io', kind: 'VolumeSnapshot', name: snapshotOf[CLAIM]})
-  assert.equal(await hashTree(await volumeDir(CLAIM)), seed, 'every file, mode and link as seeded')
+  assert.equal(await hashTree(await volumeDir(admin, ns, CLAIM)), seed, 'every file, mode and link as seeded')
   assert.equal(r.json.rollouts.map((w: any) => [w.kind, w.name, w.ready]), [['StatefulSet', 'jenkins', true]])
   const snapshots = await admin.get<any>(SNAPSHOTS.replace('NS', ns))
   assert.equal(snapshots.items.map((s: any) => s.metadata.name).sort(), Object.values(snapshotOf).sort(), 'no VolumeSnapshot added')

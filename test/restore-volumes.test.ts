@@ -34,7 +34,7 @@ import {HelperPods} from '../src/volumes/helper.js'
 import {parseUntarReport, scanVolumeTar, streamVolumeIn, TAR_IN_SCRIPT, unsafeMemberReason, type TarMember} from '../src/volumes/tar-in.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
 import {kubesnap, type CliResult} from './helpers/cli.js'
-import {archivedObjects, assertRestored, FIXTURE_CLAIMS, isHarness, seededTrees, seedTree, versions, volumeDir, volumeTrees, wipe, workloadReadiness, type ArchivedObject} from './helpers/restore.js'
+import {archivedObjects, assertRestored, FIXTURE_CLAIMS, helperPods, isHarness, seededTrees, seedTree, versions, volumeDir, volumeTrees, wipe, workloadReadiness, type ArchivedObject} from './helpers/restore.js'
 
 // ---------------------------------------------------------------------------
 // Pure parts
@@ -196,8 +196,7 @@ test('jenkins: wipe objects and claims; --dry-run plans each volume and writes n
   const r = await restore([path])
   await assertRoundTrip(r, 'jenkins', objects, ns)
   assert.equal(r.json.rollouts.map((w: any) => [w.kind, w.name, w.ready]).sort(), [['Deployment', 'jenkins-agent-cache', true], ['StatefulSet', 'jenkins', true]])
-  const helpers = await admin.get<any>(`/api/v1/namespaces/${ns}/pods`, {query: {labelSelector: 'app.kubernetes.io/component=kubesnap-helper'}})
-  assert.equal(helpers.items.map((p: any) => p.metadata.name), [], 'no helper pod left')
+  assert.equal(await helperPods(admin, ns), [], 'no helper pod left')
 })
 
 test('a hostile archive is refused before any write: exit 1 naming the volume and member, nothing changed', async () => {

@@ -79,16 +79,6 @@ test('a copy restored beside its original gets server-assigned node ports, with 
   await cluster.deleteNamespace(source, {wait: true})
 })
 
-/** Waits until the controllers are done with a new namespace (1.20 makes the default account's token Secret). */
-async function settled(ns: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const secrets = await admin.get<any>(`/api/v1/namespaces/${ns}/secrets`)
-    if (secrets.items.some((s: any) => s.metadata.name.startsWith('default-token-'))) return
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  throw new Error(`namespace ${ns} got no default token Secret`)
-}
-
 test('a damaged archive is refused before any write, naming the entry', async () => {
   const ns = await cluster.createNamespace({prefix: 'damaged', fixture: 'jenkins'})
   const {path} = await snapshot(ns)
@@ -116,7 +106,6 @@ test('unmet preconditions are reported all at once and nothing is written', asyn
     metadata: {name: 'read'}, roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'read'},
     subjects: [{apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: cluster.userName}],
   })
-  await settled(target)
   const before = await versions(admin, target)
   const r = await kubesnap(['restore', path, '--to-namespace', target, '--kubeconfig', cluster.kubeconfigs.user])
   assert.is(r.code, 1)

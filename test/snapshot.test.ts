@@ -7,10 +7,11 @@ import * as assert from 'uvu/assert'
 import {openArchive, verifyArchive} from '../src/archive/index.js'
 import {ByteBuffer, KubeApi} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
-import {hashTree, writeSeedTree} from '../fixtures/seed.js'
+import {hashTree} from '../fixtures/seed.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
 import {startFaultProxy, withProxy} from './cluster/faults/proxy.js'
 import {KUBESNAP_BIN, kubesnap} from './helpers/cli.js'
+import {seedTree} from './helpers/restore.js'
 
 /** What a snapshot of each fixture holds: the namespace's own objects, nothing the cluster made. */
 const EXPECTED: Record<'softwarefactory' | 'jenkins', string[]> = {
@@ -72,13 +73,6 @@ function outDir(): string {
   return mkdtempSync(join(tmpdir(), 'kubesnap-snap-'))
 }
 
-/** The description of a seed tree as written on disk. */
-async function seedHash(key: string): Promise<Record<string, string>> {
-  const dir = mkdtempSync(join(tmpdir(), 'kubesnap-seed-'))
-  await writeSeedTree(key, dir)
-  return hashTree(dir)
-}
-
 /** Every member of an archive, as the system `tar` lists it. */
 async function members(path: string): Promise<string[]> {
   const {stdout} = await execa('tar', ['tf', path])
@@ -109,7 +103,7 @@ for (const fixture of ['softwarefactory', 'jenkins'] as const) {
         const out = mkdtempSync(join(tmpdir(), 'kubesnap-home-'))
         const member = (await members(r.json.path)).find((m) => m.startsWith('volumes/jenkins-home-'))!
         await execa('sh', ['-c', `tar xOf "$1" "$2" | gzip -dc | tar xpf - -C "$3"`, 'sh', r.json.path, member, out])
-        assert.equal(await hashTree(out), await seedHash('jenkins/jenkins-home'))
+        assert.equal(await hashTree(out), await seedTree('jenkins/jenkins-home'))
       }
       if (fixture === 'softwarefactory' && who === 'user') {
         assert.ok(r.json.warnings.some((w: string) => /CustomResourceDefinitions are not readable/.test(w)), 'the user cannot read CRDs and is told so')

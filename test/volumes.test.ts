@@ -23,12 +23,15 @@ import * as assert from 'uvu/assert'
 import {hashTree, writeSeedTree} from '../fixtures/seed.js'
 import {openArchive, verifyArchive} from '../src/archive/index.js'
 import type {StreamEntry} from '../src/archive/manifest.js'
+import {KubeApi} from '../src/cluster/index.js'
+import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {helperName, helperPodSpec} from '../src/volumes/helper.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers, type PodLike} from '../src/volumes/mounts.js'
 import {TarCheck} from '../src/volumes/tar-check.js'
 import {parseStreamReport, TAR_OUT_SCRIPT} from '../src/volumes/tar-out.js'
 import {sharedCluster, type PrivateNode, type TestCluster} from './cluster/index.js'
 import {KUBESNAP_BIN, kubesnap} from './helpers/cli.js'
+import {helperPods} from './helpers/restore.js'
 import {waitFor} from './cluster/wait.js'
 
 // ---------------------------------------------------------------------------
@@ -149,6 +152,7 @@ for (const shell of [['busybox', 'sh'], ['dash']]) {
 // Snapshots against the real control plane
 
 let cluster: TestCluster
+let admin: KubeApi
 /** Pods and claims may not exist yet when polling starts. */
 const RETRY_60S = {timeoutMs: 60_000, retryErrors: true}
 const fixtureNs: Record<'softwarefactory' | 'jenkins', string> = {softwarefactory: '', jenkins: ''}
@@ -205,14 +209,9 @@ async function assertVolumeExact(archive: string, ns: string, claim: string): Pr
   return entry!
 }
 
-async function helperPods(ns: string): Promise<string[]> {
-  const core = cluster.admin().makeApiClient(CoreV1Api)
-  const list = await core.listNamespacedPod({namespace: ns, labelSelector: 'app.kubernetes.io/managed-by=kubesnap'})
-  return list.items.map((p) => p.metadata!.name!)
-}
-
 test.before(async () => {
   cluster = await sharedCluster()
+  admin = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.admin}))
   const [sf, jenkins] = await Promise.all([
     cluster.createNamespace({prefix: 'volsf', fixture: 'softwarefactory'}),
     cluster.createNamespace({prefix: 'voljk', fixture: 'jenkins'}),
@@ -260,7 +259,7 @@ test('snapshot of the jenkins fixture: the distroless pod\'s claim and an unmoun
   assert.is(orphan.extra?.helper, true)
   assert.ok(r.json.warnings.some((w: string) => /agent-cache was copied through a helper pod: container cache of pod jenkins-agent-cache-\S+ cannot run sh and tar/.test(w)), r.json.warnings.join('\n'))
   assert.ok(r.json.warnings.some((w: string) => /orphan was copied through a helper pod: no pod mounts it/.test(w)), r.json.warnings.join('\n'))
-  await waitFor('helper pods gone', async () => (await helperPods(ns)).length === 0, {timeoutMs: 15_000, retryErrors: true})
+  await waitFor('helper pods gone', async () => (await helperPods(admin, ns)).length === 0, {timeoutMs: 15_000, retryErrors: true})
 })
 
 test('--volumes none and -l leave volume data out; --include-kinds without PVCs too', async () => {
@@ -408,7 +407,7 @@ test('Ctrl-C while a helper pod streams: the helper pod is deleted and no archiv
     const child = execa(process.execPath, [KUBESNAP_BIN, 'snapshot', '-n', ns, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user], {reject: false})
     let helper: string | undefined
     await waitFor('a helper pod', async () => {
-      helper = (await helperPods(ns))[0]
+      helper = (await helperPods(admin, ns))[0]
       return helper !== undefined && (await core.readNamespacedPod({namespace: ns, name: helper})).status?.phase === 'Running'
     }, {timeoutMs: 30_000, retryErrors: true})
     assert.is((await core.readNamespacedPod({namespace: ns, name: helper!})).spec?.nodeName, node.name, 'pinned to the node of the claim\'s user')
@@ -416,7 +415,7 @@ test('Ctrl-C while a helper pod streams: the helper pod is deleted and no archiv
     child.kill('SIGINT')
     const result = await child
     assert.ok(result.signal === 'SIGINT' || result.exitCode === 130, `ended by the signal (${result.signal ?? result.exitCode}): ${result.stderr}`)
-    assert.equal(await helperPods(ns), [], 'the helper pod was deleted before kubesnap exited')
+    assert.equal(await helperPods(admin, ns), [], 'the helper pod was deleted before kubesnap exited')
     assert.equal(await readdir(dir), [], 'no archive, no partial file, no lock')
   } finally {
     node.agent.faults.reset()
@@ -432,6 +431,7 @@ test.after(async () => {
   }
   for (const ns of Object.values(fixtureNs)) if (ns) await cluster.deleteNamespace(ns)
   if (seedDir) await rm(await seedDir, {recursive: true, force: true})
+  admin?.close()
 })
 
 test.run()

@@ -18,6 +18,7 @@ import {
   type KubeConfig,
   type KubernetesObject,
 } from '@kubernetes/client-node'
+import {waitFor} from './wait.js'
 
 /** Creates `documents` as admin: CRDs cluster-wide (kept if present, waited on until Established), the rest in `namespace`. */
 export async function applyDocuments(admin: KubeConfig, namespace: string, documents: readonly KubernetesObject[]): Promise<void> {
@@ -49,7 +50,6 @@ function isCrd(doc: KubernetesObject): boolean {
   return doc.kind === 'CustomResourceDefinition' && (doc.apiVersion ?? '').startsWith('apiextensions.k8s.io/')
 }
 
-/** Creates a CRD unless one of that name exists, then waits until it is Established (its API is served). */
 /**
  * Creates a CustomResourceDefinition (an existing one is kept) and waits until
  * it is Established. Sent as raw JSON: the typed client drops `enum`.
@@ -64,13 +64,10 @@ export async function ensureCrd(admin: KubeConfig, crd: KubernetesObject, timeou
     if (!(err instanceof ApiException && err.code === 409)) throw new Error(`cannot create CRD ${name}: ${describe(err)}`, {cause: err})
   }
   const extensions = admin.makeApiClient(ApiextensionsV1Api)
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
+  await waitFor(`CRD ${name} to be Established`, async () => {
     const current = await extensions.readCustomResourceDefinition({name})
-    if (current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return
-    await sleep(100)
-  }
-  throw new Error(`CRD ${name} was not Established within ${timeoutMs} ms`)
+    return current.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false
+  }, {timeoutMs})
 }
 
 /** The generic object client's discovery (resource names, scope), cached per apiVersion. */

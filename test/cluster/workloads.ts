@@ -2,17 +2,16 @@
  * Waiting for a namespace's workloads, as `kubectl rollout status` would for
  * each (the rules of src/restore/restart.ts). Meaningful only when a node runs the pods.
  */
-import {setTimeout as sleep} from 'node:timers/promises'
 import {AppsV1Api, type KubeConfig, type V1Deployment, type V1StatefulSet} from '@kubernetes/client-node'
 import {rolloutStatus, type WorkloadKind, type WorkloadObject} from '../../src/restore/restart.js'
+import {waitFor} from './wait.js'
 
 /** Waits until every StatefulSet and Deployment in `namespace` is rolled out and Ready. */
 export async function waitForWorkloads(admin: KubeConfig, namespace: string, opts: {timeoutMs?: number} = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? 120_000
   const apps = admin.makeApiClient(AppsV1Api)
-  const deadline = Date.now() + timeoutMs
   let pending: string[] = []
-  while (Date.now() < deadline) {
+  await waitFor(`workloads in ${namespace} to be Ready`, async () => {
     const [statefulSets, deployments] = await Promise.all([
       apps.listNamespacedStatefulSet({namespace}),
       apps.listNamespacedDeployment({namespace}),
@@ -21,10 +20,8 @@ export async function waitForWorkloads(admin: KubeConfig, namespace: string, opt
       ...statefulSets.items.map((s) => waitingFor('StatefulSet', s)),
       ...deployments.items.map((d) => waitingFor('Deployment', d)),
     ].filter((w): w is string => w !== undefined)
-    if (pending.length === 0) return
-    await sleep(250)
-  }
-  throw new Error(`workloads in ${namespace} not Ready within ${timeoutMs} ms: ${pending.join(', ')}`)
+    return pending.length === 0
+  }, {timeoutMs, intervalMs: 250, detail: () => pending.join(', ')})
 }
 
 /** What a workload's rollout still waits for (kubesnap's own `kubectl rollout status` rules), or undefined when done. */

@@ -6,7 +6,6 @@
 import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 import type {KubernetesObject} from '@kubernetes/client-node'
 import * as assert from 'uvu/assert'
 import type {FixtureName} from '../../fixtures/index.js'
@@ -15,6 +14,8 @@ import {openArchive} from '../../src/archive/index.js'
 import type {ObjectEntry} from '../../src/archive/manifest.js'
 import {collectionPath, type KubeApi} from '../../src/cluster/index.js'
 import {cleanForRestore} from '../../src/resources/clean.js'
+import {HELPER_LABELS} from '../../src/volumes/helper.js'
+import {waitFor} from '../cluster/wait.js'
 
 /** Objects the test harness made for the namespace-only user: never deleted, so the user can restore. */
 const HARNESS = new Set(['roles.rbac.authorization.k8s.io/kubesnap', 'rolebindings.rbac.authorization.k8s.io/kubesnap', 'serviceaccounts./default'])
@@ -48,13 +49,12 @@ export async function archivedObjects(path: string): Promise<ArchivedObject[]> {
 export async function wipe(admin: KubeApi, ns: string, objects: Array<ObjectEntry | ArchivedObject>, timeoutMs = 120_000): Promise<void> {
   const doomed = objects.map((o) => ('entry' in o ? o.entry : o)).filter((e) => !isHarness(e))
   for (const e of doomed) await admin.delete(`${collectionPath(e, ns)}/${e.name}`, {query: {propagationPolicy: 'Foreground'}}).catch(() => undefined)
-  const deadline = Date.now() + timeoutMs
-  for (const e of doomed) {
-    while (!(await admin.get(`${collectionPath(e, ns)}/${e.name}`).then(() => false, (err) => err?.statusCode === 404))) {
-      if (Date.now() > deadline) throw new Error(`${e.resource}/${e.name} was not deleted in time`)
-      await sleep(250)
-    }
-  }
+  let left = doomed
+  await waitFor('the archived objects to be deleted', async () => {
+    const gone = await Promise.all(left.map((e) => admin.get(`${collectionPath(e, ns)}/${e.name}`).then(() => false, (err) => err?.statusCode === 404)))
+    left = left.filter((_, i) => !gone[i])
+    return left.length === 0
+  }, {timeoutMs, intervalMs: 250, detail: () => `left: ${left.map((e) => `${e.resource}/${e.name}`).join(', ')}`})
 }
 
 /**
@@ -93,18 +93,23 @@ export async function versions(admin: KubeApi, ns: string): Promise<Record<strin
   return out
 }
 
-/** The host directory of a claim's volume (a hostPath PV). */
+/** The host directory of a PersistentVolume (hostPath, as the test cluster's provisioner makes them). */
+async function pvDir(admin: KubeApi, volumeName: string): Promise<string> {
+  const pv = await admin.get<any>(`/api/v1/persistentvolumes/${volumeName}`)
+  return pv.spec.hostPath.path
+}
+
+/** The host directory of a claim's volume. */
 export async function volumeDir(admin: KubeApi, ns: string, claim: string): Promise<string> {
   const pvc = await admin.get<any>(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${claim}`)
-  const pv = await admin.get<any>(`/api/v1/persistentvolumes/${pvc.spec.volumeName}`)
-  return pv.spec.hostPath.path
+  return pvDir(admin, pvc.spec.volumeName)
 }
 
 /** Every claim of the namespace and its volume's tree (hashTree: sha256 of each file, modes, links). */
 export async function volumeTrees(admin: KubeApi, ns: string): Promise<Record<string, Record<string, string>>> {
   const claims = await admin.get<any>(`/api/v1/namespaces/${ns}/persistentvolumeclaims`)
   const out: Record<string, Record<string, string>> = {}
-  for (const claim of claims.items) out[claim.metadata.name] = await hashTree(await volumeDir(admin, ns, claim.metadata.name))
+  for (const claim of claims.items) out[claim.metadata.name] = await hashTree(await pvDir(admin, claim.spec.volumeName))
   return out
 }
 
@@ -143,4 +148,11 @@ export async function workloadReadiness(admin: KubeApi, ns: string): Promise<str
     for (const w of list.items) out.push(`${kind}/${w.metadata.name} ${w.status?.readyReplicas ?? 0}/${w.spec.replicas}`)
   }
   return out.sort()
+}
+
+/** The names of kubesnap's helper pods in a namespace (selected by HELPER_LABELS, as `kubectl get pods -l` would). */
+export async function helperPods(admin: KubeApi, ns: string): Promise<string[]> {
+  const labelSelector = Object.entries(HELPER_LABELS).map(([k, v]) => `${k}=${v}`).join(',')
+  const list = await admin.get<any>(`/api/v1/namespaces/${ns}/pods`, {query: {labelSelector}})
+  return list.items.map((p: any) => p.metadata.name)
 }
