@@ -16,7 +16,7 @@
  */
 import {Stanza, type Identity, type Recipient} from 'age-encryption'
 import {constants, createHash, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, type KeyObject} from 'node:crypto'
-import {base64NoPad, decodeBase64NoPad, ephemeralX25519, FILE_KEY_SIZE, hkdf, openFileKey, sealFileKey, x25519, x25519PrivateKey, x25519PublicKey, x25519Raw} from './age-x25519.js'
+import {base64NoPad, decodeBase64NoPad, FILE_KEY_SIZE, hkdf, unwrapX25519, wrapX25519, x25519PrivateKey, x25519PublicKey, x25519Raw} from './age-x25519.js'
 
 const ED25519_LABEL = 'age-encryption.org/v1/ssh-ed25519'
 const RSA_LABEL = 'age-encryption.org/v1/ssh-rsa'
@@ -26,7 +26,7 @@ const MIN_RSA_BITS = 2048
 const P = (1n << 255n) - 19n
 
 /** Key types age can encrypt to; any other ssh key type gets an error naming it. */
-export type SshKeyType = 'ssh-ed25519' | 'ssh-rsa'
+type SshKeyType = 'ssh-ed25519' | 'ssh-rsa'
 
 /** A key problem in words fit for `<where>: <message>`; never holds key material. */
 export class SshKeyError extends Error {
@@ -121,10 +121,8 @@ export class SshEd25519Recipient implements Recipient {
   }
 
   wrapFileKey(fileKey: Uint8Array): Stanza[] {
-    const {privateKey, share} = ephemeralX25519()
-    const secret = x25519(this.#tweak, x25519(privateKey, this.#key))
-    const wrappingKey = hkdf(secret, Buffer.concat([share, this.#point]), ED25519_LABEL)
-    return [new Stanza(['ssh-ed25519', this.#tag, base64NoPad(share)], sealFileKey(wrappingKey, fileKey))]
+    const {share, body} = wrapX25519(fileKey, this.#key, this.#point, ED25519_LABEL, this.#tweak)
+    return [new Stanza(['ssh-ed25519', this.#tag, base64NoPad(share)], body)]
   }
 }
 
@@ -182,13 +180,7 @@ export class SshEd25519Identity implements Identity {
       const share = stanza.args.length === 3 ? decodeBase64NoPad(stanza.args[2]) : undefined
       if (!share || share.length !== 32) throw new Error('invalid ssh-ed25519 stanza')
       if (stanza.args[1] !== this.#tag) continue
-      let secret: Buffer
-      try {
-        secret = x25519(this.#tweak, x25519(this.#key, share))
-      } catch {
-        throw new Error('invalid ssh-ed25519 stanza (low-order share)')
-      }
-      const fileKey = openFileKey(hkdf(secret, Buffer.concat([share, this.#point]), ED25519_LABEL), stanza.body)
+      const fileKey = unwrapX25519(this.#key, this.#point, share, stanza.body, ED25519_LABEL, 'ssh-ed25519', this.#tweak)
       if (!fileKey) throw new Error('the ssh-ed25519 stanza for this key does not open: the header is damaged')
       return fileKey
     }
@@ -305,7 +297,7 @@ function checkRsaSize(n: Buffer): void {
  * Maps an Ed25519 public key (y, with x's sign in the top bit) to the
  * Curve25519 u-coordinate: u = (1 + y) / (1 - y) mod p.
  */
-export function ed25519ToX25519(ed25519: Uint8Array): Buffer {
+function ed25519ToX25519(ed25519: Uint8Array): Buffer {
   const le = Buffer.from(ed25519)
   le[31] &= 0x7f
   const y = BigInt('0x' + Buffer.from(le).reverse().toString('hex'))

@@ -41,13 +41,13 @@ export function x25519Raw(key: KeyObject): Buffer {
  * X25519(scalar, point). Throws when the result is all zeros (a low-order
  * point), which age treats as an invalid stanza: OpenSSL refuses to derive it.
  */
-export function x25519(privateKey: KeyObject, point: Uint8Array | KeyObject): Buffer {
+function x25519(privateKey: KeyObject, point: Uint8Array | KeyObject): Buffer {
   const publicKey = point instanceof Uint8Array ? x25519PublicKey(point) : point
   return diffieHellman({privateKey, publicKey})
 }
 
 /** A fresh ephemeral key pair, its public share as raw bytes. */
-export function ephemeralX25519(): {privateKey: KeyObject; share: Buffer} {
+function ephemeralX25519(): {privateKey: KeyObject; share: Buffer} {
   const {privateKey, publicKey} = generateKeyPairSync('x25519')
   return {privateKey, share: x25519Raw(publicKey)}
 }
@@ -58,13 +58,13 @@ export function hkdf(ikm: Uint8Array, salt: Uint8Array, info: string, length = 3
 }
 
 /** Wraps a file key with ChaCha20-Poly1305 under a one-time key and the zero nonce (age's stanza body). */
-export function sealFileKey(wrappingKey: Uint8Array, fileKey: Uint8Array): Buffer {
+function sealFileKey(wrappingKey: Uint8Array, fileKey: Uint8Array): Buffer {
   const cipher = createCipheriv('chacha20-poly1305', wrappingKey, Buffer.alloc(12), {authTagLength: 16})
   return Buffer.concat([cipher.update(fileKey), cipher.final(), cipher.getAuthTag()])
 }
 
 /** Unwraps a stanza body; null when it does not authenticate under this key. */
-export function openFileKey(wrappingKey: Uint8Array, body: Uint8Array): Buffer | null {
+function openFileKey(wrappingKey: Uint8Array, body: Uint8Array): Buffer | null {
   if (body.length !== WRAPPED_FILE_KEY_SIZE) return null
   const decipher = createDecipheriv('chacha20-poly1305', wrappingKey, Buffer.alloc(12), {authTagLength: 16})
   decipher.setAuthTag(body.subarray(FILE_KEY_SIZE))
@@ -94,7 +94,7 @@ export function decodeBase64NoPad(text: string): Buffer | undefined {
  * 32 bytes; undefined when it is not one. Never lets the decoder's message out:
  * @scure/base quotes the whole input, which may be a secret key.
  */
-export function decodeBech32Key(text: string, prefix: string): Buffer | undefined {
+function decodeBech32Key(text: string, prefix: string): Buffer | undefined {
   // Bech32 is all lower or all upper case; age writes recipients lower and identities upper.
   if (text !== text.toLowerCase() && text !== text.toUpperCase()) return undefined
   try {
@@ -104,6 +104,30 @@ export function decodeBech32Key(text: string, prefix: string): Buffer | undefine
   } catch {
     return undefined
   }
+}
+
+/**
+ * The X25519 wrap of age's `X25519` and `ssh-ed25519` stanzas: a fresh
+ * ephemeral share, the shared secret (ssh-ed25519 multiplies it by its
+ * tweak), and the file key sealed with HKDF(secret, share ‖ point, label).
+ */
+export function wrapX25519(fileKey: Uint8Array, key: KeyObject, point: Buffer, label: string, tweak?: KeyObject): {share: Buffer; body: Buffer} {
+  const {privateKey, share} = ephemeralX25519()
+  const shared = x25519(privateKey, key)
+  const secret = tweak ? x25519(tweak, shared) : shared
+  return {share, body: sealFileKey(hkdf(secret, Buffer.concat([share, point]), label), fileKey)}
+}
+
+/** The unwrap matching wrapX25519, with our private key and point; null when the body does not open. Throws on a low-order share. */
+export function unwrapX25519(key: KeyObject, point: Buffer, share: Buffer, body: Uint8Array, label: string, stanza: string, tweak?: KeyObject): Uint8Array | null {
+  let secret: Buffer
+  try {
+    const shared = x25519(key, share)
+    secret = tweak ? x25519(tweak, shared) : shared
+  } catch {
+    throw new Error(`invalid ${stanza} stanza (low-order share)`)
+  }
+  return openFileKey(hkdf(secret, Buffer.concat([share, point]), label), body)
 }
 
 /** An `age1…` recipient: encrypts file keys to an X25519 public key. */
@@ -123,10 +147,8 @@ export class X25519Recipient implements Recipient {
   }
 
   wrapFileKey(fileKey: Uint8Array): Stanza[] {
-    const {privateKey, share} = ephemeralX25519()
-    const secret = x25519(privateKey, this.#key)
-    const wrappingKey = hkdf(secret, Buffer.concat([share, this.#point]), X25519_LABEL)
-    return [new Stanza(['X25519', base64NoPad(share)], sealFileKey(wrappingKey, fileKey))]
+    const {share, body} = wrapX25519(fileKey, this.#key, this.#point, X25519_LABEL)
+    return [new Stanza(['X25519', base64NoPad(share)], body)]
   }
 }
 
@@ -146,11 +168,6 @@ export class X25519Identity implements Identity {
     return scalar && new X25519Identity(scalar)
   }
 
-  /** The matching `age1…` recipient. */
-  get recipient(): string {
-    return bech32.encodeFromBytes('age', this.#point)
-  }
-
   /**
    * Tries every X25519 stanza: they carry no key hint, so the one that
    * authenticates is ours. A malformed X25519 stanza is an error, as in age.
@@ -160,13 +177,7 @@ export class X25519Identity implements Identity {
       if (stanza.args[0] !== 'X25519') continue
       const share = stanza.args.length === 2 ? decodeBase64NoPad(stanza.args[1]) : undefined
       if (!share || share.length !== 32 || stanza.body.length !== WRAPPED_FILE_KEY_SIZE) throw new Error('invalid X25519 stanza')
-      let secret: Buffer
-      try {
-        secret = x25519(this.#key, share)
-      } catch {
-        throw new Error('invalid X25519 stanza (low-order share)')
-      }
-      const fileKey = openFileKey(hkdf(secret, Buffer.concat([share, this.#point]), X25519_LABEL), stanza.body)
+      const fileKey = unwrapX25519(this.#key, this.#point, share, stanza.body, X25519_LABEL, 'X25519')
       if (fileKey) return fileKey
     }
     return null

@@ -278,7 +278,7 @@ function startFile(recipients: readonly AgeRecipient[]): {header: Buffer; payloa
  * and its body in base64 lines of 64 columns (the last one shorter, even
  * empty), then `---` and the HMAC-SHA-256 of all that under HKDF(file key, "header").
  */
-export function encodeHeader(stanzas: readonly Stanza[], fileKey: Uint8Array): Buffer {
+function encodeHeader(stanzas: readonly Stanza[], fileKey: Uint8Array): Buffer {
   let text = INTRO.toString()
   for (const stanza of stanzas) {
     text += `-> ${stanza.args.join(' ')}\n`

@@ -62,7 +62,7 @@ Reads only the trailer and the manifest at the end of the file, so it takes mill
   }
 }
 
-export interface ShownFile {
+interface ShownFile {
   path: string
   type: string
   mode: string
@@ -169,7 +169,7 @@ function duration(startedAt: string, finishedAt: string): string {
 }
 
 /** Finds the entry --show names: a member path, KIND/NAME or RESOURCE/NAME, volume/NAME, dump/NAME. */
-export function findEntry(manifest: Manifest, which: string): Manifest['entries'][number] {
+function findEntry(manifest: Manifest, which: string): Manifest['entries'][number] {
   const slash = which.indexOf('/')
   const byPath = manifest.entries.find((e) => (isStreamEntry(e) ? e.parts.some((p) => p.path === which) : e.path === which || e.path === `${which}${AGE_SUFFIX}`))
   if (byPath) return byPath
