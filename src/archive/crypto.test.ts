@@ -1,7 +1,7 @@
 import {generateHybridIdentity} from 'age-encryption'
 import {execFileSync, spawn} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
-import {mkdir, readFile, writeFile} from 'node:fs/promises'
+import {readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {Readable, Transform, Writable} from 'node:stream'
 import {buffer} from 'node:stream/consumers'
@@ -15,7 +15,7 @@ import {ageCipher, ageDecrypt, loadIdentities, parseRecipients, type AgeIdentiti
 import {ArchiveError} from './errors.js'
 import {isStreamEntry, type ManifestEntry, type ObjectEntry, type StreamEntry} from './manifest.js'
 import {openArchive} from './reader.js'
-import {chunked, removeDir, SAMPLE_OBJECTS, tempDir, writerOptions} from './sample.test.js'
+import {chunked, recipeArchive, removeDir, SAMPLE_OBJECTS, tempDir, writerOptions} from './sample.test.js'
 import {verifyArchive} from './verify.js'
 import {createArchiveWriter} from './writer.js'
 
@@ -306,19 +306,11 @@ test('the README recipe: tar x, age -d each member, cat parts | age -d | gunzip 
   const k = ageKeys()
   const dir = await tempDir()
   try {
-    const src = join(dir, 'src')
-    await mkdir(join(src, 'db'), {recursive: true})
-    await writeFile(join(src, 'db', 'big.bin'), randomBytes(700_000))
-    await writeFile(join(src, 'db', 'README'), 'hello\n')
-    const pod = spawn('tar', ['cf', '-', '-C', src, '.'])
-    const writer = await createArchiveWriter(writerOptions(dir, {cipher: ageCipher(await parseRecipients([k.agePublic], []))}))
-    const secret = await writer.addObject(SAMPLE_OBJECTS[0].meta, SAMPLE_OBJECTS[0].json)
-    await writer.addStream({type: 'volume', name: 'data'}, pod.stdout)
-    const {path} = await writer.finish()
-    const out = join(dir, 'out')
-    const dest = join(dir, 'dest')
-    await mkdir(out)
-    await mkdir(dest)
+    let secret!: ObjectEntry
+    const cipher = ageCipher(await parseRecipients([k.agePublic], []))
+    const {src, path, out, dest} = await recipeArchive(dir, {cipher}, async (writer) => {
+      secret = await writer.addObject(SAMPLE_OBJECTS[0].meta, SAMPLE_OBJECTS[0].json)
+    })
     const sh = (script: string) => execFileSync('sh', ['-c', script], {cwd: out, env: {...process.env, KEY: k.ageKey, ARCHIVE: path, DEST: dest}})
     sh('tar xf "$ARCHIVE"')
     assert.is(sh(`age -d -i "$KEY" ${secret.path}`).toString(), SAMPLE_OBJECTS[0].json)

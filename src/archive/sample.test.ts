@@ -2,13 +2,14 @@
  * A sample archive for the archive tests (holds no tests itself): a few objects,
  * a CRD, a volume large enough to split into many parts, and a dump.
  */
+import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
+import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
 import type {Manifest} from './manifest.js'
-import {createArchiveWriter, type ArchiveWriterOptions, type ObjectMeta} from './writer.js'
+import {createArchiveWriter, type ArchiveWriter, type ArchiveWriterOptions, type ObjectMeta} from './writer.js'
 
 /** Part size small enough that a few MiB make dozens of parts. */
 export const SMALL_PART = 64 * 1024
@@ -64,6 +65,38 @@ export async function writeSample(options: {volume?: Buffer; objects?: typeof SA
   await writer.addStream({type: 'dump', name: 'mysql', extra: {command: 'mysqldump --all-databases'}}, chunked(dump), {compress: 'none'})
   const {path, manifest} = await writer.finish({skipped: [{resource: 'events', reason: 'made by the cluster'}], warnings: ['sample warning']})
   return {dir, path, manifest, volume, dump}
+}
+
+/** A volume archived the way the volume layer does it, for the README-recipe tests: where each piece is. */
+export interface RecipeArchive {
+  /** The volume's files (a README and 700,000 random bytes). */
+  src: string
+  path: string
+  /** Empty directories to unpack the archive and the volume into. */
+  out: string
+  dest: string
+}
+
+/**
+ * Streams a small volume tree into an archive in `dir` as the volume layer
+ * does (`tar cf - .` in the pod, its stdout into addStream); `before` adds
+ * entries first.
+ */
+export async function recipeArchive(dir: string, extra: Partial<ArchiveWriterOptions> = {}, before?: (writer: ArchiveWriter) => Promise<void>): Promise<RecipeArchive> {
+  const src = join(dir, 'src')
+  await mkdir(join(src, 'db', 'pages'), {recursive: true})
+  await writeFile(join(src, 'db', 'pages', 'big.bin'), randomBytes(700_000))
+  await writeFile(join(src, 'db', 'README'), 'hello\n')
+  const pod = spawn('tar', ['cf', '-', '-C', src, '.'])
+  const writer = await createArchiveWriter(writerOptions(dir, extra))
+  await before?.(writer)
+  await writer.addStream({type: 'volume', name: 'data'}, pod.stdout)
+  const {path} = await writer.finish()
+  const out = join(dir, 'out')
+  const dest = join(dir, 'dest')
+  await mkdir(out)
+  await mkdir(dest)
+  return {src, path, out, dest}
 }
 
 /** Creates a temporary directory for one test. */

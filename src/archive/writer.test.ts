@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert'
 import {ArchiveError} from './errors.js'
 import {entryMembers, FORMAT_MEMBER, isStreamEntry, MANIFEST_MEMBER, TRAILER_MEMBER, type ObjectEntry, type StreamEntry} from './manifest.js'
 import {openArchive} from './reader.js'
-import {chunked, removeDir, SAMPLE_OBJECTS, SMALL_PART, tempDir, writeSample, writerOptions} from './sample.test.js'
+import {chunked, recipeArchive, removeDir, SAMPLE_OBJECTS, SMALL_PART, tempDir, writeSample, writerOptions} from './sample.test.js'
 import {verifyArchive} from './verify.js'
 import {createArchiveWriter, type EntryCipher} from './writer.js'
 
@@ -96,19 +96,7 @@ test('system tar lists and extracts every member; cat parts | gzip -dc gives the
 test('a volume tar streamed in comes back out with the README recipe', async () => {
   const dir = await tempDir()
   try {
-    const src = join(dir, 'src')
-    await mkdir(join(src, 'db', 'pages'), {recursive: true})
-    await writeFile(join(src, 'db', 'pages', 'big.bin'), randomBytes(700_000))
-    await writeFile(join(src, 'db', 'README'), 'hello\n')
-    // What the volume layer does: `tar cf - .` in the pod, its stdout streamed in.
-    const pod = spawn('tar', ['cf', '-', '-C', src, '.'])
-    const writer = await createArchiveWriter(writerOptions(dir))
-    await writer.addStream({type: 'volume', name: 'data'}, pod.stdout)
-    const {path} = await writer.finish()
-    const out = join(dir, 'out')
-    const dest = join(dir, 'dest')
-    await mkdir(out)
-    await mkdir(dest)
+    const {src, path, out, dest} = await recipeArchive(dir)
     execFileSync('tar', ['xf', path, '-C', out])
     execFileSync('sh', ['-c', `cat volumes/data/part-* | gzip -dc | tar xpf - -C '${dest}'`], {cwd: out})
     execFileSync('diff', ['-r', src, dest]) // throws on any difference
