@@ -104,20 +104,26 @@ export async function parseRecipients(args: readonly string[], files: readonly s
       throw new KubesnapError(`${file} is a private key, not a recipients file: give its public key (for ssh, the .pub file).`, {exit: EXIT.usage})
     }
     let found = 0
-    for (const [index, line] of text.split('\n').entries()) {
-      const value = line.trim()
-      if (value === '' || value.startsWith('#')) continue
+    for (const {value, at} of keyLines(file, text)) {
       try {
         const r = parseRecipient(value)
         recipients.set(r.text, r)
         found++
       } catch (err) {
-        throw new KubesnapError(`${file}:${index + 1}: ${messageOf(err)}.`, {exit: EXIT.usage, cause: err})
+        throw new KubesnapError(`${at}: ${messageOf(err)}.`, {exit: EXIT.usage, cause: err})
       }
     }
     if (found === 0) throw new KubesnapError(`${file} has no recipients (only comments or blank lines); add age1… or ssh- public keys, one a line.`, {exit: EXIT.usage})
   }
   return [...recipients.values()]
+}
+
+/** The keys of a recipients or identity file, as age reads them: trimmed, blank lines and `#` comments skipped; `at` is FILE:LINE for messages. */
+function* keyLines(file: string, text: string): Generator<{value: string; at: string}> {
+  for (const [index, line] of text.split('\n').entries()) {
+    const value = line.trim()
+    if (value !== '' && !value.startsWith('#')) yield {value, at: `${file}:${index + 1}`}
+  }
 }
 
 /**
@@ -171,11 +177,7 @@ export async function loadIdentities(files: readonly string[]): Promise<AgeIdent
       continue
     }
     const before = identities.length
-    for (const [index, line] of text.split('\n').entries()) {
-      const value = line.trim()
-      if (value === '' || value.startsWith('#')) continue
-      identities.push(ageIdentity(value, `${file}:${index + 1}`))
-    }
+    for (const {value, at} of keyLines(file, text)) identities.push(ageIdentity(value, at))
     if (identities.length === before) throw new KubesnapError(`${file} has no identities (only comments or blank lines); give an age-keygen key file or an ssh private key.`, {exit: EXIT.usage})
   }
   return new AgeIdentities(identities, files)
