@@ -22,11 +22,11 @@ import {
   archivedClaimSnapshots, csiOutcomes, planCsiRestore, selectedClaims, type ArchivedClaimSnapshot,
 } from '../restore/volumes.js'
 import {
-  checkVolumeArchives, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
+  archivedWorkloads, checkVolumeArchives, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
   type VolumeOutcome, type VolumePlan,
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
-import {VOLUME_MODES, type VolumeMode} from '../volumes/tar-in.js'
+import {VOLUME_MODES, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
 import {describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
 
 /** Workloads are created after volume data is back, so they start once, on their data. */
@@ -93,6 +93,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     'volume-mode': Flags.string({summary: 'replace empties a claim before loading it (it ends up as archived); merge keeps files the archive does not have.', options: [...VOLUME_MODES], default: 'replace', helpGroup: 'VOLUMES'}),
     live: Flags.boolean({summary: 'Load data into the running pod that mounts the claim (no scaling), then restart its workload.', helpGroup: 'VOLUMES'}),
     'helper-image': Flags.string({summary: 'Image of the helper pod that mounts a claim to load it (needs sh, tar, head, sleep).', default: DEFAULT_HELPER_IMAGE, helpGroup: 'VOLUMES'}),
+    'helper-as-root': Flags.boolean({summary: 'Run helper pods as root with only the capabilities a copy needs, so every file keeps its archived owner, where the namespace\'s policy allows it (default: as the application runs).', helpGroup: 'VOLUMES'}),
     timeout: Flags.string({summary: 'How long to wait for claims, scaling and rollouts (e.g. 90s, 5m, 1h).', default: '5m', helpGroup: 'WORKLOADS'}),
     wait: Flags.boolean({summary: 'Wait for restarted and created workloads to be ready (--no-wait: return once they are started).', default: true, allowNo: true, helpGroup: 'WORKLOADS'}),
     dumps: Flags.boolean({summary: 'Stream each application dump that has a load command into it, in the first Ready pod of its workload (--no-dumps: leave them).', default: true, allowNo: true, helpGroup: 'DUMPS'}),
@@ -119,6 +120,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       namespace: string
       namespaceCreated: boolean
       volumeEntries: StreamEntry[]
+      volumeOwners: Map<string, MemberOwner[]>
       volumePlans: VolumePlan[]
       volumes: VolumeOutcome[]
       /** StatefulSets and Deployments live before the restore wrote anything. */
@@ -127,7 +129,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       rollouts: RolloutResult[]
       /** --volumes csi: the claims re-created from their archived VolumeSnapshots. */
       csiSnapshots?: ArchivedClaimSnapshot[]
-    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumePlans: [], volumes: [], workloadsBefore: [], restarted: [], rollouts: []}
+    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumeOwners: new Map(), volumePlans: [], volumes: [], workloadsBefore: [], restarted: [], rollouts: []}
     /** Application dumps: loaded after volume data and restarts, before the final wait. */
     let dumps: DumpOutcome[] = []
     const beforeData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) < FIRST_WORKLOAD_RANK)
@@ -166,7 +168,9 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
           if (flags.volumes === 'tar') {
             // Before the first write: a member that would land outside its mount refuses the whole archive.
             state.volumeEntries = volumeEntriesOf(state.reader!, claims)
-            state.preconditions.problems.push(...await checkVolumeArchives(state.reader!, state.volumeEntries))
+            const scanned = await checkVolumeArchives(state.reader!, state.volumeEntries)
+            state.preconditions.problems.push(...scanned.problems)
+            state.volumeOwners = scanned.owners
           }
           if (claimSnapshots.size > 0 || flags.volumes === 'csi') {
             const tarClaims = new Set(manifest.entries.filter((e) => e.type === 'volume').map((e) => e.name))
@@ -218,12 +222,15 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             task.title = `Would restore the data of ${state.volumePlans.length} claim(s)`
             return
           }
-          const helpers = new HelperPods(api, state.namespace, {image: flags['helper-image']})
+          const helpers = new HelperPods(api, state.namespace, {image: flags['helper-image'], asRoot: flags['helper-as-root']})
           const detachHelperCleanup = helpers.deleteOnSignals()
           try {
             state.volumes = await restoreVolumes({
               api, namespace: state.namespace, reader: state.reader!, plans: state.volumePlans, helpers,
               mode: flags['volume-mode'] as VolumeMode, timeoutMs, onStatus: (line) => (task.output = line),
+              owners: state.volumeOwners,
+              workloads: state.workloadsBefore.map((w) => ({...w.object, kind: w.kind})),
+              archivedWorkloads: await archivedWorkloads(state.reader!, state.entries),
             })
           } finally {
             await helpers.removeAll()
@@ -412,6 +419,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       rollouts: state.rollouts,
       dumps: state.dumps,
       warnings: [...(state.preconditions?.warnings ?? []), ...state.outcomes.filter((o) => o.warning).map((o) => `${o.kind}/${o.name}: ${o.warning}`),
+        ...state.volumes.flatMap((v) => v.warnings ?? []),
         ...state.dumps.filter((d) => d.action === 'skipped').map((d) => `Dump ${d.name} was not loaded: ${d.reason}.`)],
     }
   }

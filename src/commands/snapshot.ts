@@ -22,6 +22,8 @@ import {
   type ClaimObject,
 } from '../volumes/index.js'
 import {runDump, runHook} from '../dumps/index.js'
+import {isStatus} from '../cluster/api.js'
+import {listWorkloads} from '../restore/restart.js'
 import {pushRunMetrics, type RunStatus} from '../metrics/pushgateway.js'
 import {loadPlan} from '../plan/plan.js'
 import {DEFAULT_SNAPSHOT_TIMEOUT_SECONDS, snapshotSettings, strategyOf, type SnapshotSettings} from '../plan/settings.js'
@@ -83,6 +85,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     concurrency: Flags.integer({summary: 'Types listed at once.', default: 2, min: 1, max: 32, hidden: true}),
     volumes: Flags.string({summary: 'How claims\' data is taken: tar (default) streams it into the archive, csi takes VolumeSnapshots, none skips it; for every claim, overriding the plan\'s per-claim choices.', options: [...VOLUME_STRATEGIES], helpGroup: 'VOLUMES'}),
     'helper-image': Flags.string({summary: `Image of the helper pod that mounts a claim no usable container mounts; needs sh, tar, sleep (default: ${DEFAULT_HELPER_IMAGE}).`, helpGroup: 'VOLUMES'}),
+    'helper-as-root': Flags.boolean({summary: 'Run helper pods as root with only the capabilities a copy needs (reads files of every owner), where the namespace\'s policy allows it; also when the application\'s own container cannot read some of its files (default: as the application runs).', helpGroup: 'VOLUMES'}),
     'snapshot-class': Flags.string({summary: 'VolumeSnapshotClass for --volumes csi (default: the cluster\'s default class).', helpGroup: 'VOLUMES'}),
     'snapshot-timeout': Flags.integer({summary: `Seconds to wait for VolumeSnapshots to be ready (default: ${DEFAULT_SNAPSHOT_TIMEOUT_SECONDS}).`, min: 1, helpGroup: 'VOLUMES'}),
     'volume-attempts': Flags.integer({summary: 'Attempts per volume stream before the snapshot fails.', default: 3, min: 1, max: 10, hidden: true}),
@@ -262,17 +265,24 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
           if (tar.length === 0) return
           // One claim at a time: running container that mounts it (else a helper pod) → tar over exec → archive entry.
           const pods = await listPods(api, namespace)
-          const helpers = new HelperPods(api, namespace, {image: settings.volumes.helperImage})
+          // When no pod mounts a claim, its helper runs as the workload whose template does.
+          // Without the right to list them (a Role for snapshots of some kinds only), helpers run as root or as the platform says.
+          const workloads = (await listWorkloads(api, namespace).catch((err: unknown) => {
+            if (isStatus(err, 403)) return []
+            throw err
+          })).map((w) => ({...w.object, kind: w.kind}))
+          const helpers = new HelperPods(api, namespace, {image: settings.volumes.helperImage, asRoot: settings.volumes.helperAsRoot})
           const detachHelperCleanup = helpers.deleteOnSignals()
           try {
             for (const [index, claim] of tar.entries()) {
               task.title = `Copy volume data (${index + 1}/${tar.length}): ${claim}`
-              const {entry, helperReason} = await copyVolume({
-                api, namespace, claim, pods, sink: writer, helpers, attempts: this.flags['volume-attempts'],
+              const {entry, helperReason, warnings} = await copyVolume({
+                api, namespace, claim, pods, workloads, sink: writer, helpers, attempts: this.flags['volume-attempts'],
                 onStatus: (line) => (task.output = `${claim}: ${line}`),
                 onProgress: (bytes) => (task.output = `${claim}: ${formatBytes(bytes)}`),
               })
               if (helperReason) volumeWarnings.push(`Claim ${claim} was copied through a helper pod: ${helperReason}.`)
+              volumeWarnings.push(...warnings)
               task.output = `${claim}: ${formatBytes(entry.rawSize)} (${formatBytes(entry.size)} stored)`
             }
           } finally {

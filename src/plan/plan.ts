@@ -34,6 +34,8 @@ export interface Plan {
     /** Strategy per claim name. */
     claims: Record<string, VolumeStrategy>
     helperImage?: string
+    /** Helper pods run as root with the copy's capabilities (`--helper-as-root`). */
+    helperAsRoot?: boolean
     snapshotClass?: string
     /** Seconds to wait for VolumeSnapshots. */
     snapshotTimeout?: number
@@ -133,6 +135,7 @@ class Checker {
           strategy: (m) => (plan.volumes.strategy = this.oneOf(m, 'volumes.strategy', STRATEGIES)),
           claims: (m) => this.claims(m, plan.volumes.claims),
           helperImage: (m) => (plan.volumes.helperImage = this.string(m, 'volumes.helperImage')),
+          helperAsRoot: (m) => (plan.volumes.helperAsRoot = this.boolean(m, 'volumes.helperAsRoot')),
           snapshotClass: (m) => (plan.volumes.snapshotClass = this.string(m, 'volumes.snapshotClass')),
           snapshotTimeout: (m) => (plan.volumes.snapshotTimeout = this.integer(m, 'volumes.snapshotTimeout', 1)),
         }),
@@ -203,6 +206,11 @@ class Checker {
       const range = max === min ? `${min}` : max === Number.MAX_SAFE_INTEGER ? `a whole number of ${min} or more` : `a whole number from ${min} to ${max}`
       return this.problem(node, `${at} must be ${range}, not ${describe(node)}.`)
     }
+    return node.value
+  }
+
+  boolean(node: Node, at: string): boolean | undefined {
+    if (!isScalar(node) || typeof node.value !== 'boolean') return this.problem(node, `${at} must be true or false, not ${describe(node)}.`)
     return node.value
   }
 

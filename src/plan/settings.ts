@@ -20,6 +20,7 @@ export interface SnapshotFlags {
   selector?: string
   volumes?: string
   'helper-image'?: string
+  'helper-as-root'?: boolean
   'snapshot-class'?: string
   'snapshot-timeout'?: number
   dump?: string[]
@@ -49,6 +50,7 @@ export interface SnapshotSettings {
     /** Claims whose strategy differs from `strategy` (from the plan; empty when --volumes is given). */
     claims: Record<string, VolumeStrategy>
     helperImage: string
+    helperAsRoot: boolean
     snapshotClass?: string
     snapshotTimeoutSeconds: number
   }
@@ -94,6 +96,7 @@ export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSet
       strategy: (flags.volumes as VolumeStrategy | undefined) ?? plan?.volumes.strategy ?? 'tar',
       claims: flags.volumes === undefined ? {...plan?.volumes.claims} : {},
       helperImage: flags['helper-image'] ?? plan?.volumes.helperImage ?? DEFAULT_HELPER_IMAGE,
+      helperAsRoot: flags['helper-as-root'] || (plan?.volumes.helperAsRoot ?? false),
       snapshotClass: flags['snapshot-class'] ?? plan?.volumes.snapshotClass,
       snapshotTimeoutSeconds: flags['snapshot-timeout'] ?? plan?.volumes.snapshotTimeout ?? DEFAULT_SNAPSHOT_TIMEOUT_SECONDS,
     },

@@ -7,6 +7,7 @@
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {KubeApi} from '../cluster/api.js'
 import {messageOf} from '../errors.js'
+import type {SecurityContextLike} from '../volumes/identity.js'
 
 /** The annotation `kubectl rollout restart` sets on the pod template. */
 export const RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt'
@@ -35,14 +36,18 @@ export interface WorkloadObject {
 }
 
 interface ContainerLike {
+  securityContext?: SecurityContextLike
+  volumeMounts?: Array<{name?: string}>
   env?: Array<{valueFrom?: {secretKeyRef?: {name?: string}; configMapKeyRef?: {name?: string}}}>
   envFrom?: Array<{secretRef?: {name?: string}; configMapRef?: {name?: string}}>
 }
 
 export interface PodSpecLike {
+  securityContext?: SecurityContextLike
   containers?: ContainerLike[]
   initContainers?: ContainerLike[]
   volumes?: Array<{
+    name?: string
     secret?: {secretName?: string}
     configMap?: {name?: string}
     persistentVolumeClaim?: {claimName?: string}

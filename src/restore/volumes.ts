@@ -17,7 +17,8 @@ import type {HelperPods} from '../volumes/helper.js'
 import {isManagedByKubesnap, SNAPSHOT_NUMBER_LABEL} from '../labels.js'
 import {listPods} from '../volumes/index.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js'
-import {scanVolumeTar, streamVolumeIn, type VolumeMode} from '../volumes/tar-in.js'
+import {identityOfClaim, type IdentityWorkload} from '../volumes/identity.js'
+import {ownersNotKept, scanVolumeTar, streamVolumeIn, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
 import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type WorkloadRef} from './restart.js'
 
 /** How a volume's data is put back: streamed from the archive, from VolumeSnapshots (csi), or not at all. */
@@ -29,22 +30,40 @@ export function volumeEntriesOf(reader: ArchiveReader, claims: readonly string[]
   return reader.manifest.entries.filter((e): e is StreamEntry => e.type === 'volume' && wanted.has(e.name))
 }
 
+/** What the scan of the archived volumes found: one problem sentence per refused volume, and each volume's archived owners. */
+export interface VolumeArchiveCheck {
+  problems: string[]
+  owners: Map<string, MemberOwner[]>
+}
+
 /**
  * Refuses hostile archives before the first write: reads each volume's tar
  * stream and returns one problem sentence per volume with a member that would
- * land outside its mount (or that cannot be read).
+ * land outside its mount (or that cannot be read), and the owners of each
+ * volume's members (to tell, after the copy, which could not keep theirs).
  */
-export async function checkVolumeArchives(reader: ArchiveReader, entries: StreamEntry[]): Promise<string[]> {
+export async function checkVolumeArchives(reader: ArchiveReader, entries: StreamEntry[]): Promise<VolumeArchiveCheck> {
   const problems: string[] = []
+  const owners = new Map<string, MemberOwner[]>()
   for (const entry of entries) {
     try {
-      const {unsafe} = await scanVolumeTar(reader.readStream(entry))
-      if (unsafe) problems.push(`Volume ${entry.name}: the member ${JSON.stringify(unsafe.path)} is refused (${unsafe.reason}); this archive cannot be restored safely: restore from another snapshot, or leave volumes out with --volumes none.`)
+      const scan = await scanVolumeTar(reader.readStream(entry))
+      if (scan.unsafe) problems.push(`Volume ${entry.name}: the member ${JSON.stringify(scan.unsafe.path)} is refused (${scan.unsafe.reason}); this archive cannot be restored safely: restore from another snapshot, or leave volumes out with --volumes none.`)
+      owners.set(entry.name, scan.owners)
     } catch (err) {
       problems.push(`Volume ${entry.name}: ${messageOf(err)}; restore from another snapshot, or leave volumes out with --volumes none.`)
     }
   }
-  return problems
+  return {problems, owners}
+}
+
+/** The StatefulSets and Deployments among the entries to restore, parsed: helpers run as their templates do when nothing runs yet. */
+export async function archivedWorkloads(reader: ArchiveReader, entries: ObjectEntry[]): Promise<IdentityWorkload[]> {
+  const workloads: IdentityWorkload[] = []
+  for (const entry of entries.filter((e) => e.group === 'apps' && (e.resource === 'statefulsets' || e.resource === 'deployments'))) {
+    workloads.push(JSON.parse((await reader.readObject(entry)).toString('utf8')) as IdentityWorkload)
+  }
+  return workloads
 }
 
 /** A workload scaled to 0 around the copy. */
@@ -95,6 +114,10 @@ export interface VolumeOutcome {
   error?: string
   /** --volumes csi: the VolumeSnapshot the claim was re-created from. */
   snapshot?: string
+  /** Who the helper ran as, in words. */
+  runsAs?: string
+  /** What the restore could not do as archived (owners it could not keep, a helper that could not run as the application does). */
+  warnings?: string[]
 }
 
 export interface RestoreVolumesOptions {
@@ -105,6 +128,12 @@ export interface RestoreVolumesOptions {
   helpers: HelperPods
   mode: VolumeMode
   timeoutMs: number
+  /** The archived owners of each volume's members (checkVolumeArchives). */
+  owners?: Map<string, MemberOwner[]>
+  /** The workloads the archive holds: a helper runs as the one whose template mounts its claim, when no live pod or workload does. */
+  archivedWorkloads?: IdentityWorkload[]
+  /** The live workloads, read before the restore. */
+  workloads?: IdentityWorkload[]
   signal?: AbortSignal
   onStatus?: (line: string) => void
 }
@@ -157,17 +186,24 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
   const {api, namespace, claim} = {...options, claim: plan.claim}
   const started = Date.now()
   const outcome: VolumeOutcome = {claim, bytes: plan.bytes, action: 'failed', target: plan.target.type === 'live' ? `live ${plan.target.pod}/${plan.target.container}` : 'helper'}
+  const warnings: string[] = []
   let helper: string | undefined
   try {
     await waitBound(api, namespace, claim, Math.min(options.timeoutMs, 30_000), options.onStatus)
     let target = plan.target.type === 'live' ? plan.target : undefined
     if (!target) {
       // Beside any pod that still mounts it (a ReadWriteOnce volume attaches to one node); else where the volume lives.
-      const node = nodeOfClaimUsers(mountsOfClaim(await listPods(api, namespace), claim))
+      const pods = await listPods(api, namespace)
+      const node = nodeOfClaimUsers(mountsOfClaim(pods, claim))
+      // As the application runs: a pod that mounts the claim, else the live workload, else the one the archive brings.
+      const app = identityOfClaim(claim, {pods, workloads: options.workloads})
+        ?? identityOfClaim(claim, {workloads: options.archivedWorkloads, workloadsFrom: 'in the archive'})
       options.onStatus?.(`${claim}: starting a helper pod (${options.helpers.image})`)
-      const pod = await options.helpers.start(claim, node, {readOnly: false})
+      const pod = await options.helpers.start(claim, node, {readOnly: false, app})
       helper = pod.name
       outcome.target = `helper ${pod.name}`
+      outcome.runsAs = pod.runsAs
+      warnings.push(...pod.warnings)
       target = {type: 'live', pod: pod.name, container: pod.container, mountPath: pod.mountPath}
     }
     const result = await streamVolumeIn({
@@ -182,11 +218,19 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
     })
     outcome.action = 'restored'
     outcome.verified = result.verified
+    const owners = options.owners?.get(claim)
+    if (owners && result.uid !== undefined) {
+      const lost = ownersNotKept(owners, result.uid, result.gids ?? [])
+      if (lost.first) {
+        warnings.push(`${lost.members} file(s) of claim ${claim} could not keep their archived owner (the first: ${JSON.stringify(lost.first.example)}, uid ${lost.first.uid} gid ${lost.first.gid}) and belong to uid ${result.uid} now, as the copy ran; restore with --helper-as-root where the namespace's policy allows it to keep every owner.`)
+      }
+    }
   } catch (err) {
     outcome.error = `could not restore the data of claim ${claim}: ${messageOf(err).replace(/\.$/, '')}`
   } finally {
     if (helper) await options.helpers.remove(helper).catch((err: unknown) => (outcome.error = `${outcome.error ? `${outcome.error}; ` : ''}${messageOf(err)}`))
     outcome.seconds = Math.round((Date.now() - started) / 100) / 10
+    if (warnings.length > 0) outcome.warnings = warnings
   }
   return outcome
 }

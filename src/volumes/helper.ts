@@ -11,6 +11,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {isStatus, type KubeApi} from '../cluster/api.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import {MANAGED_BY} from '../labels.js'
+import {describeHelperIdentity, helperMode, helperSecurityContext, type HelperMode, type IdentitySource} from './identity.js'
 
 export const DEFAULT_HELPER_IMAGE = 'busybox:1.36'
 /** Where a helper mounts the claim. */
@@ -25,6 +26,8 @@ export interface HelperOptions {
   image?: string
   /** How long a helper may take to start (default 120 s). */
   startTimeoutMs?: number
+  /** Run every helper as root with the few capabilities a copy needs (`--helper-as-root`), whatever the application runs as. */
+  asRoot?: boolean
 }
 
 /** A running helper pod. */
@@ -33,27 +36,69 @@ export interface HelperPod {
   container: string
   mountPath: string
   nodeName?: string
+  /** How it runs (identity.ts), and that in words for messages. */
+  mode: HelperMode
+  runsAs: string
+  /** The uid and gids its processes have, when kubesnap chose them (not in `platform` mode). */
+  uid?: number
+  gids?: number[]
+  /** What kubesnap had to give up to get it admitted, for the run's warnings. */
+  warnings: string[]
 }
+
+/** Where a helper's scripts may write (its root file system is read-only). */
+const HELPER_TMP = '/tmp'
 
 /** The helper pods of one run, deleted when done and on SIGINT/SIGTERM/SIGHUP. */
 export class HelperPods {
   readonly image: string
   private readonly live = new Set<string>()
   private readonly startTimeoutMs: number
+  /** `--helper-as-root`: every helper runs as root with the copy's capabilities. */
+  readonly asRoot: boolean
 
   constructor(private readonly api: KubeApi, private readonly namespace: string, options: HelperOptions = {}) {
     this.image = options.image ?? DEFAULT_HELPER_IMAGE
     this.startTimeoutMs = options.startTimeoutMs ?? 120_000
+    this.asRoot = options.asRoot ?? false
   }
 
-  /** Starts a helper mounting `claim` read-only (read-write for a restore: `{readOnly: false}`) on `nodeName` when given, and waits until it runs. */
-  async start(claim: string, nodeName?: string, options: {readOnly?: boolean} = {}): Promise<HelperPod> {
+  /**
+   * Starts a helper mounting `claim` read-only (read-write for a restore:
+   * `{readOnly: false}`) on `nodeName` when given, running as the application
+   * `app` runs (identity.ts), and waits until it runs. When the namespace's
+   * policy refuses the ids kubesnap asked for, it tries once more with the ids
+   * the platform assigns and says so in the helper's warnings.
+   */
+  async start(claim: string, nodeName?: string, options: {readOnly?: boolean; app?: IdentitySource} = {}): Promise<HelperPod> {
     const name = helperName(claim)
-    await this.api.post(`/api/v1/namespaces/${this.namespace}/pods`, helperPodSpec({name, claim, image: this.image, nodeName, readOnly: options.readOnly}), {retries: 0})
+    const warnings: string[] = []
+    let mode = helperMode(options.app?.identity, this.asRoot)
+    const create = () => this.api.post(`/api/v1/namespaces/${this.namespace}/pods`, helperPodSpec({name, claim, image: this.image, nodeName, readOnly: options.readOnly, mode, app: options.app}), {retries: 0})
+    try {
+      await create()
+    } catch (err) {
+      const refused = policyRefusal(err)
+      if (!refused || mode === 'platform') throw refused ? helperRefused(this.namespace, claim, refused) : err
+      warnings.push(`The helper pod for claim ${claim} was refused as ${describeHelperIdentity(mode, options.app)} by the namespace's policy (${refused}); it ran with the uid the platform assigns instead, so files owned by other users may be unreadable or not keep their owners.`)
+      mode = 'platform'
+      try {
+        await create()
+      } catch (again) {
+        const still = policyRefusal(again)
+        throw still ? helperRefused(this.namespace, claim, still) : again
+      }
+    }
     this.live.add(name)
     try {
       const running = await this.waitRunning(name, claim)
-      return {name, container: HELPER_CONTAINER, mountPath: HELPER_MOUNT, nodeName: running}
+      const security = helperSecurityContext(mode, options.app?.identity).pod as {runAsUser?: number; runAsGroup?: number; fsGroup?: number; supplementalGroups?: number[]}
+      const gids = security.runAsUser === undefined ? undefined
+        : [security.runAsGroup ?? 0, ...(security.fsGroup !== undefined ? [security.fsGroup] : []), ...(security.supplementalGroups ?? [])]
+      return {
+        name, container: HELPER_CONTAINER, mountPath: HELPER_MOUNT, nodeName: running,
+        mode, runsAs: describeHelperIdentity(mode, options.app), uid: security.runAsUser, gids, warnings,
+      }
     } catch (err) {
       await this.remove(name)
       throw err
@@ -113,6 +158,9 @@ export class HelperPods {
       if (waiting && /ErrImagePull|ImagePullBackOff|InvalidImageName/.test(waiting.reason ?? '')) {
         throw new KubesnapError(`Helper pod ${this.namespace}/${name} cannot pull image ${this.image} (${waiting.reason}); pass an image the cluster can pull with --helper-image.`)
       }
+      if (waiting && /CreateContainerConfigError|CreateContainerError|RunContainerError/.test(waiting.reason ?? '')) {
+        throw new KubesnapError(`Helper pod ${this.namespace}/${name} for claim ${claim} cannot start its container (${waiting.reason}: ${waiting.message ?? 'no message'}); set runAsUser on the pod template of the workload that mounts the claim, or pass a --helper-image whose default user is not root.`)
+      }
       const unscheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False')
       last = waiting?.reason ?? unscheduled?.message ?? phase ?? last
       await sleep(500)
@@ -139,9 +187,17 @@ export function helperName(claim: string): string {
   return `kubesnap-${stem}-${suffix}`
 }
 
-/** The helper pod: the claim mounted read-only (unless `readOnly: false`), `sleep`, no service-account token, pinned to a node when given. */
-export function helperPodSpec(options: {name: string; claim: string; image: string; nodeName?: string; readOnly?: boolean}): Record<string, unknown> {
+/**
+ * The helper pod: the claim mounted read-only (unless `readOnly: false`),
+ * `sleep`, no service-account token, pinned to a node when given, and a
+ * securityContext that passes Pod Security `restricted` by construction in
+ * `app` and `platform` mode (non-root, no privilege escalation, every
+ * capability dropped, seccomp RuntimeDefault, read-only root file system with
+ * an emptyDir for the scripts' temporary files).
+ */
+export function helperPodSpec(options: {name: string; claim: string; image: string; nodeName?: string; readOnly?: boolean; mode?: HelperMode; app?: IdentitySource}): Record<string, unknown> {
   const readOnly = options.readOnly ?? true
+  const security = helperSecurityContext(options.mode ?? helperMode(options.app?.identity), options.app?.identity)
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -152,13 +208,33 @@ export function helperPodSpec(options: {name: string; claim: string; image: stri
       restartPolicy: 'Never',
       terminationGracePeriodSeconds: 0,
       automountServiceAccountToken: false,
+      securityContext: security.pod,
       containers: [{
         name: HELPER_CONTAINER,
         image: options.image,
         command: ['sleep', String(HELPER_LIFETIME_SECONDS)],
-        volumeMounts: [{name: 'volume', mountPath: HELPER_MOUNT, readOnly}],
+        securityContext: security.container,
+        volumeMounts: [{name: 'volume', mountPath: HELPER_MOUNT, readOnly}, {name: 'tmp', mountPath: HELPER_TMP}],
       }],
-      volumes: [{name: 'volume', persistentVolumeClaim: {claimName: options.claim, readOnly}}],
+      volumes: [{name: 'volume', persistentVolumeClaim: {claimName: options.claim, readOnly}}, {name: 'tmp', emptyDir: {}}],
     },
   }
+}
+
+/**
+ * The reason a pod create was refused by a pod security policy (Pod Security
+ * admission, PodSecurityPolicy, an OpenShift SecurityContextConstraint), as
+ * the server said it; undefined for any other failure (RBAC's 403 included).
+ */
+export function policyRefusal(err: unknown): string | undefined {
+  if (!isStatus(err, 403) && !isStatus(err, 422) && !isStatus(err, 400)) return undefined
+  const message = messageOf(err)
+  if (!/PodSecurityPolicy|violates PodSecurity|security context constraint/i.test(message)) return undefined
+  // The refused fields, without the long policy preamble: `spec.securityContext.runAsUser: Invalid value: 0: running with the root UID is forbidden`.
+  const fields = [...message.matchAll(/((?:spec|metadata)\.[\w.[\]-]+: Invalid value: [^:\]]*: [^\],]+)/g)].map((m) => m[1].trim())
+  return fields.length > 0 ? [...new Set(fields)].join('; ') : message.replace(/\.$/, '')
+}
+
+function helperRefused(namespace: string, claim: string, refused: string): KubesnapError {
+  return new KubesnapError(`The helper pod for claim ${claim} was refused by the pod security policy of namespace ${namespace} (${refused}); ask the namespace's owner to allow a non-root pod with those settings, or copy the claim's data with an application dump instead.`)
 }

@@ -8,8 +8,9 @@ import type {StreamEntry} from '../archive/manifest.js'
 import type {KubeApi} from '../cluster/api.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {HelperPods} from './helper.js'
+import {identityOfClaim, type IdentityWorkload} from './identity.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers, type PodLike} from './mounts.js'
-import {NoTarError, streamVolumeOut, type StreamSink, type TarSource} from './tar-out.js'
+import {NoTarError, streamVolumeOut, UnreadableFilesError, type StreamSink, type TarSource} from './tar-out.js'
 
 export {DEFAULT_HELPER_IMAGE, HELPER_LABELS, HelperPods} from './helper.js'
 export {snapshotClaimsCsi, type CsiResult} from './csi.js'
@@ -49,6 +50,8 @@ export interface CopyVolumeOptions {
   claim: string
   /** The namespace's pods (listPods), to find who mounts the claim. */
   pods: PodLike[]
+  /** The namespace's workloads: when no pod mounts the claim, a helper runs as their template does. */
+  workloads?: IdentityWorkload[]
   sink: StreamSink
   helpers: HelperPods
   /** Attempts per stream (default 3). */
@@ -65,6 +68,8 @@ export interface CopyVolumeResult {
   source: TarSource
   /** Why a helper pod was used, when one was. */
   helperReason?: string
+  /** What the run should warn about: a helper that could not run as the application does. */
+  warnings: string[]
 }
 
 /**
@@ -94,10 +99,15 @@ export async function copyVolume(options: CopyVolumeOptions): Promise<CopyVolume
     const source: TarSource = {pod: mount.pod, container: mount.container, mountPath: mount.mountPath, helper: false}
     options.onStatus?.(`tar of ${mount.mountPath} in pod ${mount.pod}, container ${mount.container}`)
     try {
-      return {entry: await stream(source), source}
+      return {entry: await stream(source), source, warnings: []}
     } catch (err) {
-      if (!(err instanceof NoTarError)) throw copyFailed(claim, err)
-      helperReason = `container ${mount.container} of pod ${mount.pod} cannot run sh and tar`
+      if (err instanceof UnreadableFilesError && options.helpers.asRoot) {
+        helperReason = `container ${mount.container} of pod ${mount.pod} cannot read ${err.paths.length} of its files`
+      } else if (err instanceof NoTarError) {
+        helperReason = `container ${mount.container} of pod ${mount.pod} cannot run sh and tar`
+      } else {
+        throw copyFailed(claim, err)
+      }
     }
   } else {
     helperReason = mounts.length === 0 ? 'no pod mounts it'
@@ -106,12 +116,13 @@ export async function copyVolume(options: CopyVolumeOptions): Promise<CopyVolume
   }
 
   options.onStatus?.(`starting a helper pod (${options.helpers.image}): ${helperReason}`)
-  const helper = await options.helpers.start(claim, nodeOfClaimUsers(mounts))
+  const app = identityOfClaim(claim, {pods: options.pods, workloads: options.workloads})
+  const helper = await options.helpers.start(claim, nodeOfClaimUsers(mounts), {app})
   try {
-    const source: TarSource = {pod: helper.name, container: helper.container, mountPath: helper.mountPath, helper: true}
-    options.onStatus?.(`tar of ${helper.mountPath} in helper pod ${helper.name}`)
+    const source: TarSource = {pod: helper.name, container: helper.container, mountPath: helper.mountPath, helper: true, runsAs: helper.runsAs}
+    options.onStatus?.(`tar of ${helper.mountPath} in helper pod ${helper.name}, as ${helper.runsAs}`)
     try {
-      return {entry: await stream(source), source, helperReason}
+      return {entry: await stream(source), source, helperReason, warnings: helper.warnings}
     } catch (err) {
       if (err instanceof NoTarError) {
         throw new KubesnapError(`The helper image ${options.helpers.image} has no sh or tar, so claim ${claim} cannot be copied; pass an image that has both (such as busybox) with --helper-image.`, {exit: EXIT.failed, cause: err})
@@ -125,6 +136,9 @@ export async function copyVolume(options: CopyVolumeOptions): Promise<CopyVolume
 
 function copyFailed(claim: string, err: unknown): KubesnapError {
   if (err instanceof KubesnapError) return err
+  if (err instanceof UnreadableFilesError) {
+    return new KubesnapError(`Could not copy the data of claim ${claim}: ${err.message}; nothing of it is stored as complete. Run the copy as those files' owner (set runAsUser on the workload that mounts the claim), or with --helper-as-root where the namespace's policy allows root (Pod Security baseline).`, {cause: err})
+  }
   const reason = (err as Error).message.replace(/\.$/, '')
   return new KubesnapError(`Could not copy the data of claim ${claim}: ${reason}; run the snapshot again, or leave volume data out with --volumes none.`, {cause: err})
 }

@@ -5,13 +5,21 @@
  * list, so the choice is tested without a cluster.
  */
 
-/** The parts of a Pod read here, as the API returns them. */
+import type {SecurityContextLike} from './identity.js'
+
+/** The parts of a Pod read here (and by identity.ts), as the API returns them. */
 export interface PodLike {
   metadata?: {name?: string; deletionTimestamp?: string | Date}
   spec?: {
     nodeName?: string
+    securityContext?: SecurityContextLike
     volumes?: Array<{name: string; persistentVolumeClaim?: {claimName: string; readOnly?: boolean}}>
-    containers?: Array<{name: string; image?: string; volumeMounts?: Array<{name: string; mountPath: string; subPath?: string; subPathExpr?: string; readOnly?: boolean}>}>
+    containers?: Array<{
+      name: string
+      image?: string
+      securityContext?: SecurityContextLike
+      volumeMounts?: Array<{name: string; mountPath: string; subPath?: string; subPathExpr?: string; readOnly?: boolean}>
+    }>
   }
   status?: {phase?: string; containerStatuses?: Array<{name: string; state?: {running?: unknown}}>}
 }

@@ -35,6 +35,17 @@ export interface TarScanResult {
   members: number
   /** The first member refused; undefined when every member stays inside the mount. */
   unsafe?: UnsafeMember
+  /** The archived owners: how many members each uid:gid has, and the first of them. */
+  owners: MemberOwner[]
+}
+
+/** One archived owner of a volume's members. */
+export interface MemberOwner {
+  uid: number
+  gid: number
+  members: number
+  /** The first member with this owner, for messages. */
+  example: string
 }
 
 /** Types tar may create in the mount. Devices are refused: a node of the host's disk would be a way out. */
@@ -95,6 +106,7 @@ function throughSymlink(where: string, symlinks: Set<string>): string | undefine
  */
 export async function scanVolumeTar(stream: Readable): Promise<TarScanResult> {
   const symlinks = new Set<string>()
+  const owners = new Map<string, MemberOwner>()
   let members = 0
   let unsafe: UnsafeMember | undefined
   await walkTar(stream, (entry) => {
@@ -103,8 +115,25 @@ export async function scanVolumeTar(stream: Readable): Promise<TarScanResult> {
       const reason = unsafeMemberReason({path: entry.path, type: entry.type, linkpath: entry.linkpath}, symlinks)
       if (reason) unsafe = {path: entry.path, reason}
     }
+    const uid = entry.header.uid ?? 0
+    const gid = entry.header.gid ?? 0
+    const owner = owners.get(`${uid}:${gid}`)
+    if (owner) owner.members++
+    else owners.set(`${uid}:${gid}`, {uid, gid, members: 1, example: entry.path})
   })
-  return {members, unsafe}
+  return {members, unsafe, owners: [...owners.values()]}
+}
+
+/**
+ * The members that cannot keep their archived owner when extracted by a
+ * process with `uid` and groups `gids`: root (with CAP_CHOWN) gives every
+ * file its owner; anyone else can only own files itself, with one of its
+ * own groups. Returns how many, and the first owner that loses.
+ */
+export function ownersNotKept(owners: MemberOwner[], uid: number, gids: number[]): {members: number; first?: MemberOwner} {
+  if (uid === 0) return {members: 0}
+  const lost = owners.filter((o) => o.uid !== uid || !gids.includes(o.gid))
+  return {members: lost.reduce((sum, o) => sum + o.members, 0), first: lost[0]}
 }
 
 /** How a claim's existing files are treated: removed first (the claim ends up as archived), or kept and overwritten. */
@@ -115,11 +144,13 @@ export type VolumeMode = (typeof VOLUME_MODES)[number]
  * The pod-side script, run as `sh -c SCRIPT kubesnap-untar DIR BYTES MODE`
  * (arguments as `$1…`, never pasted into shell code). POSIX sh, as TAR_OUT_SCRIPT.
  * It empties DIR first in replace mode (hidden names too, DIR itself kept: it
- * is the mount point), reads exactly BYTES of stdin, extracts them, drains
- * what tar leaves unread (the end-of-archive padding), and, when it has the
- * tools, hashes what it received. It reports on stderr:
+ * is the mount point), reads exactly BYTES of stdin, extracts them with
+ * numeric owners (a name in the container's /etc/passwd must never remap an
+ * archived id), drains what tar leaves unread (the end-of-archive padding),
+ * and, when it has the tools, hashes what it received. It reports on stderr,
+ * with the ids it ran as (which files can keep their owners depends on them):
  *
- *   kubesnap-untar: tar-exit=0 sha256=<hex>     (or `unhashed`)
+ *   kubesnap-untar: tar-exit=0 uid=999 gids=999,1000 sha256=<hex>     (or `unhashed`)
  *
  * No byte count, as in TAR_OUT_SCRIPT: `head -c N` bounds what is read, equal
  * sha256 means equal bytes, and a busybox `wc -c` reading a FIFO nearly
@@ -137,16 +168,17 @@ t=
 if have sha256sum && have tee && have mkfifo && have mktemp; then
   t=$(mktemp -d 2>/dev/null) && mkfifo "$t/sum" 2>/dev/null || { [ -n "$t" ] && rm -rf "$t"; t=; }
 fi
+ids="uid=$(id -u 2>/dev/null) gids=$(id -G 2>/dev/null | tr ' ' ,)"
 if [ -z "$t" ]; then
-  head -c "$n" | { tar xf - -C "$d"; e=$?; cat >/dev/null; echo "kubesnap-untar: tar-exit=$e unhashed" >&2; exit $e; }
+  head -c "$n" | { tar --numeric-owner -xf - -C "$d"; e=$?; cat >/dev/null; echo "kubesnap-untar: tar-exit=$e $ids unhashed" >&2; exit $e; }
   exit $?
 fi
 trap 'rm -rf "$t"' EXIT
 sha256sum < "$t/sum" > "$t/sum.out" &
-head -c "$n" | tee "$t/sum" | { tar xf - -C "$d"; echo $? > "$t/exit"; cat >/dev/null; }
+head -c "$n" | tee "$t/sum" | { tar --numeric-owner -xf - -C "$d"; echo $? > "$t/exit"; cat >/dev/null; }
 wait
 read s _ < "$t/sum.out"; read e < "$t/exit"
-echo "kubesnap-untar: tar-exit=$e sha256=$s" >&2
+echo "kubesnap-untar: tar-exit=$e $ids sha256=$s" >&2
 exit $e
 `
 
@@ -159,16 +191,23 @@ export function tarInCommand(dir: string, bytes: number, mode: VolumeMode): stri
 export interface PodUntarReport {
   tarExit: number
   sha256?: string
+  /** The ids tar ran with, when the container has `id`. */
+  uid?: number
+  gids?: number[]
 }
 
 /** Reads the script's report line out of stderr; undefined when there is none. */
 export function parseUntarReport(stderr: string): PodUntarReport | undefined {
   const line = stderr.split('\n').reverse().find((l) => l.startsWith('kubesnap-untar: '))
   if (!line) return undefined
-  const hashed = /tar-exit=(\d+) sha256=([0-9a-f]{64})$/.exec(line)
-  if (hashed) return {tarExit: Number(hashed[1]), sha256: hashed[2]}
-  const unhashed = /tar-exit=(\d+) unhashed$/.exec(line)
-  return unhashed ? {tarExit: Number(unhashed[1])} : undefined
+  const match = /^kubesnap-untar: tar-exit=(\d+)(?: uid=(\d*) gids=([\d,]*))? (?:sha256=([0-9a-f]{64})|unhashed)$/.exec(line)
+  if (!match) return undefined
+  const [, exit, uid, gids, sha256] = match
+  return {
+    tarExit: Number(exit),
+    ...(sha256 ? {sha256} : {}),
+    ...(uid ? {uid: Number(uid), gids: (gids ?? '').split(',').filter(Boolean).map(Number)} : {}),
+  }
 }
 
 /** Where a volume is written. */
@@ -199,6 +238,9 @@ export interface TarInResult {
   /** How the pod's copy was checked: its sha256, or only tar's exit and the Success status. */
   verified: 'pod-sha256' | 'exit-status'
   protocol: ExecResult['protocol']
+  /** The ids tar ran with in the pod, when it could say. */
+  uid?: number
+  gids?: number[]
 }
 
 /** Streams one archived volume into the target's mount; throws unless the pod got every byte and tar succeeded. */
@@ -229,7 +271,7 @@ export async function streamVolumeIn(options: TarInOptions): Promise<TarInResult
       throw new Error(`what the pod received has sha256 ${report.sha256.slice(0, 12)}…, the archive's ${options.bytes} bytes have sha256 ${options.sha256.slice(0, 12)}…`)
     }
     if (result.stdinBytes !== options.bytes) throw new Error(`only ${result.stdinBytes} of ${options.bytes} bytes were sent`)
-    return {bytes: result.stdinBytes, verified: report.sha256 ? 'pod-sha256' : 'exit-status', protocol: result.protocol}
+    return {bytes: result.stdinBytes, verified: report.sha256 ? 'pod-sha256' : 'exit-status', protocol: result.protocol, uid: report.uid, gids: report.gids}
   } finally {
     clearInterval(timer)
     options.stream.destroy()

@@ -90,6 +90,35 @@ export class StreamCheckError extends Error {
   }
 }
 
+/**
+ * tar could not read some files (another owner, mode 0600): the copy would be
+ * incomplete, so it fails, naming the first paths. Not retried: another
+ * attempt as the same user reads no more.
+ */
+export class UnreadableFilesError extends Error {
+  constructor(readonly paths: string[], readonly source: TarSource) {
+    super(`${paths.length === 1 ? '1 path' : `${paths.length} paths`} could not be read by tar in ${source.helper ? 'helper pod' : 'pod'} ${source.pod}${source.runsAs ? `, running as ${source.runsAs}` : ''}: ${paths.slice(0, 5).map((p) => JSON.stringify(p)).join(', ')}${paths.length > 5 ? ', …' : ''}`)
+    this.name = 'UnreadableFilesError'
+  }
+}
+
+/**
+ * The paths tar reports it could not read, from its stderr (busybox: `tar:
+ * can't open './x': Permission denied`, `tar: ./d: Permission denied`; GNU:
+ * `tar: ./x: Cannot open: Permission denied`), in order, each once.
+ */
+export function unreadablePaths(stderr: string): string[] {
+  const paths: string[] = []
+  for (const line of stderr.split('\n')) {
+    if (!/Permission denied\s*$/.test(line)) continue
+    const match = /^tar: can't open '(.*)': Permission denied/.exec(line)
+      ?? /^tar: (.*?): Cannot [a-z]+: Permission denied/.exec(line)
+      ?? /^tar: (.*): Permission denied/.exec(line)
+    if (match && !paths.includes(match[1])) paths.push(match[1])
+  }
+  return paths
+}
+
 /** The container cannot stream the volume (no sh or no tar): a helper pod must. */
 export class NoTarError extends Error {
   constructor(message: string, options?: {cause?: unknown}) {
@@ -106,6 +135,8 @@ export interface TarSource {
   subPath?: string
   /** The container is a helper pod kubesnap started. */
   helper: boolean
+  /** Who the helper runs as, in words (identity.ts). */
+  runsAs?: string
 }
 
 export interface TarOutOptions {
@@ -134,6 +165,8 @@ export async function streamVolumeOut(options: TarOutOptions): Promise<StreamEnt
       return await streamOnce(options, attempt)
     } catch (err) {
       if (isMissingTar(err)) throw new NoTarError((err as Error).message, {cause: err})
+      const unreadable = err instanceof ExecError ? unreadablePaths(err.stderr) : []
+      if (unreadable.length > 0) throw new UnreadableFilesError(unreadable, options.source)
       const reason = (err as Error).message.replace(/\.$/, '')
       if (!isRetriable(err) || attempt >= attempts || options.signal?.aborted) {
         throw new Error(attempt > 1 ? `${reason} (attempt ${attempt} of ${attempts}).` : `${reason}.`, {cause: err})
