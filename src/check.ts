@@ -10,6 +10,10 @@ import type {Identity} from './cluster/identity.js'
 import {KubesnapError} from './errors.js'
 import {missingRules, needsOf} from './rbac/needs.js'
 import {neededRows, type RoleMode, type RoleVolumes} from './rbac/role.js'
+import {listWorkloads} from './restore/restart.js'
+import {HelperPods, type HelperAdmission} from './volumes/helper.js'
+import {identityOfClaim} from './volumes/identity.js'
+import {listPods} from './volumes/index.js'
 
 export interface TypeAccess {
   /** `resource.group` as kubectl spells it. */
@@ -51,6 +55,8 @@ export interface PermissionsResult {
   missing: V1PolicyRule[]
   /** The reason of each rule in `missing`, same order. */
   missingWhy: string[]
+  /** With --volumes tar: whether each claim's helper pod would be admitted (a server-side dry run), and as whom. */
+  helpers?: HelperAdmission[]
 }
 
 export type CheckPermissionsResult = CheckResult & PermissionsResult
@@ -61,9 +67,30 @@ export async function checkNamespace(api: KubeApi, namespace: string): Promise<C
 }
 
 /** checkNamespace, then every right a mode needs with a volume strategy. */
-export async function checkNamespaceFor(api: KubeApi, namespace: string, mode: RoleMode, volumes: RoleVolumes): Promise<CheckPermissionsResult> {
+export async function checkNamespaceFor(api: KubeApi, namespace: string, mode: RoleMode, volumes: RoleVolumes, helper: {image?: string; asRoot?: boolean} = {}): Promise<CheckPermissionsResult> {
   const {result, types} = await checkNamespaceTypes(api, namespace)
-  return {...result, ...await checkPermissions(api, namespace, types, mode, volumes)}
+  const permissions = await checkPermissions(api, namespace, types, mode, volumes)
+  const mayCreatePods = !permissions.denied.some((d) => d.verb === 'create' && d.name === 'pods')
+  if (volumes === 'tar' && mayCreatePods) permissions.helpers = await checkHelperAdmission(api, namespace, helper)
+  return {...result, ...permissions}
+}
+
+/**
+ * Whether the namespace's pod security policy would admit a helper for each
+ * bound claim, running as the application that mounts it: a server-side dry
+ * run of each create, so a hardened namespace's refusal shows before a
+ * restore writes anything.
+ */
+export async function checkHelperAdmission(api: KubeApi, namespace: string, options: {image?: string; asRoot?: boolean} = {}): Promise<HelperAdmission[]> {
+  const claims = await api.get<{items?: Array<{metadata?: {name?: string}; status?: {phase?: string}}>}>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/persistentvolumeclaims`)
+  const bound = (claims.items ?? []).filter((c) => c.status?.phase === 'Bound').map((c) => c.metadata?.name ?? '').sort()
+  if (bound.length === 0) return []
+  const pods = await listPods(api, namespace)
+  const workloads = (await listWorkloads(api, namespace)).map((w) => ({...w.object, kind: w.kind}))
+  const helpers = new HelperPods(api, namespace, options)
+  const admissions: HelperAdmission[] = []
+  for (const claim of bound) admissions.push(await helpers.admission(claim, identityOfClaim(claim, {pods, workloads})))
+  return admissions
 }
 
 /**

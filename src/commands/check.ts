@@ -4,6 +4,7 @@ import {checkNamespace, checkNamespaceFor, type CheckPermissionsResult, type Che
 import {EXIT} from '../errors.js'
 import {rulesYaml} from '../rbac/manifests.js'
 import {ROLE_MODES, ROLE_VOLUMES, type RoleMode, type RoleVolumes} from '../rbac/role.js'
+import {DEFAULT_HELPER_IMAGE} from '../volumes/helper.js'
 
 export default class Check extends KubesnapCommand<typeof Check> {
   static override summary = 'Check that kubesnap can reach the cluster and what it may list in a namespace.'
@@ -21,13 +22,15 @@ Exits 1 with one sentence when the cluster is unreachable, the credentials are r
   static override flags = {
     for: Flags.string({summary: 'Also check every right this command needs: snapshot, restore, or all.', options: [...ROLE_MODES]}),
     volumes: Flags.string({summary: 'The volume strategy the rights are for, with --for (as snapshot --volumes).', options: [...ROLE_VOLUMES], default: 'tar'}),
+    'helper-image': Flags.string({summary: 'With --for and --volumes tar: the helper image whose admission to check (as snapshot and restore --helper-image).', default: DEFAULT_HELPER_IMAGE}),
+    'helper-as-root': Flags.boolean({summary: 'With --for and --volumes tar: check helpers that run as root (as snapshot and restore --helper-as-root).'}),
   }
 
   public async run(): Promise<CheckResult | CheckPermissionsResult> {
     const {api, namespace, config} = await this.connect()
     const mode = this.flags.for as RoleMode | undefined
     const result = mode
-      ? await checkNamespaceFor(api, namespace, mode, this.flags.volumes as RoleVolumes)
+      ? await checkNamespaceFor(api, namespace, mode, this.flags.volumes as RoleVolumes, {image: this.flags['helper-image'], asRoot: this.flags['helper-as-root']})
       : await checkNamespace(api, namespace)
     this.log(`Server:    ${config.server} (${result.serverVersion})`)
     this.log(`Context:   ${config.context}`)
@@ -49,6 +52,11 @@ Exits 1 with one sentence when the cluster is unreachable, the credentials are r
     if (mode) {
       const permissions = result as CheckPermissionsResult
       for (const line of formatPermissions(permissions, namespace)) this.log(line)
+      for (const helper of permissions.helpers ?? []) {
+        if (!helper.admitted) this.note(`A helper pod for claim ${helper.claim} would be refused by the namespace's pod security policy (${helper.refused}): volume data of this claim cannot be copied until the namespace's owner allows a non-root pod with those settings.`)
+        else if (helper.refused) this.note(`A helper pod for claim ${helper.claim} would be refused with the ids kubesnap asks for (${helper.refused}); it would run with the uid the platform assigns, so files of other owners may not be readable or keep their owners.`)
+      }
+      if (permissions.helpers?.length) this.log(`Helper pods: ${permissions.helpers.filter((h) => h.admitted).length} of ${permissions.helpers.length} claim(s) admitted (server-side dry run).`)
       if (permissions.missing.length > 0) process.exitCode = EXIT.missingPermissions
     }
     return result

@@ -49,6 +49,14 @@ export interface HelperPod {
 /** Where a helper's scripts may write (its root file system is read-only). */
 const HELPER_TMP = '/tmp'
 
+/** Whether a helper for a claim would be admitted, and as whom (`refused` says what the policy refused first). */
+export interface HelperAdmission {
+  claim: string
+  admitted: boolean
+  runsAs: string
+  refused?: string
+}
+
 /** The helper pods of one run, deleted when done and on SIGINT/SIGTERM/SIGHUP. */
 export class HelperPods {
   readonly image: string
@@ -103,6 +111,32 @@ export class HelperPods {
       await this.remove(name)
       throw err
     }
+  }
+
+  /**
+   * Asks the API server whether a helper for `claim` would be admitted, with a
+   * server-side dry run of its create (admission runs, nothing is stored): as
+   * kubesnap would ask first, else with the platform's ids.
+   */
+  async admission(claim: string, app?: IdentitySource): Promise<HelperAdmission> {
+    const first = helperMode(app?.identity, this.asRoot)
+    const attempt = async (mode: HelperMode) => {
+      const spec = helperPodSpec({name: helperName(claim), claim, image: this.image, mode, app})
+      try {
+        await this.api.post(`/api/v1/namespaces/${this.namespace}/pods`, spec, {query: {dryRun: 'All'}, retries: 0})
+        return undefined
+      } catch (err) {
+        const refused = policyRefusal(err)
+        if (!refused) throw err
+        return refused
+      }
+    }
+    const refused = await attempt(first)
+    if (!refused) return {claim, admitted: true, runsAs: describeHelperIdentity(first, app)}
+    const fallback = first === 'platform' ? refused : await attempt('platform')
+    return fallback
+      ? {claim, admitted: false, runsAs: describeHelperIdentity(first, app), refused}
+      : {claim, admitted: true, runsAs: describeHelperIdentity('platform', app), refused}
   }
 
   /** Deletes a helper at once (grace period 0); an already deleted one is fine. */
