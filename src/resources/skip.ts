@@ -4,6 +4,7 @@
  */
 import type {KubernetesObject} from '@kubernetes/client-node'
 import type {ResourceType} from '../cluster/discovery.js'
+import {isKubesnapHelper} from '../labels.js'
 
 /** Whole types left out unless asked for by name with --include-kinds. */
 export const SKIPPED_TYPES: readonly {group: string; resource: string; reason: string}[] = [
@@ -34,6 +35,8 @@ type ObjectRule = (type: ResourceType, obj: KubernetesObject) => string | false 
 /** Object-level rules: the first that applies gives the reason. */
 const OBJECT_RULES: readonly ObjectRule[] = [
   (t, o) => ownedBy(t, o, '', 'pods') && `Pod of ${controllerOf(o)}, which recreates it`,
+  (t, o) => t.group === '' && t.resource === 'pods' && isKubesnapHelper(o.metadata?.labels)
+    && "kubesnap's own helper pod, left by an earlier run; not part of the application",
   (t, o) => ownedBy(t, o, 'apps', 'replicasets') && `ReplicaSet of ${controllerOf(o)}, which recreates it`,
   (t, o) => ownedBy(t, o, 'batch', 'jobs', 'CronJob') && `Job of ${controllerOf(o)}, which schedules new ones`,
   (t, o) => t.group === '' && t.resource === 'configmaps' && o.metadata?.name === 'kube-root-ca.crt'

@@ -13,6 +13,7 @@ import {messageOf} from '../errors.js'
 import {applyObject, type ApplyOutcome, type ExistingPolicy} from '../resources/apply.js'
 import {cleanForRestore} from '../resources/clean.js'
 import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
+import {isKubesnapHelper} from '../labels.js'
 import {restoreRank} from '../resources/priorities.js'
 
 export interface ObjectOutcome extends ApplyOutcome {
@@ -67,6 +68,8 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
     return {...base, action: 'failed', error: `cannot be read from the archive: ${messageOf(err)}`}
   }
   if (!matchesLabels(options.selector, stored.metadata?.labels)) return undefined
+  // An archive made before snapshots skipped them may hold a helper pod left by a killed run: never re-created.
+  if (entry.group === '' && entry.resource === 'pods' && isKubesnapHelper(stored.metadata?.labels)) return undefined
   const target = options.targets.get(key)
   if (!target) return {...base, action: 'failed', error: 'its type is not served by this cluster'}
   const cleaned = cleanForRestore(stored, entry, {sourceNamespace: options.sourceNamespace, targetNamespace: options.targetNamespace, claimSnapshots: options.claimSnapshots})

@@ -10,7 +10,7 @@ import {randomBytes} from 'node:crypto'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {isStatus, type KubeApi} from '../cluster/api.js'
 import {KubesnapError, messageOf} from '../errors.js'
-import {MANAGED_BY} from '../labels.js'
+import {HELPER_COMPONENT, MANAGED_BY} from '../labels.js'
 import {describeHelperIdentity, helperMode, helperSecurityContext, type HelperMode, type IdentitySource} from './identity.js'
 
 export const DEFAULT_HELPER_IMAGE = 'busybox:1.36'
@@ -18,7 +18,7 @@ export const DEFAULT_HELPER_IMAGE = 'busybox:1.36'
 export const HELPER_MOUNT = '/kubesnap/volume'
 const HELPER_CONTAINER = 'helper'
 /** Labels every helper carries: `kubectl delete pod -l app.kubernetes.io/component=kubesnap-helper` cleans up after a killed run. */
-export const HELPER_LABELS = {...MANAGED_BY, 'app.kubernetes.io/component': 'kubesnap-helper'}
+export const HELPER_LABELS = {...MANAGED_BY, ...HELPER_COMPONENT}
 /** A helper left behind by a killed kubesnap ends by itself after a day (the longest a copy is expected to take). */
 const HELPER_LIFETIME_SECONDS = 86_400
 
