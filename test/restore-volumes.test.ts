@@ -80,7 +80,7 @@ function tarOf(members: Array<{path: string; type?: string; linkpath?: string; c
 
 test('scanVolumeTar reads a stream and names the first refused member', async () => {
   const good = await scanVolumeTar(Readable.from([tarOf([{path: './'}, {path: 'a', content: 'x'}])]))
-  assert.equal(good, {members: 2, unsafe: undefined})
+  assert.equal(good, {members: 2, unsafe: undefined, owners: [{uid: 0, gid: 0, members: 2, example: './'}], contentBytes: 1})
   const bad = await scanVolumeTar(Readable.from([tarOf([{path: 'link', type: 'SymbolicLink', linkpath: '../../../etc'}, {path: 'link/cron.d/x', content: 'evil'}])]))
   assert.is(bad.unsafe?.path, 'link')
 })
@@ -207,9 +207,12 @@ test('a hostile archive is refused before any write: exit 1 naming the volume an
     'evil-dotdot': tarOf([{path: './'}, {path: './../escape', content: 'out'}]),
     'evil-absolute': tarOf([{path: '/etc/cron.d/evil', content: '* * * * * root sh'}]),
     'evil-symlink': tarOf([{path: 'link', type: 'SymbolicLink', linkpath: '../../../../etc'}, {path: 'link/cron.d/evil', content: 'x'}]),
+    // 2 MiB of files for a 1 MiB claim: a small archive that would fill the disk (a gzip bomb is the same case).
+    'too-big': tarOf([{path: './'}, {path: 'zeros', content: '\0'.repeat(2 * 1024 * 1024)}]),
   }
   for (const claim of Object.keys(hostile)) {
-    const pvc = {apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: {name: claim, namespace: ns}, spec: {accessModes: ['ReadWriteOnce'], resources: {requests: {storage: '1Gi'}}}}
+    const storage = claim === 'too-big' ? '1Mi' : '1Gi'
+    const pvc = {apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: {name: claim, namespace: ns}, spec: {accessModes: ['ReadWriteOnce'], resources: {requests: {storage}}}}
     await writer.addObject({kind: 'PersistentVolumeClaim', group: '', version: 'v1', resource: 'persistentvolumeclaims', name: claim}, JSON.stringify(pvc))
   }
   for (const [claim, data] of Object.entries(hostile)) {
@@ -224,6 +227,7 @@ test('a hostile archive is refused before any write: exit 1 naming the volume an
   assert.match(message, /Volume evil-dotdot: the member "\.\/\.\.\/escape" is refused \(its path has a \.\. component\)/)
   assert.match(message, /Volume evil-absolute: the member "\/etc\/cron\.d\/evil" is refused \(it has an absolute path\)/)
   assert.match(message, /Volume evil-symlink: the member "link" is refused \(it is a symlink to \.\.\/\.\.\/\.\.\/\.\.\/etc, which leaves the mount\)/)
+  assert.match(message, /Volume too-big: its files hold 2(\.0)? MiB, more than the 1(\.0)? MiB of claim too-big \(its archived request\), so the copy would fill the volume/)
   assert.equal(await versions(admin, ns), before, 'no claim, pod or object was written')
   await rm(dir, {recursive: true, force: true})
 })

@@ -22,7 +22,7 @@ import {
   archivedClaimSnapshots, csiOutcomes, planCsiRestore, selectedClaims, type ArchivedClaimSnapshot,
 } from '../restore/volumes.js'
 import {
-  archivedWorkloads, checkVolumeArchives, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
+  archivedWorkloads, checkVolumeArchives, claimCapacities, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
   type VolumeOutcome, type VolumePlan,
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
@@ -168,7 +168,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
           if (flags.volumes === 'tar') {
             // Before the first write: a member that would land outside its mount refuses the whole archive.
             state.volumeEntries = volumeEntriesOf(state.reader!, claims)
-            const scanned = await checkVolumeArchives(state.reader!, state.volumeEntries)
+            const capacities = await claimCapacities(api, state.reader!, state.entries, claims, state.namespace, state.preconditions.namespaceExists !== false)
+            const scanned = await checkVolumeArchives(state.reader!, state.volumeEntries, capacities)
             state.preconditions.problems.push(...scanned.problems)
             state.volumeOwners = scanned.owners
           }

@@ -30,6 +30,43 @@ export function volumeEntriesOf(reader: ArchiveReader, claims: readonly string[]
   return reader.manifest.entries.filter((e): e is StreamEntry => e.type === 'volume' && wanted.has(e.name))
 }
 
+/** How many bytes a claim can hold, and where that figure comes from (`its capacity in the cluster`, `its archived request`). */
+export interface ClaimCapacity {
+  bytes: number
+  from: string
+}
+
+/**
+ * The room each claim will have: an existing claim's capacity (or request),
+ * else the request of the claim the archive re-creates. Claims with neither
+ * are left out (nothing to compare with).
+ */
+export async function claimCapacities(api: KubeApi, reader: ArchiveReader, entries: ObjectEntry[], claims: readonly string[], namespace: string, namespaceExists: boolean): Promise<Map<string, ClaimCapacity>> {
+  type Claim = {spec?: {resources?: {requests?: {storage?: string}}}; status?: {capacity?: {storage?: string}}}
+  const capacities = new Map<string, ClaimCapacity>()
+  for (const claim of claims) {
+    let live: Claim | undefined
+    if (namespaceExists) {
+      try {
+        live = await api.get<Claim>(`/api/v1/namespaces/${namespace}/persistentvolumeclaims/${encodeURIComponent(claim)}`)
+      } catch (err) {
+        if (!isStatus(err, 404)) throw err
+      }
+    }
+    if (live) {
+      const bytes = quantityBytes(live.status?.capacity?.storage ?? live.spec?.resources?.requests?.storage)
+      if (bytes > 0) capacities.set(claim, {bytes, from: 'its capacity in the cluster'})
+      continue
+    }
+    const archived = entries.find((e) => e.group === '' && e.resource === 'persistentvolumeclaims' && e.name === claim)
+    if (!archived) continue
+    const stored = JSON.parse((await reader.readObject(archived)).toString('utf8')) as Claim
+    const bytes = quantityBytes(stored.spec?.resources?.requests?.storage)
+    if (bytes > 0) capacities.set(claim, {bytes, from: 'its archived request'})
+  }
+  return capacities
+}
+
 /** What the scan of the archived volumes found: one problem sentence per refused volume, and each volume's archived owners. */
 export interface VolumeArchiveCheck {
   problems: string[]
@@ -42,13 +79,17 @@ export interface VolumeArchiveCheck {
  * land outside its mount (or that cannot be read), and the owners of each
  * volume's members (to tell, after the copy, which could not keep theirs).
  */
-export async function checkVolumeArchives(reader: ArchiveReader, entries: StreamEntry[]): Promise<VolumeArchiveCheck> {
+export async function checkVolumeArchives(reader: ArchiveReader, entries: StreamEntry[], capacities: Map<string, ClaimCapacity> = new Map()): Promise<VolumeArchiveCheck> {
   const problems: string[] = []
   const owners = new Map<string, MemberOwner[]>()
   for (const entry of entries) {
     try {
       const scan = await scanVolumeTar(reader.readStream(entry))
       if (scan.unsafe) problems.push(`Volume ${entry.name}: the member ${JSON.stringify(scan.unsafe.path)} is refused (${scan.unsafe.reason}); this archive cannot be restored safely: restore from another snapshot, or leave volumes out with --volumes none.`)
+      const capacity = capacities.get(entry.name)
+      if (capacity && scan.contentBytes > capacity.bytes) {
+        problems.push(`Volume ${entry.name}: its files hold ${formatBytes(scan.contentBytes)}, more than the ${formatBytes(capacity.bytes)} of claim ${entry.name} (${capacity.from}), so the copy would fill the volume; create the claim with more room first (restore keeps an existing claim), or leave volumes out with --volumes none.`)
+      }
       owners.set(entry.name, scan.owners)
     } catch (err) {
       problems.push(`Volume ${entry.name}: ${messageOf(err)}; restore from another snapshot, or leave volumes out with --volumes none.`)

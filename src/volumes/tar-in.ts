@@ -37,6 +37,8 @@ export interface TarScanResult {
   unsafe?: UnsafeMember
   /** The archived owners: how many members each uid:gid has, and the first of them. */
   owners: MemberOwner[]
+  /** The bytes of file content the members hold: what the claim must have room for. */
+  contentBytes: number
 }
 
 /** One archived owner of a volume's members. */
@@ -108,9 +110,11 @@ export async function scanVolumeTar(stream: Readable): Promise<TarScanResult> {
   const symlinks = new Set<string>()
   const owners = new Map<string, MemberOwner>()
   let members = 0
+  let contentBytes = 0
   let unsafe: UnsafeMember | undefined
   await walkTar(stream, (entry) => {
     members++
+    if (entry.type === 'File' || entry.type === 'OldFile' || entry.type === 'ContiguousFile') contentBytes += entry.size ?? 0
     if (!unsafe) {
       const reason = unsafeMemberReason({path: entry.path, type: entry.type, linkpath: entry.linkpath}, symlinks)
       if (reason) unsafe = {path: entry.path, reason}
@@ -121,7 +125,7 @@ export async function scanVolumeTar(stream: Readable): Promise<TarScanResult> {
     if (owner) owner.members++
     else owners.set(`${uid}:${gid}`, {uid, gid, members: 1, example: entry.path})
   })
-  return {members, unsafe, owners: [...owners.values()]}
+  return {members, unsafe, owners: [...owners.values()], contentBytes}
 }
 
 /**
