@@ -15,6 +15,7 @@
  *   cd /work/main && npm run build && node --import tsx test/restore-volumes.test.ts
  */
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Readable} from 'node:stream'
@@ -33,7 +34,8 @@ import {parseDuration, planRestarts, RESTARTED_AT, rolloutStatus, templateUses, 
 import {HelperPods} from '../src/volumes/helper.js'
 import {parseUntarReport, scanVolumeTar, streamVolumeIn, TAR_IN_SCRIPT, unsafeMemberReason, type TarMember} from '../src/volumes/tar-in.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
-import {kubesnap, type CliResult} from './helpers/cli.js'
+import {kubesnap, KUBESNAP_BIN, type CliResult} from './helpers/cli.js'
+import {waitFor} from './cluster/wait.js'
 import {archivedObjects, assertRestored, FIXTURE_CLAIMS, helperPods, isHarness, seededTrees, seedTree, versions, volumeDir, volumeTrees, wipe, workloadReadiness, type ArchivedObject} from './helpers/restore.js'
 
 // ---------------------------------------------------------------------------
@@ -344,6 +346,41 @@ test('v4-only cluster (before 1.30): snapshot, wipe, restore with the CLI; every
     assert.is(succeeded('kubesnap-tar'), 2, 'both claims streamed out on v4')
     assert.is(succeeded('kubesnap-untar'), 2, 'both claims streamed in on v4')
   } finally {
+    if (ns) await cluster.deleteNamespace(ns)
+    await node.stop()
+  }
+})
+
+test('SIGTERM during the volume copy: helpers deleted, every workload scaled down is scaled back, the state reported, exit 3', async () => {
+  // The only node pods go to, with a slow stdin reader, so the signal surely lands while a claim is copied.
+  const node = await cluster.startPrivateNode({prefix: 'rv-sigterm', exclusive: true})
+  let ns: string | undefined
+  try {
+    ns = await cluster.createNamespace({prefix: 'rv-term', fixture: 'jenkins'})
+    const {path} = await snapshotOf(ns)
+    node.agent.faults.slowReaderBytesPerSec = 20_000
+    const child = execa(process.execPath, [KUBESNAP_BIN, 'restore', path, '--kubeconfig', cluster.kubeconfigs.user, '--json'], {reject: false})
+    await waitFor('a helper pod copying a claim', async () => {
+      const helper = (await helperPods(admin, ns!))[0]
+      return helper !== undefined && (await admin.get<any>(`/api/v1/namespaces/${ns}/pods/${helper}`)).status?.phase === 'Running'
+    }, {timeoutMs: 60_000, retryErrors: true})
+    await sleep(1000)
+    child.kill('SIGTERM')
+    const result = await child
+    assert.is(result.exitCode, 3, `exit 3 (partial), not a silent 143: ${result.stderr}`)
+    const summary = JSON.parse(result.stdout)
+    assert.is(summary.status, 'interrupted')
+    const failed = summary.volumes.filter((v: any) => v.action === 'failed')
+    assert.ok(failed.length >= 1, JSON.stringify(summary.volumes))
+    for (const v of failed) assert.match(v.error, /interrupted by SIGTERM/)
+    const copying = failed.find((v: any) => /while its data was copied/.test(v.error))
+    assert.ok(copying, 'the claim being copied is named as holding part of its data')
+    assert.match(copying.error, new RegExp(`${copying.scaled.kind}/${copying.scaled.name} was scaled back to 1`))
+    assert.equal(await helperPods(admin, ns), [], 'no helper pod left')
+    node.agent.faults.reset()
+    await waitFor('the workloads back at their replicas', async () => (await workloadReadiness(admin, ns!)).join() === 'Deployment/jenkins-agent-cache 1/1,StatefulSet/jenkins 1/1', {timeoutMs: 60_000})
+  } finally {
+    node.agent.faults.reset()
     if (ns) await cluster.deleteNamespace(ns)
     await node.stop()
   }

@@ -9,6 +9,7 @@ import {discoverResourceTypes, matchType, qualifiedName, type KubeApi, type Reso
 import {EXIT, KubesnapError} from '../errors.js'
 import {formatBytes} from '../format.js'
 import {taskList} from '../progress.js'
+import {interruptOnSignals} from '../signals.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
 import {orderForRestore, restoreRank} from '../resources/priorities.js'
@@ -29,12 +30,21 @@ import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
 import {VOLUME_MODES, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
 import {describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
 
+/** A signal stopped the restore in order (the volume phase put back what it scaled down). */
+class Interrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`)
+    this.name = 'Interrupted'
+  }
+}
+
 /** Workloads are created after volume data is back, so they start once, on their data. */
 const FIRST_WORKLOAD_RANK = restoreRank('apps', 'statefulsets')
 
 /** What `restore --json` prints. */
 export interface RestoreSummary {
-  status: 'complete' | 'partial'
+  /** `interrupted`: a signal stopped the volume copy (exit 3, as partial). */
+  status: 'complete' | 'partial' | 'interrupted'
   dryRun: boolean
   archive: string
   sourceNamespace: string
@@ -224,10 +234,11 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             return
           }
           const helpers = new HelperPods(api, state.namespace, {image: flags['helper-image'], asRoot: flags['helper-as-root']})
-          const detachHelperCleanup = helpers.deleteOnSignals()
+          // A signal during the copy stops it in order: helpers deleted, scaled workloads put back, the state reported.
+          const interrupt = interruptOnSignals()
           try {
             state.volumes = await restoreVolumes({
-              api, namespace: state.namespace, reader: state.reader!, plans: state.volumePlans, helpers,
+              api, namespace: state.namespace, reader: state.reader!, plans: state.volumePlans, helpers, signal: interrupt.signal,
               mode: flags['volume-mode'] as VolumeMode, timeoutMs, onStatus: (line) => (task.output = line),
               owners: state.volumeOwners,
               workloads: state.workloadsBefore.map((w) => ({...w.object, kind: w.kind})),
@@ -235,8 +246,9 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             })
           } finally {
             await helpers.removeAll()
-            detachHelperCleanup()
+            interrupt.stop()
           }
+          if (interrupt.received) throw new Interrupted(interrupt.received)
           const restored = state.volumes.filter((v) => v.action === 'restored').length
           task.title = `Restored the data of ${restored}/${state.volumes.length} claim(s)`
         },
@@ -332,10 +344,18 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       },
     ], {json: this.jsonEnabled()})
 
-    await tasks.run()
+    let interrupted: Interrupted | undefined
+    try {
+      await tasks.run()
+    } catch (err) {
+      if (!(err instanceof Interrupted)) throw err
+      interrupted = err
+    }
     const summary = this.summarize(path, {...state, dumps}, dryRun)
+    if (interrupted) summary.status = 'interrupted'
     this.report(summary)
-    if (summary.status === 'partial') process.exitCode = EXIT.partial
+    if (interrupted) this.note(`The restore was ${interrupted.message} during the volume copy and stopped there: the objects and volumes above are as listed, helper pods are deleted, and every workload it had scaled down is scaled back; restore again to finish.`)
+    if (summary.status !== 'complete') process.exitCode = EXIT.partial
     return summary
   }
 

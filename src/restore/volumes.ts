@@ -192,7 +192,12 @@ export async function restoreVolumes(options: RestoreVolumesOptions): Promise<Vo
     const key = plan.owner ? workloadKey(plan.owner) : `claim/${plan.claim}`
     groups.set(key, [...(groups.get(key) ?? []), plan])
   }
+  const interrupted = () => options.signal?.aborted === true
   for (const plans of groups.values()) {
+    if (interrupted()) {
+      for (const plan of plans) outcomes.push({claim: plan.claim, bytes: plan.bytes, action: 'failed', target: 'helper', error: `not restored: ${interruption(options.signal)} before this claim`})
+      continue
+    }
     const owner = plans[0].owner
     let scaled: ScaledWorkload | undefined
     if (owner) {
@@ -206,12 +211,23 @@ export async function restoreVolumes(options: RestoreVolumesOptions): Promise<Vo
     }
     let failed = false
     for (const plan of plans) {
-      const outcome = await restoreOneVolume(options, plan)
+      const outcome = interrupted()
+        ? {claim: plan.claim, bytes: plan.bytes, action: 'failed' as const, target: 'helper', error: `not restored: ${interruption(options.signal)} before this claim`}
+        : await restoreOneVolume(options, plan)
       if (scaled) outcome.scaled = scaled
       failed ||= outcome.action === 'failed'
       outcomes.push(outcome)
     }
-    if (scaled && !failed) {
+    if (scaled && interrupted()) {
+      // Interrupted: what kubesnap scaled down is put back, and the outcomes say what data it starts on.
+      const mine = outcomes.filter((o) => o.scaled === scaled)
+      try {
+        await setReplicas(options.api, options.namespace, scaled, scaled.replicas)
+        for (const o of mine.filter((o) => o.action === 'failed')) o.error += `; ${workloadKey(scaled)} was scaled back to ${scaled.replicas} on the claim's data as it is now`
+      } catch (err) {
+        for (const o of mine) o.error = `${o.error ?? 'restored'}; ${workloadKey(scaled)} is left at 0 replicas (${messageOf(err)}): scale it back with \`kubectl scale -n ${options.namespace} ${scaled.kind.toLowerCase()}/${scaled.name} --replicas=${scaled.replicas}\``
+      }
+    } else if (scaled && !failed) {
       options.onStatus?.(`scaling ${workloadKey(scaled)} back to ${scaled.replicas}`)
       await setReplicas(options.api, options.namespace, scaled, scaled.replicas)
     } else if (scaled) {
@@ -221,6 +237,12 @@ export async function restoreVolumes(options: RestoreVolumesOptions): Promise<Vo
     }
   }
   return outcomes
+}
+
+/** What stopped the restore, from its AbortSignal's reason (`interrupted by SIGTERM`). */
+function interruption(signal: AbortSignal | undefined): string {
+  const reason = signal?.reason
+  return reason instanceof Error ? reason.message : typeof reason === 'string' ? reason : 'the restore was interrupted'
 }
 
 async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan): Promise<VolumeOutcome> {
@@ -267,7 +289,9 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
       }
     }
   } catch (err) {
-    outcome.error = `could not restore the data of claim ${claim}: ${messageOf(err).replace(/\.$/, '')}`
+    outcome.error = options.signal?.aborted
+      ? `${interruption(options.signal)} while its data was copied: the claim holds part of it`
+      : `could not restore the data of claim ${claim}: ${messageOf(err).replace(/\.$/, '')}`
   } finally {
     if (helper) await options.helpers.remove(helper).catch((err: unknown) => (outcome.error = `${outcome.error ? `${outcome.error}; ` : ''}${messageOf(err)}`))
     outcome.seconds = Math.round((Date.now() - started) / 100) / 10
