@@ -6,19 +6,25 @@
  * port twice ourselves, so every port given out is remembered.
  */
 import net from 'node:net'
+import {SetupError} from './setup-error.js'
 
 const handedOut = new Set<number>()
 
-/** Returns a loopback TCP port that was free a moment ago and that this process has not handed out before. */
+/**
+ * Returns a loopback TCP port that was free a moment ago and that this process
+ * has not handed out before; a SetupError when no port can be bound.
+ */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await probePort()
+    const port = await probePort().catch((err: NodeJS.ErrnoException) => {
+      throw new SetupError(`Cannot listen on a port of 127.0.0.1 (${err.code ?? err.message}): the test cluster runs on loopback, so bring the lo interface up with 127.0.0.1 and allow listening on it.`, {cause: err})
+    })
     if (!handedOut.has(port)) {
       handedOut.add(port)
       return port
     }
   }
-  throw new Error('no free loopback port found in 50 attempts')
+  throw new SetupError('No free port on 127.0.0.1 in 50 attempts: stop what holds the loopback ports (another test cluster?), then run again.')
 }
 
 /** Returns `count` distinct free loopback ports. */
