@@ -5,17 +5,16 @@
  * in /work/shared/TEST-CLUSTER.md; what a kubelet and storage would add comes
  * from node/ and storage/.
  */
-import {spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
 import {constants, rmSync} from 'node:fs'
-import {access, mkdir, mkdtemp, open, readFile, rm, writeFile} from 'node:fs/promises'
+import {access, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import yaml from 'js-yaml'
 import {createPki, issueCert, type IssuedCert, type Pki} from './pki.js'
 import {freePorts} from './ports.js'
-import {onAbandon, startProcess, tailLog, waitForHealthy, type ManagedProcess} from './processes.js'
+import {held, onAbandon, startProcess, tailLog, waitForHealthy, type ManagedProcess} from './processes.js'
 import {SetupError} from './setup-error.js'
 
 /** The Kubernetes version build.sh makes. */
@@ -73,7 +72,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   }
   const log = options.log ?? (() => {})
   const timeoutMs = options.timeoutMs ?? 60_000
-  await ensureBinaries(log)
+  await ensureBinaries()
   const ownDir = options.dir === undefined
   const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'kubesnap-cluster-')))
   await mkdir(dir, {recursive: true})
@@ -207,27 +206,24 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
  * Runs build.sh when a binary is missing, its output in `<cache>/<version>.build.log`;
  * a failure is a SetupError with the log's path and last lines.
  */
-async function ensureBinaries(log: (line: string) => void): Promise<void> {
+async function ensureBinaries(): Promise<void> {
   const present = await Promise.all(BINARIES.map((b) => access(path.join(binaryDir(), b)).then(() => true, () => false)))
   if (present.every(Boolean)) return
   const cache = path.dirname(binaryDir())
   await writableDirectory(cache)
   const script = fileURLToPath(new URL('build.sh', import.meta.url))
-  const logFile = `${binaryDir()}.build.log`
-  log(`control plane binaries missing in ${binaryDir()}: running ${script} (first time only, several minutes; log: ${logFile})`)
+  const name = `${KUBERNETES_VERSION}.build`
+  const logFile = path.join(cache, `${name}.log`)
   // A first build is long and silent otherwise: one line on stderr says why we wait (stdout stays the caller's).
   process.stderr.write(`building the ${KUBERNETES_VERSION} control plane into ${binaryDir()} (first time only, several minutes; log: ${logFile})\n`)
   // Test processes started together must not build into the same tree at once: the
   // lock makes the later ones wait, then build.sh finds the binaries and returns.
-  const lock = `${binaryDir()}.lock`
-  const out = await open(logFile, 'a')
-  const code = await new Promise<number | string>((resolve) => {
-    const child = spawn('flock', [lock, script], {stdio: ['ignore', out.fd, out.fd]})
-    child.on('error', (err) => resolve(err.message))
-    child.on('close', (status, signal) => resolve(status ?? signal ?? 'killed'))
-  }).finally(() => out.close())
+  // startProcess: the build dies with us, as every component does.
+  const build = startProcess({name, command: 'flock', args: [`${binaryDir()}.lock`, script], logDir: cache})
+  // Its child is unreferenced (processes.ts): hold the event loop while it builds.
+  const code = await held(build.exited)
   if (code !== 0) {
-    throw new SetupError(`Building the control plane failed (${typeof code === 'number' ? `exit ${code}` : code}): read ${logFile}, fix what it says, then run again; its last lines:\n${await tailLog(logFile, 10)}`)
+    throw new SetupError(`Building the control plane failed (${code === null ? 'killed' : `exit ${code}`}): read ${logFile}, fix what it says, then run again; its last lines:\n${await tailLog(logFile, 10)}`)
   }
 }
 
