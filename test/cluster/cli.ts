@@ -3,7 +3,7 @@
  * namespaces `softwarefactory` and `jenkins` loaded and the namespace-only user
  * bound in each. Prints `KUBECONFIG=<admin>` and `KUBECONFIG=<user>` on stdout
  * (progress on stderr) and runs until SIGINT/SIGTERM, then stops everything.
- * A set-up failure (packages.ts, a build, a port) is one sentence, exit 2.
+ * A failure (packages.ts, a build, a port, a component) is one sentence, exit 2.
  * Test runs can share it: KUBESNAP_TEST_CLUSTER=<its dir>/cluster.json.
  *
  * Flags for sharedCluster(), which runs the cluster in a process of its own:
@@ -17,7 +17,7 @@ import {parseArgs} from 'node:util'
 import {startTestCluster, type FixtureName} from './index.js'
 import {ensurePackages} from './packages.js'
 import {held} from './processes.js'
-import {setupFailureMessage, SetupError} from './setup-error.js'
+import {setupFailureMessage} from './setup-error.js'
 
 const NAMESPACES: readonly FixtureName[] = ['softwarefactory', 'jenkins']
 
@@ -97,7 +97,8 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err: unknown) => {
+    // Everything before Ctrl-C is setting up: packages, build, components, namespaces.
     report(setupFailureMessage(err))
-    process.exit(err instanceof SetupError ? err.exitCode : 1)
+    process.exit(2)
   },
 )

@@ -133,9 +133,12 @@ export function ensurePackages(command: Command): void {
   if (plan.action === 'nothing') return
   if (plan.action === 'stop') throw new SetupError(plan.message)
   process.stderr.write(`${plan.line}\n`)
+  // Another apt-get (a second command's preflight) may hold dpkg's lock: wait for it rather than fail.
+  const wait = ['-o', 'DPkg::Lock::Timeout=300']
   // Once, so a fresh machine (no package lists yet) and a stale one both find today's versions.
-  apt(['apt-get', 'update'])
-  apt(installCommand(plan.packages))
+  apt(['apt-get', ...wait, 'update'])
+  const [aptGet, ...install] = installCommand(plan.packages)
+  apt([aptGet, ...wait, ...install])
   // apt-get can exit 0 and still leave a package unconfigured; dpkg says what is really there.
   if (planPreflight(command, packages, state()).action !== 'nothing') {
     throw new SetupError(`apt-get exited 0 but dpkg does not list every package as installed: run \`${installCommand(plan.packages).join(' ')}\` by hand to see why.`)
