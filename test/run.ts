@@ -23,8 +23,26 @@ import {ensurePackages} from './cluster/packages.js'
 import {SetupError, setupFailureMessage} from './cluster/setup-error.js'
 
 const root = join(import.meta.dirname, '..')
-const {values: flags, positionals} = parseArgs({options: {unit: {type: 'boolean', default: false}}, allowPositionals: true})
-const pattern = positionals[0] ?? ''
+
+/** The run's arguments, `[--unit] [PATTERN]`, or a SetupError saying what they should be. */
+function runArgs(): {unit: boolean; pattern: string} {
+  const usage = 'give at most one PATTERN, a regular expression matching test file paths, e.g. `npm test -- \'archive|restore\'`'
+  let parsed
+  try {
+    parsed = parseArgs({options: {unit: {type: 'boolean', default: false}}, allowPositionals: true})
+  } catch {
+    throw new SetupError(`Unknown arguments ${JSON.stringify(process.argv.slice(2).join(' '))}: ${usage}.`)
+  }
+  const {values, positionals} = parsed
+  if (positionals.length > 1) throw new SetupError(`${positionals.length} patterns given: ${usage}.`)
+  const pattern = positionals[0] ?? ''
+  try {
+    new RegExp(pattern)
+  } catch (err) {
+    throw new SetupError(`${JSON.stringify(pattern)} is not a regular expression (${(err as Error).message}): ${usage}.`)
+  }
+  return {unit: values.unit, pattern}
+}
 
 /**
  * Whether a test file is a unit test: the tests beside kubesnap's own modules
@@ -37,7 +55,8 @@ export function isUnitTest(file: string): boolean {
 }
 
 /** The test files to run, relative to the project root, in uvu's order. */
-async function testFiles(): Promise<string[]> {
+async function testFiles(flags: {unit: boolean; pattern: string}): Promise<string[]> {
+  const {pattern} = flags
   const {suites} = await parse(root, `(?:${pattern}).*\\.test\\.ts$`, {ignore: ['node_modules', '^dist', '^\\.git']})
   const files = suites.map((s) => s.name)
   return flags.unit ? files.filter(isUnitTest) : files
@@ -84,8 +103,9 @@ let result = {passed: 0, failed: 1, skipped: 0}
 let exitCode: number | undefined
 const env: NodeJS.ProcessEnv = {...process.env}
 try {
-  const files = await testFiles()
-  if (files.length === 0) throw new SetupError(`No ${flags.unit ? 'unit ' : ''}test file matches ${JSON.stringify(pattern)}: give part of a test file's path, e.g. \`npm test -- archive\`.`)
+  const flags = runArgs()
+  const files = await testFiles(flags)
+  if (files.length === 0) throw new SetupError(`No ${flags.unit ? 'unit ' : ''}test file matches ${JSON.stringify(flags.pattern)}: give part of a test file's path, e.g. \`npm test -- archive\`.`)
   const needsCluster = files.some((file) => !isUnitTest(file))
   ensurePackages(needsCluster ? 'test' : 'test:unit')
   if (needsCluster) {
