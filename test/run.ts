@@ -7,7 +7,7 @@
  * when none of them needs the cluster, none is started.
  *
  * `npm run test:unit [-- PATTERN]` (`--unit`) runs only the unit tests (see
- * isUnitTest): no cluster, no server, in seconds.
+ * isUnitTest): no cluster, in seconds.
  *
  * First of all, the preflight (cluster/packages.ts) installs the Debian
  * packages the run needs, or stops. A set-up failure (a package missing and
@@ -47,8 +47,9 @@ function runArgs(): {unit: boolean; pattern: string} {
 /**
  * Whether a test file is a unit test: the tests beside kubesnap's own modules
  * (`src/`, `fixtures/`), and anywhere else a file named `*.unit.test.ts`.
- * A unit test exercises code in-process: it starts no cluster, no server and
- * no kubesnap process (KUBESNAP_TEST_UNIT makes a cluster start fail).
+ * A unit test exercises kubesnap's modules in-process: it needs no test
+ * cluster and runs no kubesnap CLI (small tools such as age may run beside
+ * it); KUBESNAP_TEST_UNIT makes a cluster start fail in a unit run.
  */
 export function isUnitTest(file: string): boolean {
   return /^(src|fixtures)\//.test(file) || file.endsWith('.unit.test.ts')
