@@ -9,7 +9,8 @@
  *
  * The control plane's cache (KUBESNAP_TEST_CACHE, pointed at a fresh
  * directory so the real cache is never touched): one that cannot be written,
- * and a build that fails.
+ * and a build that fails. And loopback down, in a network namespace of the
+ * cluster's own (`unshare -n`: lo exists there, down).
  */
 import {mkdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -23,11 +24,11 @@ const root = join(import.meta.dirname, '..')
 const ABSENT = 'kubesnap-absent-test-package'
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups']
 
-/** Runs `node --import tsx ARGS` in the project, as nobody unless `root`. */
-function run(args: string[], env: NodeJS.ProcessEnv = {}, opts: {root?: boolean} = {}) {
+/** Runs `node --import tsx ARGS` in the project, as nobody unless `root`, or in a network namespace with loopback down. */
+function run(args: string[], env: NodeJS.ProcessEnv = {}, opts: {root?: boolean; noLoopback?: boolean} = {}) {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !['KUBESNAP_TEST_CLUSTER', 'KUBESNAP_TEST_CACHE', 'FORCE_COLOR', EXTRA_PACKAGES_VARIABLE].includes(key)))
   const node = [process.execPath, '--import', 'tsx', ...args]
-  const [command, ...argv] = opts.root ? node : ['setpriv', ...NOBODY, ...node]
+  const [command, ...argv] = opts.noLoopback ? ['unshare', '-n', ...node] : opts.root ? node : ['setpriv', ...NOBODY, ...node]
   return execa(command, argv, {cwd: root, env: {...clean, NO_COLOR: '1', ...env}, extendEnv: false, reject: false, timeout: 60_000})
 }
 const asNobody = (args: string[], env: NodeJS.ProcessEnv = {}) => run(args, env)
@@ -85,6 +86,12 @@ test('a failed control-plane build: the sentence names its log, then the last li
   } finally {
     await rm(dir, {recursive: true, force: true})
   }
+})
+
+test('loopback down: the sentence says to bring lo up, before any component waits for it', async () => {
+  const r = await run(['test/cluster/cli.ts', '--bare'], {}, {noLoopback: true})
+  assert.is(r.stderr, 'Cannot connect to 127.0.0.1 (ENETUNREACH): the test cluster runs on loopback, so bring the lo interface up (`ip link set lo up`) and allow connections on it.')
+  assert.is(r.exitCode, 2)
 })
 
 test.run()
