@@ -109,7 +109,7 @@ export function planPreflight(command: Command, packages: readonly DebianPackage
   }
 }
 
-/** The packages of `command`'s preflight: PACKAGES, plus the test-only extra names. */
+/** Every package a preflight considers: PACKAGES, plus the test-only names of EXTRA_PACKAGES_VARIABLE in `env`. */
 export function packagesFor(env: NodeJS.ProcessEnv = process.env): DebianPackage[] {
   const extra = (env[EXTRA_PACKAGES_VARIABLE] ?? '').split(/[\s,]+/).filter(Boolean)
   return [...PACKAGES, ...extra.map((name) => ({name, why: `named in ${EXTRA_PACKAGES_VARIABLE}`, for: [...new Set([...CLUSTER, ...TESTS])]}))]
