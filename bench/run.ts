@@ -2,17 +2,28 @@
  * `npm run bench [-- CASE...]`: performance figures on the local test cluster.
  * Cases: objects (10,000 objects snapshotted, then inspect and verify of the
  * archive), volumes (256 MiB, 1 GiB, 2 GiB volumes against two baselines).
- * Figures are printed, not asserted: targets live in the README.
+ * Figures are printed, not asserted: targets live in the README. A set-up
+ * failure (packages, build, ports) is one sentence and exit code 2.
  */
 import {openArchive, verifyArchive} from '../src/archive/index.js'
-import {startTestCluster} from '../test/cluster/index.js'
+import {startTestCluster, type TestCluster} from '../test/cluster/index.js'
+import {ensurePackages} from '../test/cluster/packages.js'
+import {setupFailureMessage} from '../test/cluster/setup-error.js'
 import {benchObjects} from './objects.js'
 import {benchVolume} from './volumes.js'
 
 const wanted = new Set(process.argv.slice(2))
 const runs = (name: string) => wanted.size === 0 || wanted.has(name)
 
-const cluster = await startTestCluster()
+let cluster: TestCluster
+try {
+  // Before anything starts: the Debian packages, installed or named.
+  ensurePackages('bench')
+  cluster = await startTestCluster()
+} catch (err) {
+  console.error(setupFailureMessage(err))
+  process.exit(2)
+}
 const stop = () => cluster.stop()
 process.once('SIGINT', () => void stop().then(() => process.exit(130)))
 try {

@@ -19,6 +19,8 @@ import type {ObjectEntry} from '../src/archive/manifest.js'
 import {KubeApi, collectionPath} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {attachTestCluster, startTestCluster, type TestCluster} from './cluster/index.js'
+import {ensurePackages} from './cluster/packages.js'
+import {SetupError, setupFailureMessage} from './cluster/setup-error.js'
 import {kubesnap} from './helpers/cli.js'
 import {FIXTURE_CLAIMS, isHarness, seedTree, volumeDir, wipe} from './helpers/restore.js'
 
@@ -116,13 +118,22 @@ async function main(): Promise<boolean> {
   }
 }
 
+try {
+  // Before anything starts: the Debian packages, installed or named.
+  ensurePackages('demo')
+} catch (err) {
+  console.error(setupFailureMessage(err))
+  process.exit(2)
+}
 let ok = false
+let setupFailed = false
 try {
   ok = await main()
 } catch (err) {
   console.error(`\nDemo failed: ${(err as Error).message}`)
+  setupFailed = err instanceof SetupError
 }
 say('\nSteps:')
 for (const [title, seconds] of timings) say(`  ${seconds.toFixed(1).padStart(6)} s  ${title}`)
 say(ok ? '\nDR drill passed: everything is back.' : '\nDR drill FAILED.')
-process.exit(ok ? 0 : 1)
+process.exit(ok ? 0 : setupFailed ? 2 : 1)

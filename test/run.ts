@@ -1,24 +1,73 @@
 /**
- * `npm test`: starts one real control plane for the whole run, runs every
- * `*.test.ts` under uvu against it, stops it (also on failure or Ctrl-C), and
- * ends with the line `N passed, N failed`.
+ * `npm test`: runs every `*.test.ts` under uvu against one real control plane
+ * started for the whole run, stops it (also on failure or Ctrl-C), and ends
+ * with the line `N passed, N failed`.
  *
- * `npm test -- PATTERN` runs only the test files whose path matches PATTERN.
+ * `npm test -- PATTERN` runs only the test files whose path matches PATTERN;
+ * when none of them needs the cluster, none is started.
+ *
+ * `npm run test:unit [-- PATTERN]` (`--unit`) runs only the unit tests (see
+ * isUnitTest): no cluster, in seconds.
+ *
+ * First of all, the preflight (cluster/packages.ts) installs the Debian
+ * packages the run needs, or stops. A set-up failure (a package missing and
+ * not root, a failed build, a port, the cache directory) is one sentence on
+ * stderr, then `0 passed, 1 failed` and exit code 2.
  */
 import {spawn} from 'node:child_process'
 import {join} from 'node:path'
+import {parseArgs} from 'node:util'
+import {parse} from 'uvu/parse'
 import {startTestCluster, type TestCluster} from './cluster/index.js'
+import {ensurePackages} from './cluster/packages.js'
+import {SetupError, setupFailureMessage} from './cluster/setup-error.js'
 
 const root = join(import.meta.dirname, '..')
-const pattern = process.argv[2] ?? ''
 
-/** Runs uvu in a child (test/uvu.ts) so a crashing test cannot take the cluster teardown with it. */
-function runUvu(env: NodeJS.ProcessEnv): Promise<{code: number; output: string}> {
+/** The run's arguments, `[--unit] [PATTERN]`, or a SetupError saying what they should be. */
+function runArgs(): {unit: boolean; pattern: string} {
+  const usage = 'give at most one PATTERN, a regular expression matching test file paths, e.g. `npm test -- \'archive|restore\'`'
+  let parsed
+  try {
+    parsed = parseArgs({options: {unit: {type: 'boolean', default: false}}, allowPositionals: true})
+  } catch {
+    throw new SetupError(`Unknown arguments ${JSON.stringify(process.argv.slice(2).join(' '))}: ${usage}.`)
+  }
+  const {values, positionals} = parsed
+  if (positionals.length > 1) throw new SetupError(`${positionals.length} patterns given: ${usage}.`)
+  const pattern = positionals[0] ?? ''
+  try {
+    new RegExp(pattern)
+  } catch (err) {
+    throw new SetupError(`${JSON.stringify(pattern)} is not a regular expression (${(err as Error).message}): ${usage}.`)
+  }
+  return {unit: values.unit, pattern}
+}
+
+/**
+ * Whether a test file is a unit test: the tests beside kubesnap's own modules
+ * (`src/`, `fixtures/`), and anywhere else a file named `*.unit.test.ts`.
+ * A unit test exercises kubesnap's modules in-process: it needs no test
+ * cluster and runs no kubesnap CLI (small tools such as age may run beside
+ * it); KUBESNAP_TEST_UNIT makes a cluster start fail in a unit run.
+ */
+export function isUnitTest(file: string): boolean {
+  return /^(src|fixtures)\//.test(file) || file.endsWith('.unit.test.ts')
+}
+
+/** The test files to run, relative to the project root, in uvu's order. */
+async function testFiles(flags: {unit: boolean; pattern: string}): Promise<string[]> {
+  const {pattern} = flags
+  const {suites} = await parse(root, `(?:${pattern}).*\\.test\\.ts$`, {ignore: ['node_modules', '^dist', '^\\.git']})
+  const files = suites.map((s) => s.name)
+  return flags.unit ? files.filter(isUnitTest) : files
+}
+
+/** Runs uvu on `files` in a child (test/uvu.ts) so a crashing test cannot take the cluster teardown with it. */
+function runUvu(files: string[], env: NodeJS.ProcessEnv): Promise<{code: number; output: string}> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [
-      '--import', 'tsx', join(root, 'test/uvu.ts'), '.', `(?:${pattern}).*\\.test\\.ts$`,
-      'node_modules', '^dist', '^\\.git',
-    ], {cwd: root, env: {...env, FORCE_COLOR: '1'}, stdio: ['ignore', 'pipe', 'inherit']})
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'test/uvu.ts'), ...files],
+      {cwd: root, env: {...env, FORCE_COLOR: '1'}, stdio: ['ignore', 'pipe', 'inherit']})
     let output = ''
     child.stdout.on('data', (chunk: Buffer) => {
       process.stdout.write(chunk)
@@ -52,16 +101,30 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 let result = {passed: 0, failed: 1, skipped: 0}
+let exitCode: number | undefined
+const env: NodeJS.ProcessEnv = {...process.env}
 try {
-  const started = Date.now()
-  cluster = await startTestCluster()
-  console.log(`test cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cluster.server}`)
-  const {code, output} = await runUvu({...process.env, KUBESNAP_TEST_CLUSTER: join(cluster.dir, 'cluster.json')})
+  const flags = runArgs()
+  const files = await testFiles(flags)
+  if (files.length === 0) throw new SetupError(`No ${flags.unit ? 'unit ' : ''}test file matches ${JSON.stringify(flags.pattern)}: give part of a test file's path, e.g. \`npm test -- archive\`.`)
+  const needsCluster = files.some((file) => !isUnitTest(file))
+  ensurePackages(needsCluster ? 'test' : 'test:unit')
+  if (needsCluster) {
+    const started = Date.now()
+    cluster = await startTestCluster()
+    console.log(`test cluster up in ${((Date.now() - started) / 1000).toFixed(1)} s: ${cluster.server}`)
+    env.KUBESNAP_TEST_CLUSTER = join(cluster.dir, 'cluster.json')
+  } else {
+    env.KUBESNAP_TEST_UNIT = '1'
+  }
+  const {code, output} = await runUvu(files, env)
   result = summarize(output, code)
 } catch (err) {
-  console.error(err)
+  // Nothing ran yet: whatever failed was setting up.
+  console.error(setupFailureMessage(err))
+  exitCode = 2
 } finally {
   await stop()
 }
 console.log(`${result.passed} passed, ${result.failed} failed${result.skipped ? `, ${result.skipped} skipped` : ''}`)
-process.exit(result.failed === 0 ? 0 : 1)
+process.exit(exitCode ?? (result.failed === 0 ? 0 : 1))

@@ -3,7 +3,9 @@
 # Debian bookworm's `kubernetes` source package, once, into a cache directory.
 # Later runs find the binaries and return at once. See ../shared/TEST-CLUSTER.md.
 #
-# Needs (Debian): golang-1.19 rsync golang-github-modern-go-reflect2-dev dpkg-dev
+# The Debian packages it needs (Go 1.19, reflect2, rsync, make, dpkg-dev) are
+# installed before it runs by the preflight of every command that starts the
+# cluster (packages.ts); controlplane.ts runs it with its output in a log file.
 set -euo pipefail
 
 VERSION=v1.20.2
@@ -18,10 +20,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 
 GO=/usr/lib/go-1.19/bin/go
-[ -x "$GO" ] || { echo "Go 1.19 is missing: apt-get install golang-1.19" >&2; exit 1; }
 REFLECT2=/usr/share/gocode/src/github.com/modern-go/reflect2
-[ -d "$REFLECT2" ] || { echo "reflect2 1.0.2 is missing: apt-get install golang-github-modern-go-reflect2-dev" >&2; exit 1; }
-command -v rsync >/dev/null || { echo "rsync is missing: apt-get install rsync" >&2; exit 1; }
 
 WORK="$CACHE.build"
 mkdir -p "$WORK" "$CACHE"

@@ -3,6 +3,7 @@
  * namespaces `softwarefactory` and `jenkins` loaded and the namespace-only user
  * bound in each. Prints `KUBECONFIG=<admin>` and `KUBECONFIG=<user>` on stdout
  * (progress on stderr) and runs until SIGINT/SIGTERM, then stops everything.
+ * A failure (packages.ts, a build, a port, a component) is one sentence, exit 2.
  * Test runs can share it: KUBESNAP_TEST_CLUSTER=<its dir>/cluster.json.
  *
  * Flags for sharedCluster(), which runs the cluster in a process of its own:
@@ -14,7 +15,9 @@ import {copyFile, rename, rm} from 'node:fs/promises'
 import path from 'node:path'
 import {parseArgs} from 'node:util'
 import {startTestCluster, type FixtureName} from './index.js'
+import {ensurePackages} from './packages.js'
 import {held} from './processes.js'
+import {setupFailureMessage} from './setup-error.js'
 
 const NAMESPACES: readonly FixtureName[] = ['softwarefactory', 'jenkins']
 
@@ -32,6 +35,8 @@ const report = (line: string): void => {
 const progress = flags.quiet ? () => {} : report
 
 async function main(): Promise<void> {
+  // Before anything starts: the Debian packages, installed or named (exit 2).
+  ensurePackages('cluster')
   // Signals are ours from the start, so one during start-up still stops what has started.
   let signalled: NodeJS.Signals | undefined
   let wake: () => void = () => {}
@@ -92,7 +97,8 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(0),
   (err: unknown) => {
-    report(`cluster failed: ${err instanceof Error ? err.message : String(err)}`)
-    process.exit(1)
+    // Everything before Ctrl-C is setting up: packages, build, components, namespaces.
+    report(setupFailureMessage(err))
+    process.exit(2)
   },
 )

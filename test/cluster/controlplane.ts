@@ -6,16 +6,16 @@
  * from node/ and storage/.
  */
 import {randomBytes} from 'node:crypto'
-import {rmSync} from 'node:fs'
+import {constants, rmSync} from 'node:fs'
 import {access, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
-import {execa} from 'execa'
 import yaml from 'js-yaml'
 import {createPki, issueCert, type IssuedCert, type Pki} from './pki.js'
 import {freePorts} from './ports.js'
-import {onAbandon, startProcess, waitForHealthy, type ManagedProcess} from './processes.js'
+import {held, onAbandon, startProcess, tailLog, waitForHealthy, type ManagedProcess} from './processes.js'
+import {SetupError} from './setup-error.js'
 
 /** The Kubernetes version build.sh makes. */
 export const KUBERNETES_VERSION = 'v1.20.2'
@@ -67,9 +67,12 @@ const BINARIES = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler']
 
 /** Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler; builds them first if they are missing. */
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  if (process.env.KUBESNAP_TEST_UNIT === '1') {
+    throw new SetupError('A unit test tried to start the test cluster: a test that needs it is not a unit test, so move it out of src/ and fixtures/ (or drop .unit from its name).')
+  }
   const log = options.log ?? (() => {})
   const timeoutMs = options.timeoutMs ?? 60_000
-  await ensureBinaries(log)
+  await ensureBinaries()
   const ownDir = options.dir === undefined
   const dir = options.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'kubesnap-cluster-')))
   await mkdir(dir, {recursive: true})
@@ -199,17 +202,39 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   }
 }
 
-/** Runs build.sh when a binary is missing; its output goes to stderr so stdout stays the caller's. */
-async function ensureBinaries(log: (line: string) => void): Promise<void> {
+/**
+ * Runs build.sh when a binary is missing, its output in `<cache>/<version>.build.log`;
+ * a failure is a SetupError with the log's path and last lines.
+ */
+async function ensureBinaries(): Promise<void> {
   const present = await Promise.all(BINARIES.map((b) => access(path.join(binaryDir(), b)).then(() => true, () => false)))
   if (present.every(Boolean)) return
+  const cache = path.dirname(binaryDir())
+  await writableDirectory(cache)
   const script = fileURLToPath(new URL('build.sh', import.meta.url))
-  log(`control plane binaries missing in ${binaryDir()}: running ${script} (first time only, several minutes)`)
+  const name = `${KUBERNETES_VERSION}.build`
+  const logFile = path.join(cache, `${name}.log`)
+  // A first build is long and silent otherwise: one line on stderr says why we wait (stdout stays the caller's).
+  process.stderr.write(`building the ${KUBERNETES_VERSION} control plane into ${binaryDir()} (first time only, several minutes; log: ${logFile})\n`)
   // Test processes started together must not build into the same tree at once: the
   // lock makes the later ones wait, then build.sh finds the binaries and returns.
-  await mkdir(path.dirname(binaryDir()), {recursive: true})
-  const lock = `${binaryDir()}.lock`
-  await execa('flock', [lock, script], {stdio: ['ignore', process.stderr, process.stderr]})
+  // startProcess: the build dies with us, as every component does.
+  const build = startProcess({name, command: 'flock', args: [`${binaryDir()}.lock`, script], logDir: cache})
+  // Its child is unreferenced (processes.ts): hold the event loop while it builds.
+  const code = await held(build.exited)
+  if (code !== 0) {
+    throw new SetupError(`Building the control plane failed (${code === null ? 'killed' : `exit ${code}`}): read ${logFile}, fix what it says, then run again; its last lines:\n${await tailLog(logFile, 10)}`)
+  }
+}
+
+/** Makes sure `dir` exists and this user can write in it, or throws a SetupError saying how to choose another. */
+async function writableDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, {recursive: true})
+    await access(dir, constants.W_OK)
+  } catch (err) {
+    throw new SetupError(`The test cache directory ${dir} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): make it writable, or set KUBESNAP_TEST_CACHE to a directory that is.`, {cause: err})
+  }
 }
 
 /** The certificates of the control plane's own identities. */
