@@ -9,6 +9,8 @@ import {join} from 'node:path'
 export const ARCHIVE_SUFFIX = '.kubesnap.tar'
 /** Suffix of an archive still being written (the name also gets a leading dot). */
 export const PARTIAL_SUFFIX = '.partial'
+/** Suffix of encrypted members. */
+export const AGE_SUFFIX = '.age'
 /** Digits of the snapshot number in a file name; larger numbers just get longer. */
 const NUMBER_DIGITS = 6
 
@@ -113,6 +115,11 @@ export function objectMemberPath({group, version, resource, name}: ObjectRef): s
 /** Returns the member path of a CRD definition: `crds/<name>.json`. */
 export function crdMemberPath(name: string): string {
   return `crds/${segment(name, 'CRD name')}.json`
+}
+
+/** Returns the suffix of a stream's parts: `.tar.gz`, `.dump`, … and `.age` when encrypted. */
+export function partSuffix(type: 'volume' | 'dump', compression: 'gzip' | 'none', encrypted: boolean): string {
+  return (type === 'volume' ? '.tar' : '.dump') + (compression === 'gzip' ? '.gz' : '') + (encrypted ? AGE_SUFFIX : '')
 }
 
 /** Returns the member path of one part of a stream: `volumes/<pvc>/part-000000.tar.gz`, `dumps/<name>/part-000003.dump`. */

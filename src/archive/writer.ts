@@ -31,7 +31,7 @@ import {
   type StreamEntry,
   type StreamPart,
 } from './manifest.js'
-import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath} from './naming.js'
+import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath, partSuffix} from './naming.js'
 
 /** Default part size of streams: 1 GiB. */
 export const DEFAULT_PART_SIZE = 1024 ** 3
@@ -282,7 +282,7 @@ export class ArchiveWriter {
     return this.#exclusive(async () => {
       const compression = options.compress ?? 'gzip'
       const cipher = this.#s.options.cipher
-      const suffix = (meta.type === 'volume' ? '.tar' : '.dump') + (compression === 'gzip' ? '.gz' : '') + (cipher?.suffix ?? '')
+      const suffix = partSuffix(meta.type, compression, false) + (cipher?.suffix ?? '')
       const pathFor = (index: number) => partMemberPath(meta.type, meta.name, index, suffix)
       // Reserve the stream's directory: `cat volumes/X/part-*` must never mix two streams.
       const dir = pathFor(0).slice(0, pathFor(0).lastIndexOf('/') + 1)
