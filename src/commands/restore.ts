@@ -12,6 +12,7 @@ import {taskList} from '../progress.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
 import {orderForRestore, restoreRank} from '../resources/priorities.js'
+import {checkObjectIdentities} from '../restore/identity.js'
 import {checkPreconditions, type Preconditions} from '../restore/preconditions.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
 import {
@@ -162,6 +163,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
           state.preconditions = await checkPreconditions(api, {
             entries: state.entries, served, namespace: state.namespace, createNamespace: flags['create-namespace'], existing, crdPaths,
           })
+          state.preconditions.problems.push(...await checkObjectIdentities(state.reader!, state.entries))
           const claims = flags.volumes === 'none' ? [] : await selectedClaims(state.reader!, state.entries, selector)
           if (flags.volumes === 'tar') {
             // Before the first write: a member that would land outside its mount refuses the whole archive.

@@ -14,6 +14,7 @@ import {applyObject, type ApplyOutcome, type ExistingPolicy} from '../resources/
 import {cleanForRestore} from '../resources/clean.js'
 import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
 import {restoreRank} from '../resources/priorities.js'
+import {identityProblem} from './identity.js'
 
 export interface ObjectOutcome extends ApplyOutcome {
   /** Something the operator should know about this object, though it was restored. */
@@ -66,6 +67,9 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
   } catch (err) {
     return {...base, action: 'failed', error: `cannot be read from the archive: ${messageOf(err)}`}
   }
+  // Checked before any write already (checkObjectIdentities); what is applied must be what was checked.
+  const mismatch = identityProblem(stored, entry, options.sourceNamespace)
+  if (mismatch) return {...base, action: 'failed', error: `${mismatch}: not restored`}
   if (!matchesLabels(options.selector, stored.metadata?.labels)) return undefined
   const target = options.targets.get(key)
   if (!target) return {...base, action: 'failed', error: 'its type is not served by this cluster'}

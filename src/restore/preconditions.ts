@@ -39,9 +39,13 @@ export async function checkPreconditions(api: KubeApi, options: {
   const wanted = new Map<string, ObjectEntry>()
   for (const entry of options.entries) wanted.set(qualifiedName(entry), entry)
   for (const [key, entry] of wanted) {
-    const candidates = options.served.filter((t) => t.namespaced && t.group === entry.group && t.resource === entry.resource)
+    const served = options.served.filter((t) => t.group === entry.group && t.resource === entry.resource)
+    const candidates = served.filter((t) => t.namespaced)
     const exact = candidates.find((t) => t.version === entry.version)
-    if (exact) {
+    if (served.length > 0 && candidates.length === 0) {
+      // Restore writes into one namespace; an archive that holds anything else was not made by a snapshot of one.
+      problems.push(`${qualifiedName(entry)} is cluster-scoped: kubesnap restores only namespaced objects, and the archive's ${entry.kind} ${entry.name} is refused (use another archive).`)
+    } else if (exact) {
       targets.set(key, exact)
     } else if (candidates.length > 0) {
       targets.set(key, candidates[0])
@@ -49,6 +53,14 @@ export async function checkPreconditions(api: KubeApi, options: {
     } else {
       const crd = options.crdPaths.get(key)
       problems.push(`${qualifiedName(entry)}/${entry.version} is not served by this cluster: install its CustomResourceDefinition first${crd ? ` (the archive has it: ${crd})` : ''}.`)
+    }
+  }
+
+  // Each record's kind must be its type's: the plan and the restarts go by kind, the write by resource.
+  for (const entry of options.entries) {
+    const kind = targets.get(qualifiedName(entry))?.kind
+    if (kind && kind !== entry.kind) {
+      problems.push(`The archive records ${qualifiedName(entry)}/${entry.name} as a ${entry.kind}, but ${qualifiedName(entry)} are ${kind}s: the archive was altered, use another one.`)
     }
   }
 

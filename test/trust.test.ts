@@ -1,0 +1,70 @@
+/**
+ * Archives are not trusted (issue 16): what a restore writes is what the
+ * manifest says, into the namespace the user named, and an archive that
+ * disagrees with itself is refused before any write. Against the real control
+ * plane, as the namespace-only user.
+ */
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {forgeArchive, objectJson} from '../src/archive/forge.test.js'
+import {KubeApi} from '../src/cluster/index.js'
+import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
+import {sharedCluster, type TestCluster} from './cluster/index.js'
+import {kubesnap} from './helpers/cli.js'
+import {versions} from './helpers/restore.js'
+
+let cluster: TestCluster
+let admin: KubeApi
+
+test.before(async () => {
+  cluster = await sharedCluster()
+  admin = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.admin}))
+})
+
+const secretData = (value: string) => ({type: 'Opaque', data: {password: Buffer.from(value).toString('base64')}})
+
+test('an entry whose object is not the one its record names, or is cluster-scoped, is refused before any write', async () => {
+  const ns = await cluster.createNamespace({prefix: 'trust-id'})
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-trust-'))
+  try {
+    await admin.post(`/api/v1/namespaces/${ns}/secrets`, {apiVersion: 'v1', kind: 'Secret', metadata: {name: 'jenkins-admin'}, ...secretData('original')})
+    const path = join(dir, `${ns}-000001-20261121T160000Z.kubesnap.tar`)
+    const secret = {kind: 'Secret', group: '', version: 'v1', resource: 'secrets'}
+    await forgeArchive(path, {namespace: ns, objects: [
+      // The issue's case: the plan says harmless-new, the object is jenkins-admin.
+      {entry: {...secret, name: 'harmless-new'}, content: objectJson('Secret', 'v1', 'jenkins-admin', ns, secretData('attacker'))},
+      {entry: {...secret, name: 'other-kind'}, content: objectJson('ConfigMap', 'v1', 'other-kind', ns)},
+      {entry: {...secret, name: 'other-ns'}, content: objectJson('Secret', 'v1', 'other-ns', 'kube-system', secretData('x'))},
+      {entry: {...secret, name: 'other-version'}, content: objectJson('Secret', 'v2', 'other-version', ns, secretData('x'))},
+      {entry: {kind: 'ClusterRoleBinding', group: 'rbac.authorization.k8s.io', version: 'v1', resource: 'clusterrolebindings', name: 'evil'},
+        content: JSON.stringify({apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: {name: 'evil'}, roleRef: {apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin'}, subjects: []})},
+      {entry: {...secret, kind: 'ConfigMap', name: 'record-kind'}, content: objectJson('ConfigMap', 'v1', 'record-kind', ns)},
+      {entry: {...secret, name: 'fine'}, content: objectJson('Secret', 'v1', 'fine', ns, secretData('fine'))},
+    ]})
+    const before = await versions(admin, ns)
+    for (const dryRun of [[], ['--dry-run']]) {
+      const r = await kubesnap(['restore', path, '--existing', 'update', ...dryRun, '--kubeconfig', cluster.kubeconfigs.user, '--json'])
+      assert.is(r.code, 1, r.stdout + r.stderr)
+      const message: string = r.json?.error?.message ?? ''
+      assert.match(message, /nothing was changed/)
+      assert.match(message, /Secret harmless-new: the archived object is Secret jenkins-admin/)
+      assert.match(message, /Secret other-kind: the archived object is ConfigMap other-kind/)
+      assert.match(message, new RegExp(`Secret other-ns: the archived object is in namespace kube-system, not ${ns}`))
+      assert.match(message, /Secret other-version: the archived object is v2, not v1/)
+      assert.match(message, /The archive records secrets\/record-kind as a ConfigMap, but secrets are Secrets/)
+      assert.match(message, /clusterrolebindings\.rbac\.authorization\.k8s\.io is cluster-scoped/)
+      assert.not.match(message, /fine/)
+    }
+    assert.equal(await versions(admin, ns), before, 'nothing was written')
+    const live = await admin.get<any>(`/api/v1/namespaces/${ns}/secrets/jenkins-admin`)
+    assert.is(Buffer.from(live.data.password, 'base64').toString(), 'original')
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+    await cluster.deleteNamespace(ns)
+  }
+})
+
+test.run()
