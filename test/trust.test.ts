@@ -4,7 +4,7 @@
  * disagrees with itself is refused before any write. Against the real control
  * plane, as the namespace-only user.
  */
-import {mkdtemp, rm} from 'node:fs/promises'
+import {copyFile, mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'uvu'
@@ -64,6 +64,46 @@ test('an entry whose object is not the one its record names, or is cluster-scope
   } finally {
     await rm(dir, {recursive: true, force: true})
     await cluster.deleteNamespace(ns)
+  }
+})
+
+test('--latest and --number trust the manifest, not the file name: a copy named as another namespace restores nowhere', async () => {
+  const source = await cluster.createNamespace({prefix: 'trust-src'})
+  const other = await cluster.createNamespace({prefix: 'trust-dst'})
+  const dirs = [await mkdtemp(join(tmpdir(), 'kubesnap-trust-')), await mkdtemp(join(tmpdir(), 'kubesnap-trust-'))]
+  try {
+    await admin.post(`/api/v1/namespaces/${source}/configmaps`, {apiVersion: 'v1', kind: 'ConfigMap', metadata: {name: 'app'}, data: {mode: 'prod'}})
+    const snap = await kubesnap(['snapshot', '-n', source, '-o', dirs[0], '--kubeconfig', cluster.kubeconfigs.user, '--json'])
+    assert.is(snap.code, 0, snap.stderr)
+    // The issue's case: the snapshot of one namespace copied in under another's name, with a higher number.
+    const copy = join(dirs[1], `${other}-000099-20261121T163000Z.kubesnap.tar`)
+    await copyFile(snap.json.path, copy)
+    await admin.delete(`/api/v1/namespaces/${source}/configmaps/app`)
+    const user = ['--kubeconfig', cluster.kubeconfigs.user, '--json']
+    const runs: [string[], number, RegExp][] = [
+      [['restore', '--latest', '-n', other, '-o', dirs[1]], 1, new RegExp(`is named as snapshot 99 of ${other}, but its manifest says snapshot 1 of ${source}`)],
+      [['restore', '--number', '99', '-n', other, '-o', dirs[1]], 1, /is named as snapshot 99/],
+      [['restore', copy], 2, new RegExp(`is named for namespace ${other}, but it holds namespace ${source}`)],
+      [['restore', copy, '-n', other], 2, new RegExp(`holds namespace ${source}, not ${other}`)],
+      [['verify', '--latest', '-n', other, '-o', dirs[1]], 1, /is named as snapshot 99/],
+    ]
+    for (const [args, code, message] of runs) {
+      const r = await kubesnap([...args, ...user])
+      assert.is(r.code, code, `${args.join(' ')}: ${r.stdout}${r.stderr}`)
+      assert.match(r.json?.error?.message ?? '', message, args.join(' '))
+    }
+    const list = await kubesnap(['list', dirs[1], '--json'])
+    assert.equal(list.json.map((row: any) => [row.namespace, row.number, row.problem]), [[other, 99, 'name mismatch']])
+    const gone = await admin.get(`/api/v1/namespaces/${source}/configmaps/app`).then(() => false, (err) => err?.statusCode === 404)
+    assert.ok(gone, `nothing was restored into ${source}`)
+    // Named by the user, it restores.
+    const named = await kubesnap(['restore', copy, '-n', source, ...user])
+    assert.is(named.code, 0, named.stdout + named.stderr)
+    assert.is(named.json.namespace, source)
+  } finally {
+    for (const dir of dirs) await rm(dir, {recursive: true, force: true})
+    await cluster.deleteNamespace(source)
+    await cluster.deleteNamespace(other)
   }
 })
 

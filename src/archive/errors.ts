@@ -26,6 +26,7 @@ export type ArchiveProblem =
   | 'decryption failed'
   | 'identity mismatch'
   | 'duplicate member'
+  | 'name mismatch'
 
 /** An archive that cannot be read or does not match its manifest; `entry` names the member when one is at fault. */
 export class ArchiveError extends Error {

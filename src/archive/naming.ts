@@ -64,6 +64,25 @@ export function parseArchiveName(file: string): ArchiveName | undefined {
   return {namespace, number, time}
 }
 
+/**
+ * Says how an archive's file name disagrees with its manifest (namespace or
+ * number), or returns undefined. The manifest is the truth: a file renamed or
+ * copied in by hand must not be picked, listed or pruned as what its name says.
+ */
+export function nameMismatch(name: Pick<ArchiveName, 'namespace' | 'number'>, manifest: {namespace: string; number: number}): string | undefined {
+  if (name.namespace === manifest.namespace && name.number === manifest.number) return undefined
+  return `is named as snapshot ${name.number} of ${name.namespace}, but its manifest says snapshot ${manifest.number} of ${manifest.namespace}`
+}
+
+/** Returns the name an archive with this manifest gets, or undefined when the manifest's fields cannot make one. */
+export function trueArchiveName(manifest: {namespace: string; number: number; startedAt: string}): string | undefined {
+  try {
+    return formatArchiveName({namespace: manifest.namespace, number: manifest.number, time: new Date(manifest.startedAt)})
+  } catch {
+    return undefined
+  }
+}
+
 /** Returns the temporary name an archive has while it is written. */
 export function partialName(finalName: string): string {
   return `.${finalName}${PARTIAL_SUFFIX}`

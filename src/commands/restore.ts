@@ -14,6 +14,7 @@ import {parseLabelSelector} from '../resources/label-selector.js'
 import {orderForRestore, restoreRank} from '../resources/priorities.js'
 import {checkObjectIdentities} from '../restore/identity.js'
 import {checkPreconditions, type Preconditions} from '../restore/preconditions.js'
+import {restoreTarget} from '../restore/target.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
 import {
   listWorkloads, parseDuration, planRestarts, rolloutRestart, waitForRollouts, workloadKey,
@@ -152,7 +153,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
         title: 'Check preconditions',
         task: async (_ctx, task) => {
           const manifest = state.reader!.manifest
-          state.namespace = this.targetNamespace(manifest.namespace)
+          state.namespace = restoreTarget({archived: manifest.namespace, path, namespace: flags.namespace, toNamespace: flags['to-namespace']})
           const served = (await discoverResourceTypes(api)).types
           state.entries = orderForRestore(this.selectEntries(manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'), served))
           // The VolumeSnapshots a csi snapshot took are the record of the data, not objects to re-create (a new one would snapshot the new, empty claim).
@@ -361,16 +362,6 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
         },
       })
     state.outcomes.push(...outcomes)
-  }
-
-  /** The namespace to restore into; -n naming another namespace than the archive's needs --to-namespace. */
-  private targetNamespace(archived: string): string {
-    const {namespace, 'to-namespace': to} = this.flags
-    if (to) return to
-    if (namespace && namespace !== archived && this.args.archive) {
-      throw new KubesnapError(`The archive holds namespace ${archived}, not ${namespace}; to restore it into ${namespace}, pass --to-namespace ${namespace}.`, {exit: EXIT.usage})
-    }
-    return archived
   }
 
   /** Entries the kind flags keep; names are resolved against the target cluster's types. */
