@@ -4,7 +4,7 @@
  * disagrees with itself is refused before any write. Against the real control
  * plane, as the namespace-only user.
  */
-import {copyFile, mkdtemp, rm} from 'node:fs/promises'
+import {copyFile, mkdtemp, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'uvu'
@@ -104,6 +104,26 @@ test('--latest and --number trust the manifest, not the file name: a copy named 
     for (const dir of dirs) await rm(dir, {recursive: true, force: true})
     await cluster.deleteNamespace(source)
     await cluster.deleteNamespace(other)
+  }
+})
+
+test('a snapshot of a namespace that does not exist fails with one sentence and writes no archive', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-trust-'))
+  try {
+    const missing = `no-such-ns-${Date.now().toString(36)}`
+    const asAdmin = await kubesnap(['snapshot', '-n', missing, '-o', dir, '--kubeconfig', cluster.kubeconfigs.admin, '--json'])
+    assert.is(asAdmin.code, 1, asAdmin.stdout + asAdmin.stderr)
+    assert.match(asAdmin.json?.error?.message ?? '', new RegExp(`^The namespace ${missing} does not exist on https://[^ ]+; check the name given with -n \\(or the plan's namespace\\)\\.$`))
+    // The namespace-only user may not get namespaces: it cannot tell, so an empty result is a failure, not a backup.
+    const asUser = await kubesnap(['snapshot', '-n', missing, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--json'])
+    assert.is(asUser.code, 1, asUser.stdout + asUser.stderr)
+    assert.match(asUser.json?.error?.message ?? '', new RegExp(`^No object of namespace ${missing} could be stored, and this identity may not get namespaces to tell whether it exists; check the name given with -n \\(no archive was written\\)\\.$`))
+    const text = await kubesnap(['snapshot', '-n', missing, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user])
+    assert.is(text.code, 1)
+    assert.is(text.stderr.trim().split('\n').filter((l) => l.startsWith('Error:')).length, 1, text.stderr)
+    assert.equal(await readdir(dir), [], 'no archive, no partial, no lock')
+  } finally {
+    await rm(dir, {recursive: true, force: true})
   }
 })
 

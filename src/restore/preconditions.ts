@@ -5,9 +5,10 @@
  * gathered and reported at once.
  */
 import type {ObjectEntry} from '../archive/manifest.js'
-import {ApiError, type KubeApi} from '../cluster/api.js'
+import type {KubeApi} from '../cluster/api.js'
 import {canIAll} from '../cluster/access.js'
 import {qualifiedName, type ResourceType} from '../cluster/discovery.js'
+import {namespaceExists} from '../cluster/namespace.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 
 export interface Preconditions {
@@ -30,8 +31,8 @@ export async function checkPreconditions(api: KubeApi, options: {
 }): Promise<Preconditions> {
   const problems: string[] = []
   const warnings: string[] = []
-  const namespaceExists = await namespaceStatus(api, options.namespace)
-  if (namespaceExists === false && !options.createNamespace) {
+  const exists = await namespaceExists(api, options.namespace)
+  if (exists === false && !options.createNamespace) {
     problems.push(`The namespace ${options.namespace} does not exist: create it, or pass --create-namespace.`)
   }
 
@@ -66,22 +67,11 @@ export async function checkPreconditions(api: KubeApi, options: {
 
   const verbs = options.existing === 'update' ? ['create', 'patch'] : ['create']
   const questions = [...targets.values()].flatMap((t) => verbs.map((verb) => ({verb, group: t.group, resource: t.resource, namespace: options.namespace})))
-  if (namespaceExists === false) questions.push({verb: 'create', group: '', resource: 'namespaces', namespace: ''})
+  if (exists === false) questions.push({verb: 'create', group: '', resource: 'namespaces', namespace: ''})
   for (const answer of await canIAll(api, questions)) {
     if (!answer.allowed) {
       problems.push(`The identity may not ${answer.verb} ${qualifiedName(answer)}${answer.namespace ? ` in ${answer.namespace}` : ''}: add that verb to its Role (see kubesnap rbac).`)
     }
   }
-  return {namespaceExists, targets, problems, warnings}
-}
-
-async function namespaceStatus(api: KubeApi, namespace: string): Promise<boolean | undefined> {
-  try {
-    await api.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}`)
-    return true
-  } catch (err) {
-    if (err instanceof ApiError && err.statusCode === 404) return false
-    if (err instanceof ApiError && err.statusCode === 403) return undefined
-    throw err
-  }
+  return {namespaceExists: exists, targets, problems, warnings}
 }
