@@ -7,6 +7,7 @@
 import {copyFile, mkdtemp, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {execa} from 'execa'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {forgeArchive, objectJson} from '../src/archive/forge.test.js'
@@ -124,6 +125,54 @@ test('a snapshot of a namespace that does not exist fails with one sentence and 
     assert.equal(await readdir(dir), [], 'no archive, no partial, no lock')
   } finally {
     await rm(dir, {recursive: true, force: true})
+  }
+})
+
+/** Mounts a tmpfs of `size` (read-only with `ro`) for the duration of `body`: a real full or read-only disk. */
+async function withTmpfs<T>(options: {size: string; ro?: boolean}, body: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-disk-'))
+  await execa('mount', ['-t', 'tmpfs', '-o', `size=${options.size}${options.ro ? ',ro' : ''}`, 'tmpfs', dir])
+  try {
+    return await body(dir)
+  } finally {
+    await execa('umount', [dir])
+    await rm(dir, {recursive: true, force: true})
+  }
+}
+
+test('a full or read-only output directory is one sentence with its fix, exit 1, whether the objects or a volume fill it', async () => {
+  const ns = await cluster.createNamespace({prefix: 'trust-disk', fixture: 'jenkins'})
+  try {
+    const user = ['--kubeconfig', cluster.kubeconfigs.user, '--json']
+    await withTmpfs({size: '64k', ro: true}, async (dir) => {
+      for (const out of [dir, join(dir, 'archives')]) {
+        const r = await kubesnap(['snapshot', '-n', ns, '-o', out, ...user])
+        assert.is(r.code, 1, r.stdout + r.stderr)
+        assert.is(r.json?.error?.message, `${out} is on a read-only file system (EROFS), so no archive was written; give a writable directory with -o.`)
+      }
+    })
+    // Room for the objects, not for the volumes: the disk fills in the middle of a volume copy.
+    await withTmpfs({size: '128k'}, async (dir) => {
+      const objects = await kubesnap(['snapshot', '-n', ns, '-o', dir, '--volumes', 'none', ...user])
+      assert.is(objects.code, 0, `the objects alone fit: ${objects.stderr}`)
+      await rm(objects.json.path)
+      const r = await kubesnap(['snapshot', '-n', ns, '-o', dir, ...user])
+      assert.is(r.code, 1, r.stdout + r.stderr)
+      assert.is(r.json?.error?.message, `The file system of ${dir} is full (ENOSPC), so no archive was written; free space there or give another directory with -o.`)
+      assert.equal(await readdir(dir), [], 'the partial archive and the lock are gone')
+    })
+    await withTmpfs({size: '4k'}, async (dir) => {
+      const r = await kubesnap(['snapshot', '-n', ns, '-o', dir, ...user])
+      assert.is(r.code, 1, r.stdout + r.stderr)
+      assert.match(r.json?.error?.message ?? '', /is full \(ENOSPC\), so no archive was written/)
+    })
+    await withTmpfs({size: '64k', ro: true}, async (dir) => {
+      const r = await kubesnap(['prune', '-o', dir, '--keep-last', '1', '--json'])
+      assert.is(r.code, 1, r.stdout + r.stderr)
+      assert.is(r.json?.error?.message, `${dir} is on a read-only file system (EROFS), so nothing was pruned; give a writable directory with -o.`)
+    })
+  } finally {
+    await cluster.deleteNamespace(ns)
   }
 })
 

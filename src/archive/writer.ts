@@ -11,7 +11,7 @@
  */
 import {createHash, type Hash} from 'node:crypto'
 import {unlinkSync} from 'node:fs'
-import {mkdir, open, rename, stat, unlink, type FileHandle} from 'node:fs/promises'
+import {open, rename, stat, unlink, type FileHandle} from 'node:fs/promises'
 import {join} from 'node:path'
 import {Readable, Transform, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -31,6 +31,7 @@ import {
   type StreamEntry,
   type StreamPart,
 } from './manifest.js'
+import {makeDirectory} from './disk.js'
 import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath, partSuffix} from './naming.js'
 
 /** Default part size of streams: 1 GiB. */
@@ -128,7 +129,7 @@ export async function createArchiveWriter(options: ArchiveWriterOptions): Promis
   checkNamespace(options.namespace)
   const now = options.now ?? (() => new Date())
   // Archives hold Secrets: a directory we create is private to the user.
-  await mkdir(options.dir, {recursive: true, mode: 0o700})
+  await makeDirectory(options.dir, 0o700)
   const lock = await acquireLock(options.dir)
   try {
     const warnings: string[] = []

@@ -1,5 +1,6 @@
 import {unlink} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
+import {diskError} from '../archive/disk.js'
 import {acquireLock, type DirLock} from '../archive/lock.js'
 import {misnamedArchives} from '../archive/list.js'
 import {listArchiveFiles, type ArchiveFile} from '../archive/naming.js'
@@ -93,7 +94,9 @@ Takes the directory lock, so it never races a snapshot; a held lock exits 5. Nev
 export async function pruneDirectory(dir: string, options: {policy: RetentionPolicy; namespace?: string; dryRun: boolean}): Promise<PruneResult> {
   await checkArchiveDir(dir)
   // Listed under the lock: no snapshot can add a file (or take a number) meanwhile.
-  const lock: DirLock | undefined = options.dryRun ? undefined : await acquireLock(dir)
+  const lock: DirLock | undefined = options.dryRun ? undefined : await acquireLock(dir).catch((err: unknown) => {
+    throw diskError(err, dir, 'nothing was pruned') ?? err
+  })
   try {
     const files = await listArchiveFiles(dir, options.namespace)
     const misnamed = await misnamedArchives(files)

@@ -1,6 +1,7 @@
 import {stat} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 import {abortOnSignals, createArchiveWriter} from '../archive/writer.js'
+import {diskError} from '../archive/disk.js'
 import {LockedError} from '../archive/lock.js'
 import type {Manifest, SkippedItem} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
@@ -109,7 +110,10 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     this.namespace = settings.connection.namespace
     let summary: SnapshotSummary | undefined
     try {
-      summary = await this.snapshot(settings, encryption)
+      // A full, read-only or forbidden output directory is one sentence with its fix, wherever it surfaced.
+      summary = await this.snapshot(settings, encryption).catch((err: unknown) => {
+        throw diskError(err, settings.output, 'no archive was written') ?? err
+      })
       if (settings.prune) {
         if (summary.status === 'complete') summary.prune = await this.prune(settings, summary)
         else this.note(`Archives were not pruned: snapshot ${summary.number} is partial, and only a complete snapshot lets older ones go.`)
