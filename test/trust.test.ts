@@ -7,10 +7,12 @@
 import {copyFile, mkdtemp, readdir, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {Readable} from 'node:stream'
 import {execa} from 'execa'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {forgeArchive, objectJson} from '../src/archive/forge.test.js'
+import {createArchiveWriter} from '../src/archive/writer.js'
 import {KubeApi} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
@@ -172,6 +174,28 @@ test('a full or read-only output directory is one sentence with its fix, exit 1,
       assert.is(r.json?.error?.message, `${dir} is on a read-only file system (EROFS), so nothing was pruned; give a writable directory with -o.`)
     })
   } finally {
+    await cluster.deleteNamespace(ns)
+  }
+})
+
+test('--dry-run shows the archived load command whole; a restore that runs it says so before it starts', async () => {
+  const ns = await cluster.createNamespace({prefix: 'trust-dump'})
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-trust-'))
+  try {
+    const writer = await createArchiveWriter({dir, namespace: ns, kubesnapVersion: 'test', cluster: {server: cluster.server, context: 'test'}})
+    const load = 'set -e\nmysql --defaults-extra-file=/etc/mysql/restore.cnf --database=shop --init-command="SET foreign_key_checks=0"\ntouch /var/lib/mysql/.restored-by-kubesnap'
+    await writer.addStream({type: 'dump', name: 'db', extra: {workload: 'statefulset/mariadb', pod: 'mariadb-0', container: 'mariadb', command: 'mysqldump shop', load}}, Readable.from([Buffer.from('-- dump\n')]))
+    const {path} = await writer.finish({skipped: [], warnings: []})
+    const user = ['--kubeconfig', cluster.kubeconfigs.user]
+    const dry = await kubesnap(['restore', path, '--dry-run', ...user])
+    assert.is(dry.code, 0, dry.stdout + dry.stderr)
+    for (const line of load.split('\n')) assert.ok(dry.stdout.includes(`           ${line}\n`), `the dry run shows "${line}":\n${dry.stdout}`)
+    const real = await kubesnap(['restore', path, ...user])
+    assert.is(real.code, 0, real.stdout + real.stderr)
+    assert.match(real.stderr, /Warning: This restore runs a command stored in the archive, in pods of the namespace: the load command of dump db \(statefulset\/mariadb\); kubesnap restore --dry-run shows them in full\./)
+    assert.not.match(real.stderr + real.stdout, /restore\.cnf/, 'the command itself is not printed outside the dry run')
+  } finally {
+    await rm(dir, {recursive: true, force: true})
     await cluster.deleteNamespace(ns)
   }
 })

@@ -29,7 +29,7 @@ import {
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
 import {VOLUME_MODES, type VolumeMode} from '../volumes/tar-in.js'
-import {describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
+import {archivedCommandsNotice, describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
 
 /** Workloads are created after volume data is back, so they start once, on their data. */
 const FIRST_WORKLOAD_RANK = restoreRank('apps', 'statefulsets')
@@ -193,6 +193,9 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             const list = state.preconditions.problems.map((p) => `\n  - ${p}`).join('')
             throw new KubesnapError(`Restore cannot start; nothing was changed:${list}`)
           }
+          // Before the first write: commands stored in the archive are about to run in the namespace's pods.
+          const notice = flags.dumps && !flags['only-secrets'] && !dryRun ? archivedCommandsNotice(manifest.entries) : undefined
+          if (notice) this.note(notice)
           if (state.preconditions.namespaceExists) state.workloadsBefore = await listWorkloads(api, state.namespace)
           task.title = `Preconditions hold for ${state.entries.length} objects${state.volumeEntries.length ? ` and ${state.volumeEntries.length} volumes` : ''} into ${state.namespace}`
         },

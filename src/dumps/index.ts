@@ -294,7 +294,26 @@ export async function loadDumps(options: {
   return outcomes
 }
 
-/** A dry-run line for a dump: how many bytes go into which command where. */
+/**
+ * The dry-run lines for a dump: how many bytes go into which command where.
+ * The command is the archive's, run as is: shown whole (a script on its own
+ * indented lines), since a dry run is where an operator reads what will run.
+ */
 export function describeDumpLoad(d: Pick<DumpOutcome, 'name' | 'bytes' | 'load' | 'workload'>): string {
-  return `${'dump'.padEnd(8)} ${d.name}: ${formatBytes(d.bytes)} into \`${shortCommand(d.load)}\` in the first Ready pod of ${d.workload}`
+  const head = `${'dump'.padEnd(8)} ${d.name}: ${formatBytes(d.bytes)} into`
+  if (!d.load.includes('\n')) return `${head} \`${d.load}\` in the first Ready pod of ${d.workload}`
+  return [`${head} the first Ready pod of ${d.workload}, through this command:`, ...d.load.split('\n').map((line) => `${' '.repeat(11)}${line}`)].join('\n')
+}
+
+/**
+ * Says, before a restore starts, that it runs commands stored in the archive
+ * (the dumps' load commands), naming the dumps but not the commands, which may
+ * carry credentials; returns undefined when it runs none.
+ */
+export function archivedCommandsNotice(entries: Array<{type: string}>): string | undefined {
+  const dumps = loadableDumps(entries)
+  if (dumps.length === 0) return undefined
+  const names = dumps.map((d) => `${d.name} (${String(d.extra?.workload ?? 'its workload')})`)
+  const list = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`
+  return `This restore runs ${dumps.length === 1 ? 'a command' : `${dumps.length} commands`} stored in the archive, in pods of the namespace: the load command${dumps.length === 1 ? '' : 's'} of dump${dumps.length === 1 ? '' : 's'} ${list}; kubesnap restore --dry-run shows them in full.`
 }
