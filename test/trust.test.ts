@@ -200,4 +200,29 @@ test('--dry-run shows the archived load command whole; a restore that runs it sa
   }
 })
 
+test('dump and hook command lines, which may hold credentials, are never printed in progress or messages: the dump is named', async () => {
+  const ns = await cluster.createNamespace({prefix: 'trust-cred', fixture: 'jenkins'})
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-trust-'))
+  try {
+    const user = ['-n', ns, '-o', dir, '--volumes', 'none', '--kubeconfig', cluster.kubeconfigs.user]
+    const runs: [string[], RegExp][] = [
+      [['--dump', 'bad=statefulset/jenkins:MYSQL_PWD=hunter2 sh -c "echo boom >&2; exit 3"'], /^Error: Dump bad failed, so no archive was written: its command in pod \S+, container \S+ exited with code 3: boom\.$/m],
+      [['--pre-hook', 'statefulset/jenkins:TOKEN=hunter2; echo nope >&2; exit 4'], /^Error: The pre-hook on statefulset\/jenkins failed, so no archive was written: its command in pod \S+, container \S+ exited with code 4: nope\.$/m],
+      [['--dump', 'good=statefulset/jenkins:MYSQL_PWD=hunter2 echo data', '--load', 'good=MYSQL_PWD=hunter2 cat > /dev/null'], /^Snapshot 1 of /m],
+    ]
+    for (const [args, expected] of runs) {
+      const r = await kubesnap(['snapshot', ...user, ...args])
+      assert.match(r.stdout + r.stderr, expected, r.stdout + r.stderr)
+      assert.not.match(r.stdout + r.stderr, /hunter2/, `no command line printed:\n${r.stdout}${r.stderr}`)
+    }
+    const inspect = await kubesnap(['inspect', '--latest', '-n', ns, '-o', dir])
+    assert.is(inspect.code, 0, inspect.stderr)
+    assert.match(inspect.stdout, /good/)
+    assert.not.match(inspect.stdout, /hunter2/, inspect.stdout)
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+    await cluster.deleteNamespace(ns)
+  }
+})
+
 test.run()

@@ -219,7 +219,8 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
         enabled: () => dumpPlan.dumps.length > 0,
         task: async (_ctx, task) => {
           for (const dump of dumpPlan.dumps) {
-            task.output = `${dump.name}: ${dump.command}`
+            // Named, never shown: a command line may hold credentials.
+            task.output = `${dump.name}: running`
             const entry = await runDump(api, namespace, dump, writer)
             task.output = `${dump.name}: ${formatBytes(entry.rawSize)} (${formatBytes(entry.size)} stored)`
           }

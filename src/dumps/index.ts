@@ -110,24 +110,24 @@ async function requireReadyPod(api: KubeApi, namespace: string, target: DumpTarg
   return found
 }
 
-/** A command as it appears in messages: one line, at most 60 characters. */
-function shortCommand(command: string): string {
-  const line = command.replace(/\s*\n\s*/g, '; ')
-  return line.length > 60 ? `${line.slice(0, 57)}...` : line
-}
-
-/** `The command … exited with code 3: boom.` → `exited with code 3: boom` after the pod. */
+/**
+ * `The command of dump db in pod ns/p, container c, exited with code 3: boom.`
+ * → `its command in pod ns/p, container c exited with code 3: boom`. Command
+ * lines are never in messages or progress (they may hold credentials): exec
+ * labels name the dump or hook instead.
+ */
 function reasonOf(err: unknown): string {
-  return messageOf(err).replace(/^The command /, '').replace(/\.$/, '')
+  return messageOf(err).replace(/^The command (?:.*? )?in (pod \S+), (container \S+), /, 'its command in $1, $2 ').replace(/\.$/, '')
 }
 
 /** Runs a hook; throws a one-sentence KubesnapError with the command's stderr when it fails. */
 export async function runHook(api: KubeApi, namespace: string, hook: HookSpec, which: 'pre-hook' | 'post-hook', signal?: AbortSignal): Promise<ExecTarget> {
   const at = await requireReadyPod(api, namespace, hook.target, which)
   try {
-    await execInPod(api, {namespace, pod: at.pod, container: at.container, command: ['sh', '-c', hook.command], signal, label: `\`${shortCommand(hook.command)}\``})
+    const on = formatTarget({...hook.target, container: undefined})
+    await execInPod(api, {namespace, pod: at.pod, container: at.container, command: ['sh', '-c', hook.command], signal, label: `of the ${which} on ${on}`})
   } catch (err) {
-    throw new KubesnapError(`The ${which} failed, so no archive was written: ${reasonOf(err)}.`, {cause: err})
+    throw new KubesnapError(`The ${which} on ${formatTarget({...hook.target, container: undefined})} failed, so no archive was written: ${reasonOf(err)}.`, {cause: err})
   }
   return at
 }
@@ -168,7 +168,7 @@ export async function runDump(api: KubeApi, namespace: string, dump: DumpSpec & 
       const stdout = new PassThrough({highWaterMark: 256 * 1024})
       exec = execInPod(api, {
         namespace, pod: at.pod, container: at.container, command: ['sh', '-c', dump.command], stdout, signal: abort.signal,
-        label: `\`${shortCommand(dump.command)}\``,
+        label: `of dump ${dump.name}`,
       })
       exec.catch(() => {}) // seen by confirm (or below): the stdout is destroyed on failure
       return stdout
@@ -265,7 +265,7 @@ export async function loadDumps(options: {
       }
       outcome.pod = at.pod
       outcome.container = at.container
-      options.onStatus?.(`${entry.name}: ${shortCommand(load)} in pod ${at.pod}, container ${at.container}`)
+      options.onStatus?.(`${entry.name}: loading in pod ${at.pod}, container ${at.container}`)
       // Which protocol the pod's node speaks decides how stdin ends: ask with a command that does nothing.
       const probe = await execInPod(api, {namespace, pod: at.pod, container: at.container, command: ['sh', '-c', ':']})
       const command = loadCommand(load, probe.protocol, entry.rawSize)
@@ -275,7 +275,7 @@ export async function loadDumps(options: {
       try {
         const result = await execInPod(api, {
           namespace, pod: at.pod, container: at.container, command, stdin: {length: entry.rawSize, stream: stdin},
-          label: `\`${shortCommand(load)}\` (load of dump ${entry.name})`,
+          label: `of the load of dump ${entry.name}`,
         })
         if (result.stdinBytes !== entry.rawSize) throw new Error(`the load command ended after reading ${result.stdinBytes} of ${entry.rawSize} bytes`)
       } catch (err) {
