@@ -5,7 +5,7 @@
  */
 import type {V1PolicyRule} from '@kubernetes/client-node'
 import type {KubeApi} from './cluster/api.js'
-import {ApiError, canIAll, discoverResourceTypes, namespacedListable, qualifiedName, serverVersion, whoAmI, type ResourceType} from './cluster/index.js'
+import {canIAll, discoverResourceTypes, namespaceExists, namespacedListable, qualifiedName, serverVersion, whoAmI, type ResourceType} from './cluster/index.js'
 import type {Identity} from './cluster/identity.js'
 import {KubesnapError} from './errors.js'
 import {missingRules, needsOf} from './rbac/needs.js'
@@ -140,14 +140,7 @@ async function checkNamespaceTypes(api: KubeApi, namespace: string): Promise<{re
 
 /** Confirms the namespace exists; undefined when the identity may not tell. */
 async function namespaceStatus(api: KubeApi, namespace: string): Promise<true | undefined> {
-  try {
-    await api.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}`)
-    return true
-  } catch (err) {
-    if (err instanceof ApiError && err.statusCode === 404) {
-      throw new KubesnapError(`The namespace "${namespace}" does not exist on ${api.config.server}; create it or pick another with -n.`)
-    }
-    if (err instanceof ApiError && err.statusCode === 403) return undefined
-    throw err
-  }
+  const exists = await namespaceExists(api, namespace)
+  if (exists === false) throw new KubesnapError(`The namespace "${namespace}" does not exist on ${api.config.server}; create it or pick another with -n.`)
+  return exists
 }

@@ -199,7 +199,7 @@ test('snapshot: a failing pre-hook fails it with its stderr, post-hooks still ru
     '--volumes', 'none',
   ])
   assert.is(r.code, 1, r.stderr + r.stdout)
-  assert.match(r.json?.error?.message ?? r.stderr, /pre-hook failed.*nope/)
+  assert.match(r.json?.error?.message ?? r.stderr, /pre-hook on statefulset\/jenkins failed.*nope/)
   assert.is((await inPod('cat /tmp/fail-hooks')).toString(), 'post\n')
   assert.equal(await archives(dir), [])
 })

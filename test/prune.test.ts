@@ -2,7 +2,7 @@
  * `kubesnap prune` as a user runs it (the built CLI, no kubeconfig) on archives
  * written here with the archive writer at chosen times.
  */
-import {readdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
+import {copyFile, readdir, mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'uvu'
@@ -133,6 +133,21 @@ test('prune of a missing directory exits 1 with one sentence', async () => {
   const r = await run(['prune', '-o', join(root, 'nope'), '--keep-last', '1'])
   assert.is(r.code, 1)
   assert.match(r.stderr, /Directory .*nope does not exist/)
+})
+
+test('prune goes by the manifest: a copy named as another snapshot neither counts nor is removed', async () => {
+  const dir = join(root, 'misnamed')
+  for (const [i, t] of SHOP_TIMES.slice(0, 3).entries()) await writeSnapshot(dir, 'shop', i + 1, t)
+  const db = await writeSnapshot(join(root, 'misnamed-db'), 'db', 1, DB_TIMES[0])
+  // Named as the newest shop snapshot: trusted by name, it would be "the last" and shop 3 would go.
+  const forged = formatArchiveName({namespace: 'shop', number: 99, time: new Date('2026-11-20T03:00:00Z')})
+  await copyFile(db, join(dir, forged))
+  const r = await run(['prune', '-o', dir, '--keep-last', '1', '--json'])
+  assert.is(r.code, 0, r.stderr)
+  assert.equal(r.json.namespaces.map((n: any) => [n.namespace, n.keep.map((k: any) => k.number), n.remove.map((k: any) => k.number)]), [['shop', [3], [2, 1]]])
+  assert.equal(r.json.misnamed.map((m: any) => m.file), [forged])
+  assert.match(r.json.misnamed[0].error, /is named as snapshot 99 of shop, but its manifest says snapshot 1 of db/)
+  assert.ok((await readdir(dir)).includes(forged), 'the misnamed copy is left alone')
 })
 
 test.run()

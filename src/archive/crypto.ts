@@ -26,10 +26,10 @@ import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {parseSshIdentity, parseSshRecipient, SshKeyError, type SshEd25519Recipient, type SshRsaRecipient} from './age-ssh.js'
 import {base64NoPad, FILE_KEY_SIZE, hkdf, X25519Identity, X25519Recipient} from './age-x25519.js'
 import {ArchiveError} from './errors.js'
+import {AGE_SUFFIX} from './naming.js'
 import type {EntryCipher} from './writer.js'
 
-/** Suffix of encrypted members. */
-export const AGE_SUFFIX = '.age'
+export {AGE_SUFFIX}
 /** Plaintext bytes per STREAM chunk; each chunk carries a 16-byte tag. */
 const CHUNK = 64 * 1024
 const TAG = 16

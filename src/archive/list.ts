@@ -3,9 +3,10 @@
  * per final archive, from its name, size, trailer and manifest only.
  */
 import {stat} from 'node:fs/promises'
+import {dirname} from 'node:path'
 import {ArchiveError, type ArchiveProblem} from './errors.js'
 import {isStreamEntry} from './manifest.js'
-import {listArchiveFiles} from './naming.js'
+import {listArchiveFiles, nameMismatch, trueArchiveName, type ArchiveFile} from './naming.js'
 import {openArchive} from './reader.js'
 
 interface ListingBase {
@@ -46,6 +47,11 @@ export async function listArchives(dir: string, options: {namespace?: string} = 
     try {
       base.fileSize = (await stat(path)).size
       const {manifest} = await openArchive(path)
+      const mismatch = nameMismatch({namespace, number}, manifest)
+      if (mismatch) {
+        listings.push({...base, ok: false, problem: 'name mismatch', error: renamedArchiveMessage(path, mismatch, manifest)})
+        continue
+      }
       const count = (type: string) => manifest.entries.filter((e) => e.type === type).length
       listings.push({
         ...base,
@@ -66,4 +72,25 @@ export async function listArchives(dir: string, options: {namespace?: string} = 
     }
   }
   return listings
+}
+
+/** The sentence for an archive whose name disagrees with its manifest (see nameMismatch): what it is and what to do. */
+export function renamedArchiveMessage(path: string, mismatch: string, manifest: {namespace: string; number: number; startedAt: string}): string {
+  const name = trueArchiveName(manifest)
+  return `${path} ${mismatch}; it was renamed or copied in by hand: ${name ? `rename it to ${name}` : 'remove it'} or move it out of ${dirname(path)}.`
+}
+
+/**
+ * Returns the archives among `files` whose name disagrees with their manifest,
+ * with the sentence saying so. Retention must not count or remove them as what
+ * their names say. An archive that cannot be opened is not among them.
+ */
+export async function misnamedArchives(files: readonly ArchiveFile[]): Promise<Array<{file: string; error: string}>> {
+  const misnamed: Array<{file: string; error: string}> = []
+  for (const f of files) {
+    const manifest = await openArchive(f.path).then((a) => a.manifest, () => undefined)
+    const mismatch = manifest && nameMismatch(f, manifest)
+    if (mismatch) misnamed.push({file: f.file, error: renamedArchiveMessage(f.path, mismatch, manifest)})
+  }
+  return misnamed
 }

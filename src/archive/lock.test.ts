@@ -1,4 +1,5 @@
 import {spawn, spawnSync} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 import {readdir, readFile, stat, utimes, writeFile} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
@@ -15,6 +16,18 @@ function deadPid(): number {
 }
 
 const holderJson = (pid: number, host = hostname()) => JSON.stringify({pid, hostname: host, startedAt: '2026-11-21T16:00:00.000Z'})
+
+/** Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot. */
+function startTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19])
+}
+
+const bootId = () => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()
+
+/** A lock as this version writes it: the holder's boot id and process start time beside its pid. */
+const holderWithStart = (pid: number, processStart: number, boot = bootId()) =>
+  JSON.stringify({pid, hostname: hostname(), startedAt: new Date().toISOString(), bootId: boot, processStart})
 
 test('takes a free lock, writes its holder, and releases it', async () => {
   const dir = await tempDir()
@@ -35,8 +48,14 @@ test('who holds the lock decides: live or other host refused, dead or garbled-an
   const sleeper = spawn('sleep', ['30'])
   try {
     const cases: {name: string; content: string; ageMs?: number; taken: boolean; message?: RegExp}[] = [
-      {name: 'live pid on this host', content: holderJson(sleeper.pid!), taken: false, message: new RegExp(`^Another kubesnap run \\(pid ${sleeper.pid}\\) holds .*\\.kubesnap\\.lock; wait for it or remove the file if that process is gone\\.$`)},
-      {name: 'this very process', content: holderJson(process.pid), taken: false},
+      {name: 'live pid on this host', content: holderWithStart(sleeper.pid!, startTicks(sleeper.pid!)), taken: false, message: new RegExp(`^Another kubesnap run \\(pid ${sleeper.pid}\\) holds .*\\.kubesnap\\.lock; wait for it or remove the file if that process is gone\\.$`)},
+      {name: 'live pid, lock of an older version written after it started', content: JSON.stringify({pid: sleeper.pid, hostname: hostname(), startedAt: new Date(Date.now() + 1000).toISOString()}), taken: false},
+      {name: 'this very process', content: holderWithStart(process.pid, startTicks(process.pid)), taken: false},
+      {name: 'pid reused: a live process that started at another time', content: holderWithStart(sleeper.pid!, startTicks(sleeper.pid!) - 1), taken: true},
+      {name: 'pid reused, lock of an older version: the live process started after the lock was taken', content: holderJson(sleeper.pid!), taken: true},
+      {name: 'our own pid from an earlier run (kubesnap as PID 1 in a restarted container)', content: holderWithStart(process.pid, startTicks(process.pid) - 100), taken: true},
+      {name: 'our own pid, lock of an older version from before we started', content: holderJson(process.pid), taken: true},
+      {name: 'a live pid, but the lock is from before the last reboot', content: holderWithStart(sleeper.pid!, startTicks(sleeper.pid!), '00000000-0000-0000-0000-000000000000'), taken: true},
       {name: 'dead pid on this host', content: holderJson(deadPid()), taken: true},
       {name: 'pid on another host', content: holderJson(deadPid(), 'some-other-host'), taken: false, message: /on host some-other-host/},
       {name: 'garbled, just written', content: '', taken: false, message: /is creating/},

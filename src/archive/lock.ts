@@ -1,8 +1,12 @@
 /**
  * The per-directory lock: `DIR/.kubesnap.lock`, created with O_EXCL, holding
- * {pid, hostname, startedAt}. It makes snapshot numbering race-free and lets the
- * next run clean up after a killed one: a lock whose process is gone (same host)
- * is stale and taken over, so a SIGKILLed cron run does not wedge the next one.
+ * {pid, hostname, startedAt, bootId, processStart}. It makes snapshot numbering
+ * race-free and lets the next run clean up after a killed one: a lock whose
+ * process is gone (same host) is stale and taken over, so a SIGKILLed cron run
+ * does not wedge the next one. A pid alone does not name a process (pids are
+ * reused, and after a reboot or in a restarted container kubesnap may get the
+ * very pid of the run that left the lock): the boot id and the process's start
+ * time (/proc/PID/stat) do.
  */
 import {randomBytes} from 'node:crypto'
 import {readFileSync, unlinkSync} from 'node:fs'
@@ -25,6 +29,21 @@ export interface LockHolder {
   pid: number
   hostname: string
   startedAt: string
+  /** /proc/sys/kernel/random/boot_id when the lock was taken (Linux; absent in locks of older versions). */
+  bootId?: string
+  /** The holder's start time, field 22 of /proc/PID/stat: clock ticks after boot (Linux; absent in locks of older versions). */
+  processStart?: number
+}
+
+/** What this host says about a process now: whether it exists and, on Linux, when it started. */
+export interface ProcessProbe {
+  /** This host's boot id, when it has one. */
+  bootId?: string
+  isAlive(pid: number): boolean
+  /** Field 22 of /proc/PID/stat, when readable. */
+  processStart(pid: number): number | undefined
+  /** When the machine booted, in ms since the epoch (/proc/stat btime), when readable. */
+  bootTimeMs?: number
 }
 
 /** The lock is held by a live (or unverifiable) process: exit 5 wherever it surfaces. */
@@ -62,8 +81,8 @@ export interface DirLock {
 
 /** Options mainly for tests. */
 export interface LockOptions {
-  /** Whether a pid on this host is alive; defaults to a signal-0 probe. */
-  isAlive?: (pid: number) => boolean
+  /** What this host says about processes; defaults to /proc and a signal-0 probe. */
+  probe?: ProcessProbe
 }
 
 /**
@@ -71,9 +90,13 @@ export interface LockOptions {
  * when a live process (or one on another host, which cannot be checked) holds it.
  */
 export async function acquireLock(dir: string, options: LockOptions = {}): Promise<DirLock> {
-  const isAlive = options.isAlive ?? isProcessAlive
+  const probe = options.probe ?? hostProbe()
   const path = join(dir, LOCK_FILE)
-  const holder: LockHolder = {pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString()}
+  const processStart = probe.processStart(process.pid)
+  const holder: LockHolder = {
+    pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString(),
+    ...(probe.bootId ? {bootId: probe.bootId} : {}), ...(processStart !== undefined ? {processStart} : {}),
+  }
   let tookOverFrom: LockHolder | undefined
   // A few rounds: each lost race (the file vanished, or another run took it over) retries.
   for (let round = 0; round < 5; round++) {
@@ -85,12 +108,62 @@ export async function acquireLock(dir: string, options: LockOptions = {}): Promi
       await takeOver(path, 'unreadable')
       continue
     }
-    // A pid on another host cannot be checked; only the same host's dead pids are stale.
-    if (current.hostname !== hostname() || current.pid === process.pid || isAlive(current.pid)) throw new LockedError(path, current)
+    // A pid on another host cannot be checked; only the same host's gone processes are stale.
+    if (current.hostname !== hostname() || holderIsLive(current, probe)) throw new LockedError(path, current)
     await takeOver(path, current)
     tookOverFrom = current
   }
   throw new Error(`Could not take ${path}: other kubesnap runs keep changing it; try again.`)
+}
+
+/** Process start times are in clock ticks; USER_HZ is 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100
+/**
+ * How much later than a lock's startedAt its holder may seem to have started:
+ * start times have tick (10 ms) resolution and btime whole seconds.
+ */
+const START_TIME_SLACK_MS = 2_000
+
+/**
+ * Returns whether the process a lock names (on this host) still runs. The pid
+ * must exist and be the same process: same boot, and the start time the lock
+ * recorded. A lock of an older version records no start time: then a process
+ * that started after the lock was taken cannot be its holder.
+ */
+export function holderIsLive(holder: LockHolder, probe: ProcessProbe): boolean {
+  if (holder.bootId && probe.bootId && holder.bootId !== probe.bootId) return false
+  if (!probe.isAlive(holder.pid)) return false
+  const start = probe.processStart(holder.pid)
+  if (start === undefined) return true
+  if (holder.processStart !== undefined) return holder.processStart === start
+  const takenAt = Date.parse(holder.startedAt)
+  if (probe.bootTimeMs === undefined || Number.isNaN(takenAt)) return true
+  return probe.bootTimeMs + (start * 1000) / CLOCK_TICKS_PER_SECOND <= takenAt + START_TIME_SLACK_MS
+}
+
+/** This host's process probe: /proc where there is one (Linux), else only whether a pid exists. */
+export function hostProbe(): ProcessProbe {
+  const bootId = readOr('/proc/sys/kernel/random/boot_id')?.trim()
+  const btime = /^btime (\d+)$/m.exec(readOr('/proc/stat') ?? '')?.[1]
+  return {
+    ...(bootId ? {bootId} : {}),
+    ...(btime ? {bootTimeMs: Number(btime) * 1000} : {}),
+    isAlive: isProcessAlive,
+    processStart: (pid) => {
+      const stat = readOr(`/proc/${pid}/stat`)
+      // The command name (field 2) may hold spaces and parentheses: count fields after its last ')'.
+      const field = stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+      return field && /^\d+$/.test(field) ? Number(field) : undefined
+    },
+  }
+}
+
+function readOr(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return undefined
+  }
 }
 
 /** Returns whether a process with this pid exists on this host. */
@@ -158,7 +231,14 @@ async function readHolder(path: string): Promise<LockHolder | 'gone' | 'unreadab
 function parseHolder(text: string): LockHolder | 'unreadable' {
   try {
     const v = JSON.parse(text) as Partial<LockHolder>
-    if (Number.isSafeInteger(v.pid) && typeof v.hostname === 'string' && typeof v.startedAt === 'string') return v as LockHolder
+    if (Number.isSafeInteger(v.pid) && typeof v.hostname === 'string' && typeof v.startedAt === 'string') {
+      // Fields of the wrong type are dropped, as if an older version wrote the lock.
+      const h = v as LockHolder
+      return {
+        pid: h.pid, hostname: h.hostname, startedAt: h.startedAt,
+        ...(typeof h.bootId === 'string' ? {bootId: h.bootId} : {}), ...(Number.isSafeInteger(h.processStart) ? {processStart: h.processStart} : {}),
+      }
+    }
   } catch {
     // fall through
   }

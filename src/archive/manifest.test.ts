@@ -70,4 +70,39 @@ test('refuses malformed manifests, naming the field', () => {
   }
 })
 
+test('refuses entries whose path disagrees with their record, and anything recorded twice', () => {
+  const secret = () => structuredClone(valid.entries[0]) as Record<string, any>
+  const cases: [string, unknown, ArchiveProblem, RegExp][] = [
+    ['an object filed under another name', changed((m) => (m.entries[0].name = 'harmless-new')), 'identity mismatch', /entries\[0\] \(secrets\/harmless-new\) is filed at objects\/core\/v1\/secrets\/db\.json, not objects\/core\/v1\/secrets\/harmless-new\.json/],
+    ['an object filed under another version', changed((m) => (m.entries[0].version = 'v2')), 'identity mismatch', /entries\[0\]/],
+    ['an object filed under another group', changed((m) => (m.entries[0].group = 'apps')), 'identity mismatch', /entries\[0\]/],
+    ['an encrypted archive\'s member without .age', changed((m) => (m.encrypted = true)), 'identity mismatch', /not objects\/core\/v1\/secrets\/db\.json\.age/],
+    ['a CRD filed elsewhere', changed((m) => Object.assign(m.entries[0], {type: 'crd'})), 'identity mismatch', /not crds\/db\.json/],
+    ['a name that is not one path segment', changed((m) => (m.entries[0].name = '../db')), 'identity mismatch', /entries\[0\]/],
+    ['a volume part under another claim', changed((m) => (m.entries[1].parts[0].path = 'volumes/other/part-000000.tar.gz')), 'identity mismatch', /not volumes\/data\/part-000000\.tar\.gz/],
+    ['volume parts out of order', changed((m) => (m.entries[1].parts[0].path = 'volumes/data/part-000001.tar.gz')), 'identity mismatch', /entries\[1\]/],
+    ['a stored volume named as compressed', changed((m) => (m.entries[1].compression = 'none')), 'identity mismatch', /not volumes\/data\/part-000000\.tar/],
+    ['a volume that belongs to something other than a claim', changed((m) => Object.assign(m.entries[1], {kind: 'Secret', group: '', version: 'v1', resource: 'secrets'})), 'identity mismatch', /entries\[1\] .*PersistentVolumeClaim/],
+    ['the same member twice', changed((m) => m.entries.push(secret())), 'duplicate member', /objects\/core\/v1\/secrets\/db\.json is in the manifest twice/],
+    ['the same object at two versions', changed((m) => m.entries.push({...secret(), version: 'v1beta1', path: 'objects/core/v1beta1/secrets/db.json'})), 'duplicate member', /secrets\/db is in the manifest twice/],
+    ['the same volume twice', changed((m) => m.entries.push(structuredClone(m.entries[1]))), 'duplicate member', /volumes\/data\/part-000000\.tar\.gz is in the manifest twice/],
+  ]
+  for (const [name, value, problem, message] of cases) {
+    try {
+      validateManifest(value, 'a.tar')
+      assert.unreachable(name)
+    } catch (err) {
+      assert.instance(err, ArchiveError, name)
+      assert.is((err as ArchiveError).problem, problem, name)
+      assert.match((err as Error).message, message, name)
+    }
+  }
+  // The same name in two types, and a dump named as a volume, are different things.
+  const fine = changed((m) => {
+    m.entries.push({...secret(), kind: 'ConfigMap', resource: 'configmaps', path: 'objects/core/v1/configmaps/db.json'})
+    m.entries.push({...structuredClone(m.entries[1]), type: 'dump', parts: [{...m.entries[1].parts[0], path: 'dumps/data/part-000000.dump.gz'}]})
+  })
+  assert.is(validateManifest(fine, 'a.tar').entries.length, 4)
+})
+
 test.run()

@@ -4,6 +4,7 @@
  * Kept a plain JSON-able object so `inspect --json` can print it as is.
  */
 import {ArchiveError} from './errors.js'
+import {AGE_SUFFIX, crdMemberPath, objectMemberPath, partMemberPath, partSuffix} from './naming.js'
 
 /** Value of `format` in format.json, the manifest and the trailer. */
 export const ARCHIVE_FORMAT = 'kubesnap-archive'
@@ -156,7 +157,55 @@ export function validateManifest(value: unknown, archivePath: string): Manifest 
     const problem = entryProblem(e)
     if (problem) fail(`entries[${i}] ${problem}`)
   })
-  return value as unknown as Manifest
+  const manifest = value as unknown as Manifest
+  checkIdentities(manifest, archivePath)
+  return manifest
+}
+
+/**
+ * Refuses entries whose member paths are not the ones their records give
+ * (kind, group, version, resource, name, type, compression, encryption), and
+ * anything recorded twice: a member path, an object (at any version), a volume
+ * or a dump. Restore and verify find members by path and objects by record, so
+ * both must name one thing.
+ */
+function checkIdentities(manifest: Manifest, archivePath: string): void {
+  const mismatch = (i: number, what: string): never => {
+    throw new ArchiveError('identity mismatch', `The manifest of ${archivePath} is refused: entries[${i}] ${what}; the archive was altered, use another one.`, archivePath, MANIFEST_MEMBER)
+  }
+  const twice = (what: string): never => {
+    throw new ArchiveError('duplicate member', `The manifest of ${archivePath} is refused: ${what} is in the manifest twice; the archive was altered, use another one.`, archivePath, MANIFEST_MEMBER)
+  }
+  const paths = new Set([FORMAT_MEMBER, MANIFEST_MEMBER, TRAILER_MEMBER])
+  const things = new Set<string>()
+  const suffix = manifest.encrypted ? AGE_SUFFIX : ''
+  manifest.entries.forEach((entry, i) => {
+    let expected: string[]
+    let thing: string
+    try {
+      if (isStreamEntry(entry)) {
+        const hasOwner = entry.kind !== undefined || entry.group !== undefined || entry.version !== undefined || entry.resource !== undefined
+        if (entry.type === 'volume' && hasOwner && (entry.kind !== 'PersistentVolumeClaim' || entry.group !== '' || entry.resource !== 'persistentvolumeclaims')) {
+          mismatch(i, `(volume ${entry.name}) belongs to ${entry.kind}, not a PersistentVolumeClaim`)
+        }
+        expected = entry.parts.map((_, n) => partMemberPath(entry.type, entry.name, n, partSuffix(entry.type, entry.compression, manifest.encrypted)))
+        thing = `${entry.type} ${entry.name}`
+      } else {
+        expected = [(entry.type === 'crd' ? crdMemberPath(entry.name) : objectMemberPath(entry)) + suffix]
+        thing = entry.type === 'crd' ? `crd ${entry.name}` : `${entry.resource}${entry.group ? `.${entry.group}` : ''}/${entry.name}`
+      }
+    } catch (err) {
+      // A name that is not one path segment.
+      return mismatch(i, `cannot be filed (${(err as Error).message.replace(/\.$/, '')})`)
+    }
+    entryMembers(entry).forEach((member, n) => {
+      if (member.path !== expected[n]) mismatch(i, `(${thing}) is filed at ${member.path}, not ${expected[n]}`)
+      if (paths.has(member.path)) twice(member.path)
+      paths.add(member.path)
+    })
+    if (things.has(thing)) twice(thing)
+    things.add(thing)
+  })
 }
 
 /** Describes what is wrong with one manifest entry, or returns undefined when it is well-formed. */

@@ -9,6 +9,8 @@ import {join} from 'node:path'
 export const ARCHIVE_SUFFIX = '.kubesnap.tar'
 /** Suffix of an archive still being written (the name also gets a leading dot). */
 export const PARTIAL_SUFFIX = '.partial'
+/** Suffix of encrypted members. */
+export const AGE_SUFFIX = '.age'
 /** Digits of the snapshot number in a file name; larger numbers just get longer. */
 const NUMBER_DIGITS = 6
 
@@ -62,6 +64,25 @@ export function parseArchiveName(file: string): ArchiveName | undefined {
   return {namespace, number, time}
 }
 
+/**
+ * Says how an archive's file name disagrees with its manifest (namespace or
+ * number), or returns undefined. The manifest is the truth: a file renamed or
+ * copied in by hand must not be picked, listed or pruned as what its name says.
+ */
+export function nameMismatch(name: Pick<ArchiveName, 'namespace' | 'number'>, manifest: {namespace: string; number: number}): string | undefined {
+  if (name.namespace === manifest.namespace && name.number === manifest.number) return undefined
+  return `is named as snapshot ${name.number} of ${name.namespace}, but its manifest says snapshot ${manifest.number} of ${manifest.namespace}`
+}
+
+/** Returns the name an archive with this manifest gets, or undefined when the manifest's fields cannot make one. */
+export function trueArchiveName(manifest: {namespace: string; number: number; startedAt: string}): string | undefined {
+  try {
+    return formatArchiveName({namespace: manifest.namespace, number: manifest.number, time: new Date(manifest.startedAt)})
+  } catch {
+    return undefined
+  }
+}
+
 /** Returns the temporary name an archive has while it is written. */
 export function partialName(finalName: string): string {
   return `.${finalName}${PARTIAL_SUFFIX}`
@@ -113,6 +134,11 @@ export function objectMemberPath({group, version, resource, name}: ObjectRef): s
 /** Returns the member path of a CRD definition: `crds/<name>.json`. */
 export function crdMemberPath(name: string): string {
   return `crds/${segment(name, 'CRD name')}.json`
+}
+
+/** Returns the suffix of a stream's parts: `.tar.gz`, `.dump`, … and `.age` when encrypted. */
+export function partSuffix(type: 'volume' | 'dump', compression: 'gzip' | 'none', encrypted: boolean): string {
+  return (type === 'volume' ? '.tar' : '.dump') + (compression === 'gzip' ? '.gz' : '') + (encrypted ? AGE_SUFFIX : '')
 }
 
 /** Returns the member path of one part of a stream: `volumes/<pvc>/part-000000.tar.gz`, `dumps/<name>/part-000003.dump`. */

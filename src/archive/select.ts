@@ -7,7 +7,8 @@ import {stat} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 import {EXIT, KubesnapError} from '../errors.js'
 import {ArchiveError} from './errors.js'
-import {listArchiveFiles, type ArchiveFile} from './naming.js'
+import {renamedArchiveMessage} from './list.js'
+import {listArchiveFiles, nameMismatch, type ArchiveFile} from './naming.js'
 import {openArchive, type ArchiveReader, type OpenOptions} from './reader.js'
 
 /**
@@ -68,7 +69,24 @@ export async function selectArchive(path: string | undefined, selection: Archive
   if (!chosen) {
     throw new KubesnapError(`There is no snapshot ${number} of namespace ${namespaces[0]} in ${dir} (it has ${describeNumbers(archives)}); run kubesnap list ${dir} to see them.`)
   }
+  await checkChosenName(chosen)
   return chosen.path
+}
+
+/**
+ * Throws unless the manifest of an archive picked by its name says the same
+ * namespace and number: the manifest is the truth. An archive that cannot be
+ * opened is left to the command, which reports the damage.
+ */
+async function checkChosenName(chosen: ArchiveFile): Promise<void> {
+  let manifest
+  try {
+    manifest = (await openArchive(chosen.path)).manifest
+  } catch {
+    return
+  }
+  const mismatch = nameMismatch(chosen, manifest)
+  if (mismatch) throw new KubesnapError(renamedArchiveMessage(chosen.path, mismatch, manifest), {code: 'name mismatch'})
 }
 
 /** Checks that a path given as ARCHIVE is a file. */

@@ -4,11 +4,12 @@ import {readFile, writeFile} from 'node:fs/promises'
 import {basename, join} from 'node:path'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import type {ArchiveProblem} from './errors.js'
+import type {ArchiveError, ArchiveProblem} from './errors.js'
+import {forgeArchive, objectJson, type ForgedObject} from './forge.test.js'
 import {encodeMemberHeader, paddingFor} from './layout.js'
 import {isStreamEntry, MANIFEST_MEMBER, TRAILER_MEMBER, type ObjectEntry, type StreamEntry, type StreamPart} from './manifest.js'
 import {openArchive} from './reader.js'
-import {removeDir, writeSample, type Sample} from './sample.test.js'
+import {removeDir, tempDir, writeSample, type Sample} from './sample.test.js'
 import {verifyArchive} from './verify.js'
 
 /** The bytes one member occupies: its header block (short paths only), content and padding. */
@@ -150,6 +151,31 @@ test('the intact sample still opens after the damaged copies (they were copies)'
     assert.is((await openArchive(s.path)).manifest.entries.length, s.manifest.entries.length)
   } finally {
     await removeDir(s.dir)
+  }
+})
+
+test('verify and open refuse a member recorded twice, and a member filed under another object\'s name', async () => {
+  const dir = await tempDir()
+  try {
+    const secret = {kind: 'Secret', group: '', version: 'v1', resource: 'secrets', name: 'db'}
+    const cases: [string, ForgedObject[], ArchiveProblem][] = [
+      ['the same path twice', [{entry: secret, content: objectJson('Secret', 'v1', 'db', 'sf')}, {entry: secret, content: objectJson('Secret', 'v1', 'db', 'sf', {data: {}})}], 'duplicate member'],
+      ['a path that is not its record\'s', [{entry: {...secret, name: 'harmless-new', path: 'objects/core/v1/secrets/db.json'}, content: objectJson('Secret', 'v1', 'db', 'sf')}], 'identity mismatch'],
+    ]
+    for (const [name, objects, problem] of cases) {
+      const path = join(dir, `${problem}.kubesnap.tar`)
+      await forgeArchive(path, {namespace: 'sf', objects})
+      const result = await verifyArchive(path)
+      assert.equal(result.ok ? result : {entry: result.entry, problem: result.problem}, {entry: MANIFEST_MEMBER, problem}, name)
+      try {
+        await openArchive(path)
+        assert.unreachable(name)
+      } catch (err) {
+        assert.is((err as ArchiveError).problem, problem, name)
+      }
+    }
+  } finally {
+    await removeDir(dir)
   }
 })
 

@@ -330,15 +330,16 @@ const xorCipher = (): Transform =>
 test('the cipher seam: contents pass through it after compression; verify needs no key', async () => {
   const dir = await tempDir()
   try {
-    const cipher: EntryCipher = {suffix: '.xor', encrypt: xorCipher}
+    // The manifest does not record the suffix: an encrypted archive's members end in .age, whatever encrypts them.
+    const cipher: EntryCipher = {suffix: '.age', encrypt: xorCipher}
     const writer = await createArchiveWriter(writerOptions(dir, {cipher}))
     const object = await writer.addObject(SAMPLE_OBJECTS[0].meta, SAMPLE_OBJECTS[0].json)
     const data = randomBytes(200_000)
     const volume = await writer.addStream({type: 'volume', name: 'data'}, chunked(data))
     const {path, manifest} = await writer.finish()
     assert.is(manifest.encrypted, true)
-    assert.is(object.path, 'objects/core/v1/secrets/db.json.xor')
-    assert.is(volume.parts[0].path, 'volumes/data/part-000000.tar.gz.xor')
+    assert.is(object.path, 'objects/core/v1/secrets/db.json.age')
+    assert.is(volume.parts[0].path, 'volumes/data/part-000000.tar.gz.age')
     assert.is(volume.rawSha256, sha256(data))
     assert.is((await verifyArchive(path)).ok, true)
 

@@ -11,7 +11,7 @@
  */
 import {createHash, type Hash} from 'node:crypto'
 import {unlinkSync} from 'node:fs'
-import {mkdir, open, rename, stat, unlink, type FileHandle} from 'node:fs/promises'
+import {open, rename, stat, unlink, type FileHandle} from 'node:fs/promises'
 import {join} from 'node:path'
 import {Readable, Transform, Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
@@ -31,7 +31,8 @@ import {
   type StreamEntry,
   type StreamPart,
 } from './manifest.js'
-import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath} from './naming.js'
+import {makeDirectory} from './disk.js'
+import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath, partSuffix} from './naming.js'
 
 /** Default part size of streams: 1 GiB. */
 export const DEFAULT_PART_SIZE = 1024 ** 3
@@ -128,7 +129,7 @@ export async function createArchiveWriter(options: ArchiveWriterOptions): Promis
   checkNamespace(options.namespace)
   const now = options.now ?? (() => new Date())
   // Archives hold Secrets: a directory we create is private to the user.
-  await mkdir(options.dir, {recursive: true, mode: 0o700})
+  await makeDirectory(options.dir, 0o700)
   const lock = await acquireLock(options.dir)
   try {
     const warnings: string[] = []
@@ -282,7 +283,7 @@ export class ArchiveWriter {
     return this.#exclusive(async () => {
       const compression = options.compress ?? 'gzip'
       const cipher = this.#s.options.cipher
-      const suffix = (meta.type === 'volume' ? '.tar' : '.dump') + (compression === 'gzip' ? '.gz' : '') + (cipher?.suffix ?? '')
+      const suffix = partSuffix(meta.type, compression, false) + (cipher?.suffix ?? '')
       const pathFor = (index: number) => partMemberPath(meta.type, meta.name, index, suffix)
       // Reserve the stream's directory: `cat volumes/X/part-*` must never mix two streams.
       const dir = pathFor(0).slice(0, pathFor(0).lastIndexOf('/') + 1)

@@ -22,3 +22,4 @@ export {collectionPath, discoverResourceTypes, matchType, namespacedListable, qu
 export {listAll, type ListedObject} from './paging.js'
 export {canI, canIAll} from './access.js'
 export {serverVersion, whoAmI} from './identity.js'
+export {namespaceExists} from './namespace.js'

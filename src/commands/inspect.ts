@@ -126,12 +126,15 @@ export function describeManifest(manifest: Manifest, path: string, fileSize: num
   return lines
 }
 
+/** The fields of a dump's `extra` that hold command lines, which may carry credentials: never printed (restore --dry-run shows the load command). */
+const COMMAND_FIELDS = new Set(['command', 'load'])
+
 /** One volume or dump: name, stored and raw size, compression, parts, and what it came from. */
 function describeStream(e: StreamEntry): string {
   const parts = `${e.parts.length} part${e.parts.length === 1 ? '' : 's'}`
   const stored = e.compression === 'gzip' ? `${formatBytes(e.size)} stored (gzip)` : `${formatBytes(e.size)} stored`
   const from = e.extra && Object.keys(e.extra).length > 0
-    ? `  [${Object.entries(e.extra).map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ')}]`
+    ? `  [${Object.entries(e.extra).map(([k, v]) => `${k}: ${COMMAND_FIELDS.has(k) ? `(a ${String(v).length}-character command, not shown)` : typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ')}]`
     : ''
   return `${e.name}: ${formatBytes(e.rawSize)} raw, ${stored}, ${parts}${from}`
 }

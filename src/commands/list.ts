@@ -33,8 +33,10 @@ A damaged archive is listed with its problem instead of its counts. Needs no clu
       return rows
     }
     for (const line of formatTable(rows)) this.log(line)
-    const damaged = rows.filter((r) => !r.ok).length
+    const misnamed = rows.filter((r) => !r.ok && r.problem === 'name mismatch')
+    const damaged = rows.filter((r) => !r.ok).length - misnamed.length
     if (damaged > 0) this.note(`${damaged} of ${rows.length} archives could not be read; run kubesnap verify on them for details.`)
+    for (const r of misnamed) if (!r.ok) this.note(r.error)
     return rows
   }
 }

@@ -1,6 +1,8 @@
 import {unlink} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
+import {diskError} from '../archive/disk.js'
 import {acquireLock, type DirLock} from '../archive/lock.js'
+import {misnamedArchives} from '../archive/list.js'
 import {listArchiveFiles, type ArchiveFile} from '../archive/naming.js'
 import {isEmptyPolicy, planRetention, POLICY_FLAGS, policyFromFlags, type RetentionPolicy} from '../archive/retention.js'
 import {checkArchiveDir} from '../archive/select.js'
@@ -31,6 +33,8 @@ export interface PruneResult {
   namespaces: NamespacePrune[]
   /** Files deleted (empty in a dry run). */
   removed: string[]
+  /** Archives whose name disagrees with their manifest: left alone, not counted. */
+  misnamed: Array<{file: string; error: string}>
 }
 
 /** The --keep-* options of a retention policy, shared with snapshot --prune. */
@@ -90,9 +94,13 @@ Takes the directory lock, so it never races a snapshot; a held lock exits 5. Nev
 export async function pruneDirectory(dir: string, options: {policy: RetentionPolicy; namespace?: string; dryRun: boolean}): Promise<PruneResult> {
   await checkArchiveDir(dir)
   // Listed under the lock: no snapshot can add a file (or take a number) meanwhile.
-  const lock: DirLock | undefined = options.dryRun ? undefined : await acquireLock(dir)
+  const lock: DirLock | undefined = options.dryRun ? undefined : await acquireLock(dir).catch((err: unknown) => {
+    throw diskError(err, dir, 'nothing was pruned') ?? err
+  })
   try {
-    const namespaces = planDirectory(await listArchiveFiles(dir, options.namespace), options.policy)
+    const files = await listArchiveFiles(dir, options.namespace)
+    const misnamed = await misnamedArchives(files)
+    const namespaces = planDirectory(files.filter((f) => !misnamed.some((m) => m.file === f.file)), options.policy)
     const removed: string[] = []
     const failures: string[] = []
     if (!options.dryRun) {
@@ -110,7 +118,7 @@ export async function pruneDirectory(dir: string, options: {policy: RetentionPol
     if (failures.length > 0) {
       throw new KubesnapError(`Could not delete ${failures.length} archive(s): ${failures.join(', ')}; check the directory's permissions and run prune again.`)
     }
-    return {dir, dryRun: options.dryRun, policy: options.policy, namespaces, removed}
+    return {dir, dryRun: options.dryRun, policy: options.policy, namespaces, removed, misnamed}
   } finally {
     await lock?.release()
   }
@@ -149,6 +157,7 @@ export function formatPrune(result: PruneResult, namespace?: string): string[] {
     ].sort((a, b) => b.number - a.number)
     for (const r of rows) lines.push(`  ${r.action}  ${String(r.number).padStart(width)}  ${time(r.time)}  ${r.file}${r.note ? `  (${r.note})` : ''}`)
   }
+  for (const m of result.misnamed) lines.push(`left alone: ${m.error}`)
   if (result.dryRun) lines.push('Dry run: nothing was deleted.')
   return lines
 }

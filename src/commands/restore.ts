@@ -13,7 +13,9 @@ import {interruptOnSignals} from '../signals.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
 import {orderForRestore, restoreRank} from '../resources/priorities.js'
+import {checkObjectIdentities} from '../restore/identity.js'
 import {checkPreconditions, type Preconditions} from '../restore/preconditions.js'
+import {restoreTarget} from '../restore/target.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
 import {
   listWorkloads, parseDuration, planRestarts, rolloutRestart, waitForRollouts, workloadKey,
@@ -28,7 +30,7 @@ import {
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
 import {VOLUME_MODES, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
-import {describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
+import {archivedCommandsNotice, describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
 
 /** A signal stopped the restore in order (the volume phase put back what it scaled down). */
 class Interrupted extends Error {
@@ -163,7 +165,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
         title: 'Check preconditions',
         task: async (_ctx, task) => {
           const manifest = state.reader!.manifest
-          state.namespace = this.targetNamespace(manifest.namespace)
+          state.namespace = restoreTarget({archived: manifest.namespace, path, namespace: flags.namespace, toNamespace: flags['to-namespace']})
           const served = (await discoverResourceTypes(api)).types
           state.entries = orderForRestore(this.selectEntries(manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'), served))
           // The VolumeSnapshots a csi snapshot took are the record of the data, not objects to re-create (a new one would snapshot the new, empty claim).
@@ -174,6 +176,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
           state.preconditions = await checkPreconditions(api, {
             entries: state.entries, served, namespace: state.namespace, createNamespace: flags['create-namespace'], existing, crdPaths,
           })
+          state.preconditions.problems.push(...await checkObjectIdentities(state.reader!, state.entries))
           const claims = flags.volumes === 'none' ? [] : await selectedClaims(state.reader!, state.entries, selector)
           if (flags.volumes === 'tar') {
             // Before the first write: a member that would land outside its mount refuses the whole archive.
@@ -205,6 +208,9 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             const list = state.preconditions.problems.map((p) => `\n  - ${p}`).join('')
             throw new KubesnapError(`Restore cannot start; nothing was changed:${list}`)
           }
+          // Before the first write: commands stored in the archive are about to run in the namespace's pods.
+          const notice = flags.dumps && !flags['only-secrets'] && !dryRun ? archivedCommandsNotice(manifest.entries) : undefined
+          if (notice) this.note(notice)
           if (state.preconditions.namespaceExists) state.workloadsBefore = await listWorkloads(api, state.namespace)
           task.title = `Preconditions hold for ${state.entries.length} objects${state.volumeEntries.length ? ` and ${state.volumeEntries.length} volumes` : ''} into ${state.namespace}`
         },
@@ -387,16 +393,6 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
         },
       })
     state.outcomes.push(...outcomes)
-  }
-
-  /** The namespace to restore into; -n naming another namespace than the archive's needs --to-namespace. */
-  private targetNamespace(archived: string): string {
-    const {namespace, 'to-namespace': to} = this.flags
-    if (to) return to
-    if (namespace && namespace !== archived && this.args.archive) {
-      throw new KubesnapError(`The archive holds namespace ${archived}, not ${namespace}; to restore it into ${namespace}, pass --to-namespace ${namespace}.`, {exit: EXIT.usage})
-    }
-    return archived
   }
 
   /** Entries the kind flags keep; names are resolved against the target cluster's types. */

@@ -1,11 +1,12 @@
 import {stat} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 import {abortOnSignals, createArchiveWriter} from '../archive/writer.js'
+import {diskError} from '../archive/disk.js'
 import {LockedError} from '../archive/lock.js'
 import type {Manifest, SkippedItem} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {cipherFor} from '../encryption.js'
-import {discoverResourceTypes, qualifiedName} from '../cluster/index.js'
+import {discoverResourceTypes, namespaceExists, qualifiedName} from '../cluster/index.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {formatBytes} from '../format.js'
 import {taskList} from '../progress.js'
@@ -112,7 +113,10 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     this.namespace = settings.connection.namespace
     let summary: SnapshotSummary | undefined
     try {
-      summary = await this.snapshot(settings, encryption)
+      // A full, read-only or forbidden output directory is one sentence with its fix, wherever it surfaced.
+      summary = await this.snapshot(settings, encryption).catch((err: unknown) => {
+        throw diskError(err, settings.output, 'no archive was written') ?? err
+      })
       if (settings.prune) {
         if (summary.status === 'complete') summary.prune = await this.prune(settings, summary)
         else this.note(`Archives were not pruned: snapshot ${summary.number} is partial, and only a complete snapshot lets older ones go.`)
@@ -175,10 +179,15 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
       if (failure) throw failure
     }
 
+    /** Whether the namespace exists, as far as the identity may tell (undefined: it may not get namespaces). */
+    let exists: boolean | undefined
     const tasks = taskList([
       {
         title: 'Discover resource types',
         task: async (_ctx, task) => {
+          // A typo in -n or a plan must not make "successful" empty backups forever.
+          exists = await namespaceExists(api, namespace)
+          if (exists === false) throw new KubesnapError(`The namespace ${namespace} does not exist on ${config.server}; check the name given with -n (or the plan's namespace).`)
           const discovery = await discoverResourceTypes(api)
           plan = planTypes(discovery.types, {includeKinds: settings.includeKinds, excludeKinds: settings.excludeKinds})
           for (const failure of discovery.failed) unlisted.push({resource: failure.groupVersion, reason: `discovery failed: ${failure.error}`})
@@ -213,7 +222,8 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
         enabled: () => dumpPlan.dumps.length > 0,
         task: async (_ctx, task) => {
           for (const dump of dumpPlan.dumps) {
-            task.output = `${dump.name}: ${dump.command}`
+            // Named, never shown: a command line may hold credentials.
+            task.output = `${dump.name}: running`
             const entry = await runDump(api, namespace, dump, writer)
             task.output = `${dump.name}: ${formatBytes(entry.rawSize)} (${formatBytes(entry.size)} stored)`
           }
@@ -303,6 +313,9 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
       {
         title: 'Finish the archive',
         task: async (_ctx, task) => {
+          if (exists === undefined && countObjects(collected) === 0) {
+            throw new KubesnapError(`No object of namespace ${namespace} could be stored, and this identity may not get namespaces to tell whether it exists; check the name given with -n (no archive was written).`)
+          }
           const warnings = [...unlisted.map((u) => `Could not list ${u.resource} (${u.reason}).`), ...volumeWarnings]
           if (!crdsReadable) warnings.push('CustomResourceDefinitions are not readable with these credentials and are not in the archive; restore needs them installed already.')
           const result = await writer.finish({

@@ -110,24 +110,24 @@ async function requireReadyPod(api: KubeApi, namespace: string, target: DumpTarg
   return found
 }
 
-/** A command as it appears in messages: one line, at most 60 characters. */
-function shortCommand(command: string): string {
-  const line = command.replace(/\s*\n\s*/g, '; ')
-  return line.length > 60 ? `${line.slice(0, 57)}...` : line
-}
-
-/** `The command … exited with code 3: boom.` → `exited with code 3: boom` after the pod. */
+/**
+ * `The command of dump db in pod ns/p, container c, exited with code 3: boom.`
+ * → `its command in pod ns/p, container c exited with code 3: boom`. Command
+ * lines are never in messages or progress (they may hold credentials): exec
+ * labels name the dump or hook instead.
+ */
 function reasonOf(err: unknown): string {
-  return messageOf(err).replace(/^The command /, '').replace(/\.$/, '')
+  return messageOf(err).replace(/^The command (?:.*? )?in (pod \S+), (container \S+), /, 'its command in $1, $2 ').replace(/\.$/, '')
 }
 
 /** Runs a hook; throws a one-sentence KubesnapError with the command's stderr when it fails. */
 export async function runHook(api: KubeApi, namespace: string, hook: HookSpec, which: 'pre-hook' | 'post-hook', signal?: AbortSignal): Promise<ExecTarget> {
   const at = await requireReadyPod(api, namespace, hook.target, which)
   try {
-    await execInPod(api, {namespace, pod: at.pod, container: at.container, command: ['sh', '-c', hook.command], signal, label: `\`${shortCommand(hook.command)}\``})
+    const on = formatTarget({...hook.target, container: undefined})
+    await execInPod(api, {namespace, pod: at.pod, container: at.container, command: ['sh', '-c', hook.command], signal, label: `of the ${which} on ${on}`})
   } catch (err) {
-    throw new KubesnapError(`The ${which} failed, so no archive was written: ${reasonOf(err)}.`, {cause: err})
+    throw new KubesnapError(`The ${which} on ${formatTarget({...hook.target, container: undefined})} failed, so no archive was written: ${reasonOf(err)}.`, {cause: err})
   }
   return at
 }
@@ -168,7 +168,7 @@ export async function runDump(api: KubeApi, namespace: string, dump: DumpSpec & 
       const stdout = new PassThrough({highWaterMark: 256 * 1024})
       exec = execInPod(api, {
         namespace, pod: at.pod, container: at.container, command: ['sh', '-c', dump.command], stdout, signal: abort.signal,
-        label: `\`${shortCommand(dump.command)}\``,
+        label: `of dump ${dump.name}`,
       })
       exec.catch(() => {}) // seen by confirm (or below): the stdout is destroyed on failure
       return stdout
@@ -265,7 +265,7 @@ export async function loadDumps(options: {
       }
       outcome.pod = at.pod
       outcome.container = at.container
-      options.onStatus?.(`${entry.name}: ${shortCommand(load)} in pod ${at.pod}, container ${at.container}`)
+      options.onStatus?.(`${entry.name}: loading in pod ${at.pod}, container ${at.container}`)
       // Which protocol the pod's node speaks decides how stdin ends: ask with a command that does nothing.
       const probe = await execInPod(api, {namespace, pod: at.pod, container: at.container, command: ['sh', '-c', ':']})
       const command = loadCommand(load, probe.protocol, entry.rawSize)
@@ -275,7 +275,7 @@ export async function loadDumps(options: {
       try {
         const result = await execInPod(api, {
           namespace, pod: at.pod, container: at.container, command, stdin: {length: entry.rawSize, stream: stdin},
-          label: `\`${shortCommand(load)}\` (load of dump ${entry.name})`,
+          label: `of the load of dump ${entry.name}`,
         })
         if (result.stdinBytes !== entry.rawSize) throw new Error(`the load command ended after reading ${result.stdinBytes} of ${entry.rawSize} bytes`)
       } catch (err) {
@@ -294,7 +294,26 @@ export async function loadDumps(options: {
   return outcomes
 }
 
-/** A dry-run line for a dump: how many bytes go into which command where. */
+/**
+ * The dry-run lines for a dump: how many bytes go into which command where.
+ * The command is the archive's, run as is: shown whole (a script on its own
+ * indented lines), since a dry run is where an operator reads what will run.
+ */
 export function describeDumpLoad(d: Pick<DumpOutcome, 'name' | 'bytes' | 'load' | 'workload'>): string {
-  return `${'dump'.padEnd(8)} ${d.name}: ${formatBytes(d.bytes)} into \`${shortCommand(d.load)}\` in the first Ready pod of ${d.workload}`
+  const head = `${'dump'.padEnd(8)} ${d.name}: ${formatBytes(d.bytes)} into`
+  if (!d.load.includes('\n')) return `${head} \`${d.load}\` in the first Ready pod of ${d.workload}`
+  return [`${head} the first Ready pod of ${d.workload}, through this command:`, ...d.load.split('\n').map((line) => `${' '.repeat(11)}${line}`)].join('\n')
+}
+
+/**
+ * Says, before a restore starts, that it runs commands stored in the archive
+ * (the dumps' load commands), naming the dumps but not the commands, which may
+ * carry credentials; returns undefined when it runs none.
+ */
+export function archivedCommandsNotice(entries: Array<{type: string}>): string | undefined {
+  const dumps = loadableDumps(entries)
+  if (dumps.length === 0) return undefined
+  const names = dumps.map((d) => `${d.name} (${String(d.extra?.workload ?? 'its workload')})`)
+  const list = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`
+  return `This restore runs ${dumps.length === 1 ? 'a command' : `${dumps.length} commands`} stored in the archive, in pods of the namespace: the load command${dumps.length === 1 ? '' : 's'} of dump${dumps.length === 1 ? '' : 's'} ${list}; kubesnap restore --dry-run shows them in full.`
 }

@@ -15,6 +15,7 @@ import {cleanForRestore} from '../resources/clean.js'
 import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
 import {isKubesnapHelper} from '../labels.js'
 import {restoreRank} from '../resources/priorities.js'
+import {identityProblem} from './identity.js'
 
 export interface ObjectOutcome extends ApplyOutcome {
   /** Something the operator should know about this object, though it was restored. */
@@ -67,6 +68,9 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
   } catch (err) {
     return {...base, action: 'failed', error: `cannot be read from the archive: ${messageOf(err)}`}
   }
+  // Checked before any write already (checkObjectIdentities); what is applied must be what was checked.
+  const mismatch = identityProblem(stored, entry, options.sourceNamespace)
+  if (mismatch) return {...base, action: 'failed', error: `${mismatch}: not restored`}
   if (!matchesLabels(options.selector, stored.metadata?.labels)) return undefined
   // An archive made before snapshots skipped them may hold a helper pod left by a killed run: never re-created.
   if (entry.group === '' && entry.resource === 'pods' && isKubesnapHelper(stored.metadata?.labels)) return undefined

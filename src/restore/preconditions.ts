@@ -5,9 +5,10 @@
  * gathered and reported at once.
  */
 import type {ObjectEntry} from '../archive/manifest.js'
-import {ApiError, type KubeApi} from '../cluster/api.js'
+import type {KubeApi} from '../cluster/api.js'
 import {canIAll} from '../cluster/access.js'
 import {qualifiedName, type ResourceType} from '../cluster/discovery.js'
+import {namespaceExists} from '../cluster/namespace.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 
 export interface Preconditions {
@@ -30,8 +31,8 @@ export async function checkPreconditions(api: KubeApi, options: {
 }): Promise<Preconditions> {
   const problems: string[] = []
   const warnings: string[] = []
-  const namespaceExists = await namespaceStatus(api, options.namespace)
-  if (namespaceExists === false && !options.createNamespace) {
+  const exists = await namespaceExists(api, options.namespace)
+  if (exists === false && !options.createNamespace) {
     problems.push(`The namespace ${options.namespace} does not exist: create it, or pass --create-namespace.`)
   }
 
@@ -39,9 +40,13 @@ export async function checkPreconditions(api: KubeApi, options: {
   const wanted = new Map<string, ObjectEntry>()
   for (const entry of options.entries) wanted.set(qualifiedName(entry), entry)
   for (const [key, entry] of wanted) {
-    const candidates = options.served.filter((t) => t.namespaced && t.group === entry.group && t.resource === entry.resource)
+    const served = options.served.filter((t) => t.group === entry.group && t.resource === entry.resource)
+    const candidates = served.filter((t) => t.namespaced)
     const exact = candidates.find((t) => t.version === entry.version)
-    if (exact) {
+    if (served.length > 0 && candidates.length === 0) {
+      // Restore writes into one namespace; an archive that holds anything else was not made by a snapshot of one.
+      problems.push(`${qualifiedName(entry)} is cluster-scoped: kubesnap restores only namespaced objects, and the archive's ${entry.kind} ${entry.name} is refused (use another archive).`)
+    } else if (exact) {
       targets.set(key, exact)
     } else if (candidates.length > 0) {
       targets.set(key, candidates[0])
@@ -52,24 +57,21 @@ export async function checkPreconditions(api: KubeApi, options: {
     }
   }
 
+  // Each record's kind must be its type's: the plan and the restarts go by kind, the write by resource.
+  for (const entry of options.entries) {
+    const kind = targets.get(qualifiedName(entry))?.kind
+    if (kind && kind !== entry.kind) {
+      problems.push(`The archive records ${qualifiedName(entry)}/${entry.name} as a ${entry.kind}, but ${qualifiedName(entry)} are ${kind}s: the archive was altered, use another one.`)
+    }
+  }
+
   const verbs = options.existing === 'update' ? ['create', 'patch'] : ['create']
   const questions = [...targets.values()].flatMap((t) => verbs.map((verb) => ({verb, group: t.group, resource: t.resource, namespace: options.namespace})))
-  if (namespaceExists === false) questions.push({verb: 'create', group: '', resource: 'namespaces', namespace: ''})
+  if (exists === false) questions.push({verb: 'create', group: '', resource: 'namespaces', namespace: ''})
   for (const answer of await canIAll(api, questions)) {
     if (!answer.allowed) {
       problems.push(`The identity may not ${answer.verb} ${qualifiedName(answer)}${answer.namespace ? ` in ${answer.namespace}` : ''}: add that verb to its Role (see kubesnap rbac).`)
     }
   }
-  return {namespaceExists, targets, problems, warnings}
-}
-
-async function namespaceStatus(api: KubeApi, namespace: string): Promise<boolean | undefined> {
-  try {
-    await api.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}`)
-    return true
-  } catch (err) {
-    if (err instanceof ApiError && err.statusCode === 404) return false
-    if (err instanceof ApiError && err.statusCode === 403) return undefined
-    throw err
-  }
+  return {namespaceExists: exists, targets, problems, warnings}
 }
