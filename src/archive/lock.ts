@@ -92,11 +92,7 @@ export interface LockOptions {
 export async function acquireLock(dir: string, options: LockOptions = {}): Promise<DirLock> {
   const probe = options.probe ?? hostProbe()
   const path = join(dir, LOCK_FILE)
-  const processStart = probe.processStart(process.pid)
-  const holder: LockHolder = {
-    pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString(),
-    ...(probe.bootId ? {bootId: probe.bootId} : {}), ...(processStart !== undefined ? {processStart} : {}),
-  }
+  const holder = thisProcess(probe)
   let tookOverFrom: LockHolder | undefined
   // A few rounds: each lost race (the file vanished, or another run took it over) retries.
   for (let round = 0; round < 5; round++) {
@@ -139,6 +135,20 @@ export function holderIsLive(holder: LockHolder, probe: ProcessProbe): boolean {
   const takenAt = Date.parse(holder.startedAt)
   if (probe.bootTimeMs === undefined || Number.isNaN(takenAt)) return true
   return probe.bootTimeMs + (start * 1000) / CLOCK_TICKS_PER_SECOND <= takenAt + START_TIME_SLACK_MS
+}
+
+/** This process as a lock (or a helper pod's owner annotation) records it. */
+export function thisProcess(probe: ProcessProbe = hostProbe()): LockHolder {
+  const processStart = probe.processStart(process.pid)
+  return {
+    pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString(),
+    ...(probe.bootId ? {bootId: probe.bootId} : {}), ...(processStart !== undefined ? {processStart} : {}),
+  }
+}
+
+/** Whether `holder` was a process of this host that is gone now (one of another host cannot be checked: false). */
+export function isGoneOnThisHost(holder: LockHolder, probe: ProcessProbe = hostProbe()): boolean {
+  return holder.hostname === hostname() && !holderIsLive(holder, probe)
 }
 
 /** This host's process probe: /proc where there is one (Linux), else only whether a pid exists. */
@@ -228,7 +238,8 @@ async function readHolder(path: string): Promise<LockHolder | 'gone' | 'unreadab
   return parseHolder(text)
 }
 
-function parseHolder(text: string): LockHolder | 'unreadable' {
+/** Reads a process record written by thisProcess (a lock file, an owner annotation); 'unreadable' when it is not one. */
+export function parseHolder(text: string): LockHolder | 'unreadable' {
   try {
     const v = JSON.parse(text) as Partial<LockHolder>
     if (Number.isSafeInteger(v.pid) && typeof v.hostname === 'string' && typeof v.startedAt === 'string') {

@@ -243,6 +243,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
           // A signal during the copy stops it in order: helpers deleted, scaled workloads put back, the state reported.
           const interrupt = interruptOnSignals()
           try {
+            state.preconditions!.warnings.push(...await helpers.removeStale())
             state.volumes = await restoreVolumes({
               api, namespace: state.namespace, reader: state.reader!, plans: state.volumePlans, helpers, signal: interrupt.signal,
               mode: flags['volume-mode'] as VolumeMode, timeoutMs, onStatus: (line) => (task.output = line),

@@ -283,6 +283,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
           })).map((w) => ({...w.object, kind: w.kind}))
           const helpers = new HelperPods(api, namespace, {image: settings.volumes.helperImage, asRoot: settings.volumes.helperAsRoot})
           const detachHelperCleanup = helpers.deleteOnSignals()
+          volumeWarnings.push(...await helpers.removeStale())
           try {
             for (const [index, claim] of tar.entries()) {
               task.title = `Copy volume data (${index + 1}/${tar.length}): ${claim}`

@@ -11,6 +11,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {isStatus, type KubeApi} from '../cluster/api.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import {HELPER_COMPONENT, MANAGED_BY} from '../labels.js'
+import {isGoneOnThisHost, parseHolder, thisProcess} from '../archive/lock.js'
 import {describeHelperIdentity, helperMode, helperSecurityContext, type HelperMode, type IdentitySource} from './identity.js'
 
 export const DEFAULT_HELPER_IMAGE = 'busybox:1.36'
@@ -19,6 +20,8 @@ export const HELPER_MOUNT = '/kubesnap/volume'
 const HELPER_CONTAINER = 'helper'
 /** Labels every helper carries: `kubectl delete pod -l app.kubernetes.io/component=kubesnap-helper` cleans up after a killed run. */
 export const HELPER_LABELS = {...MANAGED_BY, ...HELPER_COMPONENT}
+/** The annotation naming the kubesnap process that started a helper (host, pid, boot id, start time): the next run removes helpers of gone processes. */
+export const HELPER_OWNER_ANNOTATION = 'kubesnap.io/owner'
 /** A helper left behind by a killed kubesnap ends by itself after a day (the longest a copy is expected to take). */
 const HELPER_LIFETIME_SECONDS = 86_400
 
@@ -139,6 +142,29 @@ export class HelperPods {
       : {claim, admitted: true, runsAs: describeHelperIdentity('platform', app), refused}
   }
 
+  /**
+   * Deletes the helpers earlier runs left (a `kill -9`, a crashed bastion):
+   * those whose owner process on this host is gone, and those whose `sleep`
+   * has ended. A helper of a live run, or of another host, stays (another
+   * host's process cannot be checked; it ends by itself within a day).
+   * Returns one sentence per helper removed.
+   */
+  async removeStale(): Promise<string[]> {
+    const selector = Object.entries(HELPER_LABELS).map(([k, v]) => `${k}=${v}`).join(',')
+    const pods = await this.api.get<{items?: Array<{metadata?: {name?: string; annotations?: Record<string, string>}; status?: {phase?: string}}>}>(`/api/v1/namespaces/${this.namespace}/pods`, {query: {labelSelector: selector}})
+    const removed: string[] = []
+    for (const pod of pods.items ?? []) {
+      const name = pod.metadata?.name
+      if (!name || this.live.has(name)) continue
+      const owner = parseHolder(pod.metadata?.annotations?.[HELPER_OWNER_ANNOTATION] ?? '')
+      const ended = pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed'
+      if (!ended && (owner === 'unreadable' || !isGoneOnThisHost(owner))) continue
+      await this.remove(name)
+      removed.push(`Removed helper pod ${name}, left by an earlier run${owner === 'unreadable' ? '' : ` (pid ${owner.pid} on ${owner.hostname}, no longer running)`}.`)
+    }
+    return removed
+  }
+
   /** Deletes a helper at once (grace period 0); an already deleted one is fine. */
   async remove(name: string): Promise<void> {
     try {
@@ -214,6 +240,9 @@ interface HelperPodStatus {
   }
 }
 
+/** This process, as the owner of the helpers it starts. */
+const OWNER = thisProcess()
+
 /** A unique pod name for a helper of `claim`, at most 63 characters (it is also the hostname). */
 export function helperName(claim: string): string {
   const suffix = randomBytes(3).toString('hex')
@@ -235,7 +264,7 @@ export function helperPodSpec(options: {name: string; claim: string; image: stri
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: {name: options.name, labels: HELPER_LABELS, annotations: {'kubesnap.io/claim': options.claim}},
+    metadata: {name: options.name, labels: HELPER_LABELS, annotations: {'kubesnap.io/claim': options.claim, [HELPER_OWNER_ANNOTATION]: JSON.stringify(OWNER)}},
     spec: {
       // Pinned beside the claim's current user; tolerating everything, since a pinned pod skips the scheduler anyway.
       ...(options.nodeName ? {nodeName: options.nodeName, tolerations: [{operator: 'Exists'}]} : {}),
