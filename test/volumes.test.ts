@@ -25,7 +25,7 @@ import {openArchive, verifyArchive} from '../src/archive/index.js'
 import type {StreamEntry} from '../src/archive/manifest.js'
 import {KubeApi} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
-import {helperName, helperPodSpec} from '../src/volumes/helper.js'
+import {HELPER_LABELS, helperName, helperPodSpec} from '../src/volumes/helper.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers, type PodLike} from '../src/volumes/mounts.js'
 import {TarCheck} from '../src/volumes/tar-check.js'
 import {parseStreamReport, TAR_OUT_SCRIPT} from '../src/volumes/tar-out.js'
@@ -62,7 +62,11 @@ test('mounts: the running container that sees the whole claim is chosen; sub-pat
   assert.equal(mounts.map((m) => [m.pod, m.mountPath, m.running, m.subPath ?? null]), [
     ['pending', '/a', false, null], ['partial', '/b', true, 'logs'], ['crashed', '/c', false, null], ['good', '/d', true, null],
   ])
-  assert.equal(chooseMount(mounts), {pod: 'good', container: 'side', image: undefined, nodeName: 'n1', mountPath: '/d', readOnly: true, running: true})
+  assert.equal(chooseMount(mounts), {pod: 'good', container: 'side', image: undefined, nodeName: 'n1', mountPath: '/d', readOnly: true, running: true, helper: false})
+  // A helper another run left (or runs) mounts the claim whole and runs: never a source, it may go at any time.
+  const leftover = {...pod('kubesnap-data-1a2b3c', {node: 'n1', mounts: [{claim: 'data', mountPath: '/kubesnap/volume'}]}), metadata: {name: 'kubesnap-data-1a2b3c', labels: {...HELPER_LABELS}}}
+  assert.is(chooseMount(mountsOfClaim([leftover], 'data')), undefined)
+  assert.is(nodeOfClaimUsers(mountsOfClaim([leftover], 'data')), 'n1', 'but a new helper is pinned beside it')
   assert.is(chooseMount(mountsOfClaim(pods.slice(0, 3), 'data')), undefined, 'only a sub-path mount runs: a helper is needed')
   assert.is(nodeOfClaimUsers(mounts), 'n1')
   assert.is(nodeOfClaimUsers(mountsOfClaim(pods, 'nobody')), undefined)

@@ -274,6 +274,10 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
           }
           if (tar.length === 0) return
           // One claim at a time: running container that mounts it (else a helper pod) → tar over exec → archive entry.
+          const helpers = new HelperPods(api, namespace, {image: settings.volumes.helperImage, asRoot: settings.volumes.helperAsRoot})
+          const detachHelperCleanup = helpers.deleteOnSignals()
+          // Leftovers of a killed run first: they mount claims and would pin helpers beside them.
+          volumeWarnings.push(...await helpers.removeStale())
           const pods = await listPods(api, namespace)
           // When no pod mounts a claim, its helper runs as the workload whose template does.
           // Without the right to list them (a Role for snapshots of some kinds only), helpers run as root or as the platform says.
@@ -281,9 +285,6 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
             if (isStatus(err, 403)) return []
             throw err
           })).map((w) => ({...w.object, kind: w.kind}))
-          const helpers = new HelperPods(api, namespace, {image: settings.volumes.helperImage, asRoot: settings.volumes.helperAsRoot})
-          const detachHelperCleanup = helpers.deleteOnSignals()
-          volumeWarnings.push(...await helpers.removeStale())
           try {
             for (const [index, claim] of tar.entries()) {
               task.title = `Copy volume data (${index + 1}/${tar.length}): ${claim}`

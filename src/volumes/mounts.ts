@@ -5,11 +5,12 @@
  * list, so the choice is tested without a cluster.
  */
 
+import {isKubesnapHelper} from '../labels.js'
 import type {SecurityContextLike} from './identity.js'
 
 /** The parts of a Pod read here (and by identity.ts), as the API returns them. */
 export interface PodLike {
-  metadata?: {name?: string; deletionTimestamp?: string | Date}
+  metadata?: {name?: string; deletionTimestamp?: string | Date; labels?: Record<string, string>}
   spec?: {
     nodeName?: string
     securityContext?: SecurityContextLike
@@ -36,6 +37,8 @@ export interface ClaimMount {
   readOnly: boolean
   /** The pod is Running, not being deleted, and this container is running. */
   running: boolean
+  /** The pod is a kubesnap helper (this run's or another's): never a source, it may go at any time. */
+  helper: boolean
 }
 
 /** Every container mount of claim `claimName` in `pods`, in pod order. */
@@ -45,6 +48,7 @@ export function mountsOfClaim(pods: PodLike[], claimName: string): ClaimMount[] 
     const volumes = (pod.spec?.volumes ?? []).filter((v) => v.persistentVolumeClaim?.claimName === claimName)
     if (volumes.length === 0) continue
     const podRunning = pod.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp
+    const helper = isKubesnapHelper(pod.metadata?.labels)
     for (const container of pod.spec?.containers ?? []) {
       const containerRunning = Boolean(pod.status?.containerStatuses?.find((s) => s.name === container.name)?.state?.running)
       for (const mount of container.volumeMounts ?? []) {
@@ -60,6 +64,7 @@ export function mountsOfClaim(pods: PodLike[], claimName: string): ClaimMount[] 
           ...(subPath ? {subPath} : {}),
           readOnly: Boolean(mount.readOnly || volume.persistentVolumeClaim?.readOnly),
           running: podRunning && containerRunning,
+          helper,
         })
       }
     }
@@ -73,7 +78,7 @@ export function mountsOfClaim(pods: PodLike[], claimName: string): ClaimMount[] 
  * Undefined when there is none: a helper pod must mount the claim.
  */
 export function chooseMount(mounts: ClaimMount[]): ClaimMount | undefined {
-  return mounts.find((m) => m.running && !m.subPath)
+  return mounts.find((m) => m.running && !m.subPath && !m.helper)
 }
 
 /**
