@@ -76,7 +76,7 @@ test('helper pods: names fit a hostname; the spec mounts the claim read-only and
   const name = helperName('a-very-long-claim-name-that-goes-on-and-on-and-on-and-on-and-on-and-on')
   assert.ok(name.length <= 63 && /^kubesnap-[a-z0-9-]+-[0-9a-f]{6}$/.test(name), name)
   const spec = helperPodSpec({name: 'h', claim: 'data', image: 'busybox:1.36', nodeName: 'n1'}) as any
-  assert.equal(spec.spec.volumes, [{name: 'volume', persistentVolumeClaim: {claimName: 'data', readOnly: true}}])
+  assert.equal(spec.spec.volumes, [{name: 'volume', persistentVolumeClaim: {claimName: 'data', readOnly: true}}, {name: 'tmp', emptyDir: {}}])
   assert.is(spec.spec.containers[0].volumeMounts[0].readOnly, true)
   assert.is(spec.spec.nodeName, 'n1')
   assert.is(spec.metadata.labels['app.kubernetes.io/managed-by'], 'kubesnap')
