@@ -24,13 +24,14 @@ import WebSocket from 'ws'
 import {sharedCluster, type TestCluster} from '../index.js'
 import {createPki, issueCert, type Pki} from '../pki.js'
 import type {ApiClient} from './api.js'
-import {mountScript, prepareMountPoints, type ContainerSandbox} from './container.js'
+import {buildContainerInit, mountScript, prepareMountPoints, type ContainerSandbox} from './container.js'
 import {expand} from './env.js'
 import {chooseProtocol, exitStatus, parseExecUrl, selectLogLines, startExecServer, V4, V5, type ExecServer} from './exec-server.js'
 import {ExecFaults} from './faults.js'
 import {startNode, type NodeAgent} from './index.js'
 import {PodManager} from './pods.js'
 import {buildImages, createContainerRootfs, hasExecutable, type Images} from './rootfs.js'
+import {ROOT_IDENTITY} from './security.js'
 import {safeRelative} from './volumes.js'
 import {waitFor} from '../wait.js'
 
@@ -97,11 +98,18 @@ test('expand resolves $(VAR) like the kubelet', () => {
   assert.is(expand('$(A)-$(B)-$$(A)', {A: '1'}), '1-$(B)-$(A)')
 })
 
-test('mountScript binds volumes (read-only by remount) and chroots with env', () => {
-  const script = mountScript({rootfs: '/r', mounts: [{source: "/v/it's", mountPath: '/data', readOnly: true}], env: {A: 'b c'}, workingDir: '/w', hostname: 'h'})
+test('mountScript binds volumes (read-only by remount), mounts /proc, and enters the root with env and identity', () => {
+  const sandbox = {rootfs: '/r', mounts: [{source: "/v/it's", mountPath: '/data', readOnly: true}], env: {A: 'b c'}, workingDir: '/w', hostname: 'h', identity: ROOT_IDENTITY, init: '/c/init'}
+  const script = mountScript(sandbox)
   assert.match(script, `mount --bind '/v/it'\\''s' '/r/data'\nmount -o remount,bind,ro '/r/data'`)
+  assert.match(script, `mount -t proc -o nosuid,nodev,noexec proc '/r/proc'`)
   assert.match(script, `exec env -i 'PATH=`)
-  assert.match(script, `'A=b c' unshare --root='/r' --wd='/w' -- "$@"`)
+  assert.match(script, `'HOME=/root' 'A=b c' '/c/init' --root='/r' --wd='/w' --uid=0 --gid=0 --groups=0 --caps=a80425fb -- "$@"`)
+  assert.not.match(script, 'no-new-privs')
+  assert.not.match(script, `mount --bind '/r' '/r'`)
+  const hardened = mountScript({...sandbox, identity: {...ROOT_IDENTITY, uid: 1000, groups: [0, 2000], capabilities: [], noNewPrivs: true, readOnlyRootFilesystem: true, home: '/'}})
+  assert.match(hardened, `--uid=1000 --gid=0 --groups=0,2000 --caps=0 --no-new-privs -- "$@"`)
+  assert.ok(hardened.indexOf(`mount -o remount,bind,ro '/r'\n`) < hardened.indexOf(`'/r/data'`), 'the root turns read-only before the volumes go on top')
 })
 
 // ---------------------------------------------------------------------------
@@ -127,7 +135,7 @@ function directServer(): Promise<Direct> {
     const pki = await createPki(path.join(dir, 'pki'))
     const serving = await issueCert(pki.ca, {name: 'node', cn: 'node', sans: {ip: ['127.0.0.1']}, usage: 'server'})
     const client = await issueCert(pki.ca, {name: 'apiserver', cn: 'apiserver', usage: 'client'})
-    const images = await buildImages(path.join(dir, 'images'))
+    const [images, init] = await Promise.all([buildImages(path.join(dir, 'images')), buildContainerInit()])
     const volume = path.join(dir, 'volume')
     await mkdir(path.join(volume, 'sub'), {recursive: true})
     await writeFile(path.join(volume, 'sub', 'hello'), 'hello from the volume\n')
@@ -135,7 +143,7 @@ function directServer(): Promise<Direct> {
     for (const [name, image, readOnly] of [['busybox', 'busybox:1.36', false], ['distroless', 'gcr.io/distroless/static', false], ['readonly', 'busybox', true]] as const) {
       const rootfs = path.join(dir, 'containers', name)
       await createContainerRootfs(images, image, rootfs, 'p')
-      const sandbox = {image, rootfs, env: {GREETING: 'hi there'}, workingDir: '/data', hostname: 'p',
+      const sandbox = {image, rootfs, env: {GREETING: 'hi there'}, workingDir: '/data', hostname: 'p', identity: ROOT_IDENTITY, init,
         mounts: [{source: volume, mountPath: '/data', readOnly}, {source: path.join(volume, 'sub'), mountPath: '/sub', readOnly}]}
       await prepareMountPoints(sandbox)
       sandboxes.set(name, sandbox)
@@ -301,10 +309,11 @@ test('pod manager: a 410 Gone watch error makes it relist; pods gone meanwhile a
     watch(url: string, onEvent: (e: unknown) => void, onEnd: (err?: Error) => void) {
       calls.push(`WATCH ${url}`)
       if (calls.filter((c) => c.startsWith('WATCH')).length === 1) {
-        setTimeout(() => {
+        // Expire only once pod a runs: on a busy machine its setup may take longer than the relist.
+        void waitFor('pod a to run', () => manager.findContainer('ns', 'a', 'main') !== undefined, {timeoutMs: 5000}).then(() => {
           onEvent({type: 'ERROR', object: {kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version'}})
           onEnd()
-        }, 50)
+        }, () => onEnd())
       }
       return {stop() {}}
     },
@@ -313,7 +322,9 @@ test('pod manager: a 410 Gone watch error makes it relist; pods gone meanwhile a
       return {status: body.status}
     },
   }
-  const manager = new PodManager(api as unknown as ApiClient, {nodeName: 'n', podsDir: path.join(dir, 'pods'), images: await buildImages(path.join(dir, 'images')), log: () => {}})
+  const manager = new PodManager(api as unknown as ApiClient, {
+    nodeName: 'n', podsDir: path.join(dir, 'pods'), images: await buildImages(path.join(dir, 'images')), containerInit: await buildContainerInit(), log: () => {},
+  })
   try {
     await manager.start()
     await waitFor('pod a to run', () => manager.findContainer('ns', 'a', 'main') !== undefined, {timeoutMs: 5000})
