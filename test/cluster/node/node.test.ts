@@ -392,12 +392,14 @@ async function placement() {
   return {nodeSelector: {'kubernetes.io/hostname': node.name}, tolerations: [{key: TAINT, operator: 'Exists', effect: 'NoSchedule'}]}
 }
 
-/** A pod spec that sleeps forever on the test node, with optional volumes. */
-async function podSpec(opts: {image?: string; volumes?: object[]; volumeMounts?: object[]; env?: object[]} = {}) {
+/** A pod spec that sleeps forever on the test node, with optional volumes and securityContexts (the pod's and its container's). */
+async function podSpec(opts: {image?: string; volumes?: object[]; volumeMounts?: object[]; env?: object[]; securityContext?: object; containerSecurityContext?: object} = {}) {
   return {
     ...(await placement()),
-    containers: [{name: 'main', image: opts.image ?? 'busybox:1.36', command: ['sleep', 'infinity'], volumeMounts: opts.volumeMounts ?? [], env: opts.env ?? []}],
+    containers: [{name: 'main', image: opts.image ?? 'busybox:1.36', command: ['sleep', 'infinity'], volumeMounts: opts.volumeMounts ?? [], env: opts.env ?? [],
+      ...(opts.containerSecurityContext ? {securityContext: opts.containerSecurityContext} : {})}],
     volumes: opts.volumes ?? [],
+    ...(opts.securityContext ? {securityContext: opts.securityContext} : {}),
   }
 }
 
@@ -740,6 +742,94 @@ test('cluster: a StatefulSet scales to 0 and back, and its rolling restart compl
   await kubectl(['rollout', 'restart', '-n', ns, 'statefulset/db'])
   await kubectl(['rollout', 'status', '-n', ns, 'statefulset/db', '--timeout=60s'])
   assert.is((await kubectl(['exec', '-n', ns, 'db-1', '--', 'hostname'])).stdout.toString(), 'db-1\n')
+})
+
+/** Runs `script` with sh in container `container` (default main) of `pod` through kubectl; stdout and stderr together. */
+async function shIn(pod: string, script: string, container = 'main'): Promise<string> {
+  const {ns} = await clusterEnv()
+  const r = await kubectl(['exec', '-n', ns, pod, '-c', container, '--', 'sh', '-c', `exec 2>&1; ${script}`], {reject: false})
+  return r.stdout.toString()
+}
+
+test('cluster: securityContext: processes run as runAsUser/runAsGroup with fsGroup and supplementalGroups; emptyDir and claim files are theirs', async () => {
+  const {cluster} = await clusterEnv()
+  const withClaim = Boolean(cluster.storageClass)
+  if (withClaim) {
+    await apply({apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: {name: 'owned'},
+      spec: {accessModes: ['ReadWriteOnce'], resources: {requests: {storage: '1Gi'}}, storageClassName: cluster.storageClass}})
+  }
+  await createPod('ids', {
+    securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000, supplementalGroups: [4000]},
+    volumes: [{name: 'scratch', emptyDir: {}}, ...(withClaim ? [{name: 'data', persistentVolumeClaim: {claimName: 'owned'}}] : [])],
+    volumeMounts: [{name: 'scratch', mountPath: '/scratch'}, ...(withClaim ? [{name: 'data', mountPath: '/data'}] : [])],
+  })
+  await waitReady('pod/ids')
+  assert.is(await shIn('ids', 'id -u; id -g; id -G; grep -E "^Cap(Prm|Eff)" /proc/self/status'), '1000\n3000\n3000 2000 4000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n')
+  // New files in a setgid directory take its group (fsGroup); elsewhere the process's gid.
+  assert.is(await shIn('ids', 'touch /scratch/f /tmp/f && stat -c "%u %g" /scratch/f /tmp/f; stat -c "%g %a" /scratch'), '1000 2000\n1000 3000\n2000 2777\n')
+  assert.match(await shIn('ids', 'touch /f; cat /root/x'), /touch: \/f: Permission denied\ncat: can't open '\/root\/x': Permission denied/)
+  if (!withClaim) {
+    console.log('    (no storage in this cluster: the claim part is skipped)')
+    return
+  }
+  assert.is(await shIn('ids', 'stat -c "%g %a" /data; echo hi > /data/f && stat -c "%u %g %a" /data/f'), '2000 2777\n1000 2000 644\n', 'a fresh claim\'s root gets fsGroup and setgid')
+  const pv = JSON.parse((await kubectl(['get', 'pv', (await getJson('pvc', 'owned')).spec.volumeName, '-o', 'json'])).stdout.toString())
+  const onHost = await stat(path.join(pv.spec.hostPath.path, 'f'))
+  assert.equal([onHost.uid, onHost.gid], [1000, 2000], 'the kernel wrote the file as uid 1000, group fsGroup')
+})
+
+test('cluster: capabilities: root with drop ALL cannot chown or read another uid\'s 0600 file; root with the defaults can (0000 files too)', async () => {
+  const scratch = [{name: 'scratch', mountPath: '/scratch'}]
+  await apply({apiVersion: 'v1', kind: 'Pod', metadata: {name: 'caps'}, spec: {
+    ...(await placement()),
+    containers: [
+      {name: 'main', image: 'busybox:1.36', securityContext: {capabilities: {drop: ['ALL']}}, volumeMounts: scratch},
+      {name: 'root', image: 'busybox:1.36', volumeMounts: scratch},
+    ],
+    volumes: [{name: 'scratch', emptyDir: {}}],
+  }})
+  await waitReady('pod/caps')
+  const prepared = await shIn('caps', 'echo s > /scratch/secret && chown 1234 /scratch/secret && chmod 600 /scratch/secret && echo z > /scratch/zero && chmod 000 /scratch/zero && cat /scratch/secret /scratch/zero; grep -E "^Cap(Eff|Bnd)" /proc/self/status', 'root')
+  assert.is(prepared, 's\nz\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n', 'root with the default set: CHOWN, DAC_OVERRIDE')
+  const dropped = await shIn('caps', 'id -u; cat /scratch/secret; touch /tmp/x; chown 1234 /tmp/x; grep -E "^Cap(Eff|Bnd)" /proc/self/status')
+  assert.is(dropped, `0\ncat: can't open '/scratch/secret': Permission denied\nchown: /tmp/x: Operation not permitted\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\n`)
+})
+
+test('cluster: runAsNonRoot: busybox without runAsUser never runs (CreateContainerConfigError), runAsUser 0 is refused, distroless:nonroot runs', async () => {
+  const {ns} = await clusterEnv()
+  await createPod('rootful', {securityContext: {runAsNonRoot: true}})
+  await createPod('root-uid', {securityContext: {runAsNonRoot: true}, containerSecurityContext: {runAsUser: 0}})
+  await createPod('nonroot', {image: 'gcr.io/distroless/static-debian12:nonroot', securityContext: {runAsNonRoot: true}})
+  await waitReady('pod/nonroot')
+  const waiting = async (name: string) => {
+    await waitFor(`pod ${name} to be refused`, async () => (await getJson('pod', name)).status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerConfigError', KUBECTL_POLL)
+    const pod = await getJson('pod', name)
+    assert.is(pod.status.phase, 'Pending')
+    assert.is(pod.status.conditions.find((c: any) => c.type === 'Ready').message, 'containers with unready status: [main]')
+    return {uid: pod.metadata.uid as string, message: pod.status.containerStatuses[0].state.waiting.message as string}
+  }
+  const rootful = await waiting('rootful')
+  assert.is(rootful.message, `container has runAsNonRoot and image will run as root (pod: "rootful_${ns}(${rootful.uid})", container: main)`)
+  const rootUid = await waiting('root-uid')
+  assert.is(rootUid.message, `container's runAsUser breaks non-root policy (pod: "root-uid_${ns}(${rootUid.uid})", container: main)`)
+  const exec = await kubectl(['exec', '-n', ns, 'rootful', '--', 'true'], {reject: false})
+  assert.is.not(exec.exitCode, 0, 'nothing runs in a refused container')
+})
+
+test('cluster: readOnlyRootFilesystem makes / read-only, volumes stay writable; allowPrivilegeEscalation false sets NoNewPrivs; /proc shows only the container', async () => {
+  await createPod('locked', {
+    containerSecurityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false},
+    volumes: [{name: 'scratch', emptyDir: {}}], volumeMounts: [{name: 'scratch', mountPath: '/scratch'}],
+  })
+  await waitReady('pod/locked')
+  assert.is(await shIn('locked', 'touch /x; touch /tmp/x; touch /scratch/y && echo volume writable; grep NoNewPrivs /proc/self/status'),
+    'touch: /x: Read-only file system\ntouch: /tmp/x: Read-only file system\nvolume writable\nNoNewPrivs:\t1\n')
+  assert.is(await shIn('ready', 'grep NoNewPrivs /proc/self/status; touch /x && echo root writable'), 'NoNewPrivs:\t0\nroot writable\n')
+  // PID 1 is the exec's own shell: no process of the host or the node is visible.
+  const [pid1, processes] = (await shIn('ready', 'cat /proc/1/comm; ls /proc | grep -c "^[0-9]"')).split('\n')
+  assert.is(pid1, 'sh')
+  assert.ok(Number(processes) <= 3, `${processes} processes visible: the shell, ls and grep at most`)
+  assert.match(await shIn('ready', 'echo 1 > /proc/sys/kernel/domainname'), 'Read-only file system')
 })
 
 test('cluster: the node stays Ready (heartbeat) and deleting the namespace completes', async () => {
