@@ -2,7 +2,7 @@
  * Runs a process inside a container: private mount, UTS and PID namespaces,
  * in which /proc, the devices and each volume are mounted inside the
  * container's root filesystem (itself read-only when the container asks) and
- * the hostname is the pod's; then container-init enters the root and takes on
+ * the hostname is the pod's; then container-init pivots into the root and takes on
  * the container's identity (uid, gid, groups, capabilities, no_new_privs)
  * before it becomes the command. The namespaces die with the process, so
  * nothing is ever mounted on the host and two containers can share a volume.
@@ -81,8 +81,8 @@ const PROC_MASKED = ['acpi', 'asound', 'kcore', 'keys', 'latency_stats', 'timer_
 const PROC_READ_ONLY = ['bus', 'fs', 'irq', 'sys', 'sysrq-trigger']
 
 /**
- * The host-side shell script run in the new namespaces: make the root
- * read-only if asked (first, so the mounts below still go on top), bind the
+ * The host-side shell script run in the new namespaces: bind the root onto
+ * itself, read-only if asked (first, so the mounts below still go on top), bind the
  * devices, mount /proc as runc does, bind the volumes (remounting read-only
  * ones), then `exec` container-init with the container's env and identity.
  * Exported for tests.
@@ -91,7 +91,9 @@ export function mountScript(sandbox: ContainerSandbox): string {
   const root = sandbox.rootfs
   const id = sandbox.identity
   const lines = ['set -e', `${BUSYBOX} hostname ${quote(sandbox.hostname)}`]
-  if (id.readOnlyRootFilesystem) lines.push(`mount --bind ${quote(root)} ${quote(root)}`, `mount -o remount,bind,ro ${quote(root)}`)
+  // pivot_root needs the new root to be a mount point.
+  lines.push(`mount --bind ${quote(root)} ${quote(root)}`)
+  if (id.readOnlyRootFilesystem) lines.push(`mount -o remount,bind,ro ${quote(root)}`)
   for (const device of DEVICES) lines.push(`mount --bind ${quote(`/dev/${device}`)} ${quote(path.join(root, 'dev', device))}`)
   const proc = path.join(root, 'proc')
   lines.push(`mount -t proc -o nosuid,nodev,noexec proc ${quote(proc)}`)

@@ -106,7 +106,8 @@ test('mountScript binds volumes (read-only by remount), mounts /proc, and enters
   assert.match(script, `exec env -i 'PATH=`)
   assert.match(script, `'HOME=/root' 'A=b c' '/c/init' --root='/r' --wd='/w' --uid=0 --gid=0 --groups=0 --caps=a80425fb -- "$@"`)
   assert.not.match(script, 'no-new-privs')
-  assert.not.match(script, `mount --bind '/r' '/r'`)
+  assert.match(script, `mount --bind '/r' '/r'\n`)
+  assert.not.match(script, `mount -o remount,bind,ro '/r'\n`)
   const hardened = mountScript({...sandbox, identity: {...ROOT_IDENTITY, uid: 1000, groups: [0, 2000], capabilities: [], noNewPrivs: true, readOnlyRootFilesystem: true, home: '/'}})
   assert.match(hardened, `--uid=1000 --gid=0 --groups=0,2000 --caps=0 --no-new-privs -- "$@"`)
   assert.ok(hardened.indexOf(`mount -o remount,bind,ro '/r'\n`) < hardened.indexOf(`'/r/data'`), 'the root turns read-only before the volumes go on top')
@@ -760,14 +761,19 @@ test('cluster: securityContext: processes run as runAsUser/runAsGroup with fsGro
   }
   await createPod('ids', {
     securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000, supplementalGroups: [4000]},
-    volumes: [{name: 'scratch', emptyDir: {}}, ...(withClaim ? [{name: 'data', persistentVolumeClaim: {claimName: 'owned'}}] : [])],
-    volumeMounts: [{name: 'scratch', mountPath: '/scratch'}, ...(withClaim ? [{name: 'data', mountPath: '/data'}] : [])],
+    volumes: [
+      {name: 'scratch', emptyDir: {}}, {name: 'creds', secret: {secretName: 'creds', defaultMode: 0o400}},
+      ...(withClaim ? [{name: 'data', persistentVolumeClaim: {claimName: 'owned'}}] : []),
+    ],
+    volumeMounts: [{name: 'scratch', mountPath: '/scratch'}, {name: 'creds', mountPath: '/secrets'}, ...(withClaim ? [{name: 'data', mountPath: '/data'}] : [])],
   })
   await waitReady('pod/ids')
   assert.is(await shIn('ids', 'id -u; id -g; id -G; grep -E "^Cap(Prm|Eff)" /proc/self/status'), '1000\n3000\n3000 2000 4000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n')
   // New files in a setgid directory take its group (fsGroup); elsewhere the process's gid.
   assert.is(await shIn('ids', 'touch /scratch/f /tmp/f && stat -c "%u %g" /scratch/f /tmp/f; stat -c "%g %a" /scratch'), '1000 2000\n1000 3000\n2000 2777\n')
   assert.match(await shIn('ids', 'touch /f; cat /root/x'), /touch: \/f: Permission denied\ncat: can't open '\/root\/x': Permission denied/)
+  // A 0400 Secret file is root's, but fsGroup makes it group-readable (0440), as the kubelet does.
+  assert.is(await shIn('ids', 'stat -c "%u %g %a" /secrets/password; cat /secrets/password'), '0 2000 440\ns3cret')
   if (!withClaim) {
     console.log('    (no storage in this cluster: the claim part is skipped)')
     return

@@ -3,8 +3,8 @@
  * PVCs resolve through their bound PV to its hostPath/local directory (where
  * the storage provisioner keeps the data); emptyDirs live in the pod's
  * directory; ConfigMap and Secret volumes are written out as files, once, at
- * pod start. The pod's fsGroup is applied to emptyDirs and claims as the
- * kubelet does.
+ * pod start. The pod's fsGroup is applied to emptyDirs, claims, ConfigMap
+ * and Secret volumes as the kubelet does.
  */
 import type {Stats} from 'node:fs'
 import {chmod, chown, lstat, mkdir, readdir, stat, writeFile} from 'node:fs/promises'
@@ -43,9 +43,13 @@ export async function resolveVolumes(api: ApiClient, pod: Pod, volumesDir: strin
     const resolved = await resolveVolume(api, ns, volume, path.join(volumesDir, volume.name))
     if (!resolved) continue
     const fsGroup = pod.spec.securityContext?.fsGroup
-    // Claims behave as a CSI driver with fsGroupPolicy File; hostPath volumes are never changed.
-    if (fsGroup !== undefined && (volume.emptyDir || volume.persistentVolumeClaim)) {
+    if (fsGroup !== undefined && volume.persistentVolumeClaim) {
+      // Claims behave as a CSI driver with fsGroupPolicy File, the only plugin that reads fsGroupChangePolicy.
       await setVolumeOwnership(resolved.path, fsGroup, resolved.readOnly, pod.spec.securityContext?.fsGroupChangePolicy)
+    } else if (fsGroup !== undefined && (volume.emptyDir || volume.configMap || volume.secret)) {
+      // The kubelet's emptyDir, secret and configMap plugins always walk (secret and configMap read-only: 0440).
+      // hostPath volumes are never changed.
+      await setVolumeOwnership(resolved.path, fsGroup, resolved.readOnly, undefined)
     }
     volumes.set(volume.name, resolved)
   }

@@ -1,6 +1,6 @@
 // Command container-init is the last step of starting a process in a test-node
 // container, the part runc's init does after the mounts: it enters the
-// container's root, takes on the container's identity (supplementary groups,
+// container's root (pivot_root), takes on the container's identity (supplementary groups,
 // gid, capability bounding set, uid, capabilities, no_new_privs) with real
 // system calls, and replaces itself with the command, so the kernel does every
 // permission check and nothing of the node stays behind.
@@ -75,8 +75,8 @@ func main() {
 // groups, bounding set and uid while it still holds the capabilities to set
 // them, then the capabilities it keeps and no_new_privs.
 func enter(o options) error {
-	if err := syscall.Chroot(o.root); err != nil {
-		return wrap("chroot "+o.root, err)
+	if err := pivotRoot(o.root); err != nil {
+		return err
 	}
 	if err := syscall.Chdir(o.wd); err != nil {
 		return wrap("chdir "+o.wd, err)
@@ -118,6 +118,24 @@ func enter(o options) error {
 		}
 	}
 	return nil
+}
+
+// pivotRoot makes `root` (a mount point, in a private mount namespace) the
+// root and detaches the old one, as runc does: unlike chroot, nothing of the
+// host's tree stays reachable, even for a process holding CAP_SYS_CHROOT.
+func pivotRoot(root string) error {
+	if err := syscall.Chdir(root); err != nil {
+		return wrap("chdir "+root, err)
+	}
+	// With both arguments ".", the old root ends up stacked on the new one...
+	if err := syscall.PivotRoot(".", "."); err != nil {
+		return wrap("pivot_root "+root, err)
+	}
+	// ...from where a lazy unmount takes it away.
+	if err := syscall.Unmount(".", syscall.MNT_DETACH); err != nil {
+		return wrap("unmount the old root", err)
+	}
+	return wrap("chdir /", syscall.Chdir("/"))
 }
 
 // capset makes `caps` the thread's permitted and effective sets, with nothing inheritable.
@@ -221,7 +239,13 @@ type errorString string
 
 func (e errorString) Error() string { return string(e) }
 
-func wrap(what string, err error) error { return errorString(what + ": " + err.Error()) }
+// wrap prefixes err with what was being done; nil stays nil.
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return errorString(what + ": " + err.Error())
+}
 
 func fail(code int, message string) {
 	os.Stderr.WriteString(message + "\n")
