@@ -1,10 +1,10 @@
 /**
  * Runs a process inside a container: private mount, UTS and PID namespaces,
- * in which /proc, the devices and each volume are mounted inside the
- * container's root filesystem (itself read-only when the container asks) and
- * the hostname is the pod's; then container-init pivots into the root and takes on
- * the container's identity (uid, gid, groups, capabilities, no_new_privs)
- * before it becomes the command. The namespaces die with the process, so
+ * in which the devices and each volume are mounted inside the container's
+ * root filesystem (itself read-only when the container asks) and the hostname
+ * is the pod's; then container-init mounts /proc, pivots into the root and
+ * takes on the container's identity (uid, gid, groups, capabilities,
+ * no_new_privs) before it becomes the command. The namespaces die with the process, so
  * nothing is ever mounted on the host and two containers can share a volume.
  */
 import {execFile, spawn, type ChildProcess} from 'node:child_process'
@@ -76,15 +76,11 @@ export function spawnInContainer(sandbox: ContainerSandbox, command: string[]): 
   })
 }
 
-// What runc masks in /proc (a host's kernel details) and keeps read-only (its knobs).
-const PROC_MASKED = ['acpi', 'asound', 'kcore', 'keys', 'latency_stats', 'timer_list', 'timer_stats', 'sched_debug', 'scsi']
-const PROC_READ_ONLY = ['bus', 'fs', 'irq', 'sys', 'sysrq-trigger']
-
 /**
  * The host-side shell script run in the new namespaces: bind the root onto
- * itself, read-only if asked (first, so the mounts below still go on top), bind the
- * devices, mount /proc as runc does, bind the volumes (remounting read-only
- * ones), then `exec` container-init with the container's env and identity.
+ * itself, read-only if asked (first, so the mounts below still go on top),
+ * bind the devices and the volumes (remounting read-only ones), then `exec`
+ * container-init (which mounts /proc) with the container's env and identity.
  * Exported for tests.
  */
 export function mountScript(sandbox: ContainerSandbox): string {
@@ -95,16 +91,6 @@ export function mountScript(sandbox: ContainerSandbox): string {
   lines.push(`mount --bind ${quote(root)} ${quote(root)}`)
   if (id.readOnlyRootFilesystem) lines.push(`mount -o remount,bind,ro ${quote(root)}`)
   for (const device of DEVICES) lines.push(`mount --bind ${quote(`/dev/${device}`)} ${quote(path.join(root, 'dev', device))}`)
-  const proc = path.join(root, 'proc')
-  lines.push(`mount -t proc -o nosuid,nodev,noexec proc ${quote(proc)}`)
-  for (const name of PROC_MASKED) {
-    const p = quote(path.join(proc, name))
-    lines.push(`if [ -d ${p} ]; then mount -t tmpfs -o ro,nosuid,nodev,noexec tmpfs ${p}; elif [ -e ${p} ]; then mount --bind /dev/null ${p}; fi`)
-  }
-  for (const name of PROC_READ_ONLY) {
-    const p = quote(path.join(proc, name))
-    lines.push(`if [ -e ${p} ]; then mount --bind ${p} ${p}; mount -o remount,bind,ro ${p}; fi`)
-  }
   for (const mount of sortedMounts(sandbox.mounts)) {
     const target = path.join(root, normalizeContainerPath(mount.mountPath))
     lines.push(`mount --bind ${quote(mount.source)} ${quote(target)}`)

@@ -2,7 +2,8 @@
  * The project's own Kubernetes node, run inside the test process: it does a
  * kubelet's duties toward the real control plane (registration, heartbeat,
  * pod status, finishing deletions) and serves exec and logs, running real
- * commands in busybox chroots with the pods' volumes bind-mounted.
+ * commands in busybox root filesystems with the pods' volumes bind-mounted
+ * and their securityContext applied.
  *
  *   const node = await startNode({dir, server, caCertFile, pki, kubeconfig})
  *   node.faults.cutAfterBytes = 1 << 20   // break the next exec streams

@@ -98,11 +98,10 @@ test('expand resolves $(VAR) like the kubelet', () => {
   assert.is(expand('$(A)-$(B)-$$(A)', {A: '1'}), '1-$(B)-$(A)')
 })
 
-test('mountScript binds volumes (read-only by remount), mounts /proc, and enters the root with env and identity', () => {
+test('mountScript binds volumes (read-only by remount) and enters the root with env and identity', () => {
   const sandbox = {rootfs: '/r', mounts: [{source: "/v/it's", mountPath: '/data', readOnly: true}], env: {A: 'b c'}, workingDir: '/w', hostname: 'h', identity: ROOT_IDENTITY, init: '/c/init'}
   const script = mountScript(sandbox)
   assert.match(script, `mount --bind '/v/it'\\''s' '/r/data'\nmount -o remount,bind,ro '/r/data'`)
-  assert.match(script, `mount -t proc -o nosuid,nodev,noexec proc '/r/proc'`)
   assert.match(script, `exec env -i 'PATH=`)
   assert.match(script, `'HOME=/root' 'A=b c' '/c/init' --root='/r' --wd='/w' --uid=0 --gid=0 --groups=0 --caps=a80425fb -- "$@"`)
   assert.not.match(script, 'no-new-privs')

@@ -203,6 +203,7 @@ export class PodManager implements ContainerDirectory {
       if (err instanceof ContainersNotCreated) {
         // The pod's securityContext cannot change: no retry, as the kubelet's would fail the same way.
         const names = [...err.waiting.keys()]
+        this.opts.log(`pod ${record.namespace}/${record.name}: ${err.message}`)
         await this.reportPending(record, `containers with unready status: [${names.join(' ')}]`, (name) => err.waiting.get(name))
         return
       }

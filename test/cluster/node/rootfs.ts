@@ -79,7 +79,7 @@ export async function buildImages(dir: string): Promise<Images> {
     if (applet === 'bin/busybox') continue
     const link = path.join(images.busybox, applet)
     await mkdir(path.dirname(link), {recursive: true})
-    // Absolute targets resolve inside the chroot, as in the busybox image.
+    // Absolute targets resolve inside the container's root, as in the busybox image.
     await symlink('/bin/busybox', link).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err
     })

@@ -1,6 +1,6 @@
 // Command container-init is the last step of starting a process in a test-node
-// container, the part runc's init does after the mounts: it enters the
-// container's root (pivot_root), takes on the container's identity (supplementary groups,
+// container, the part runc's init does after the volume mounts: it mounts the
+// container's /proc, enters the container's root (pivot_root), takes on the container's identity (supplementary groups,
 // gid, capability bounding set, uid, capabilities, no_new_privs) with real
 // system calls, and replaces itself with the command, so the kernel does every
 // permission check and nothing of the node stays behind.
@@ -71,10 +71,13 @@ func main() {
 	fail(126, `exec: "`+program+`": `+err.Error())
 }
 
-// enter puts the process into the container: root, working directory, then
+// enter puts the process into the container: /proc, root, working directory, then
 // groups, bounding set and uid while it still holds the capabilities to set
 // them, then the capabilities it keeps and no_new_privs.
 func enter(o options) error {
+	if err := mountProc(o.root + "/proc"); err != nil {
+		return err
+	}
 	if err := pivotRoot(o.root); err != nil {
 		return err
 	}
@@ -115,6 +118,52 @@ func enter(o options) error {
 	if o.noNewPrivs {
 		if _, _, e := syscall.RawSyscall6(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0, 0, 0, 0); e != 0 {
 			return wrap("set no_new_privs", e)
+		}
+	}
+	return nil
+}
+
+// What runc masks in /proc (the host's kernel details) and keeps read-only (its knobs).
+var (
+	procMasked   = []string{"acpi", "asound", "kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug", "scsi"}
+	procReadOnly = []string{"bus", "fs", "irq", "sys", "sysrq-trigger"}
+)
+
+// mountProc mounts a proc at `proc` (it shows the PID namespace the process
+// is in) as runc does: nosuid, nodev, noexec, host details masked, knobs read-only.
+func mountProc(proc string) error {
+	const flags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC
+	if err := syscall.Mount("proc", proc, "proc", flags, ""); err != nil {
+		return wrap("mount proc on "+proc, err)
+	}
+	for _, name := range procMasked {
+		path := proc + "/" + name
+		var st syscall.Stat_t
+		if syscall.Stat(path, &st) != nil {
+			continue
+		}
+		var err error
+		if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			err = syscall.Mount("tmpfs", path, "tmpfs", flags|syscall.MS_RDONLY, "")
+		} else {
+			err = syscall.Mount("/dev/null", path, "", syscall.MS_BIND, "")
+		}
+		if err != nil {
+			return wrap("mask "+path, err)
+		}
+	}
+	for _, name := range procReadOnly {
+		path := proc + "/" + name
+		var st syscall.Stat_t
+		if syscall.Stat(path, &st) != nil {
+			continue
+		}
+		if err := syscall.Mount(path, path, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return wrap("bind "+path, err)
+		}
+		// A bind mount ignores MS_RDONLY; only a remount makes it read-only.
+		if err := syscall.Mount(path, path, "", flags|syscall.MS_BIND|syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+			return wrap("make "+path+" read-only", err)
 		}
 	}
 	return nil
