@@ -2,7 +2,8 @@
  * The project's own Kubernetes node, run inside the test process: it does a
  * kubelet's duties toward the real control plane (registration, heartbeat,
  * pod status, finishing deletions) and serves exec and logs, running real
- * commands in busybox chroots with the pods' volumes bind-mounted.
+ * commands in busybox root filesystems with the pods' volumes bind-mounted
+ * and their securityContext applied.
  *
  *   const node = await startNode({dir, server, caCertFile, pki, kubeconfig})
  *   node.faults.cutAfterBytes = 1 << 20   // break the next exec streams
@@ -14,6 +15,7 @@ import path from 'node:path'
 import {issueCert, type Pki} from '../pki.js'
 import {ApiClient} from './api.js'
 import {registerNode, startHeartbeat, type NodeTaint} from './agent.js'
+import {buildContainerInit} from './container.js'
 import {startExecServer} from './exec-server.js'
 import {ExecFaults} from './faults.js'
 import {PodManager} from './pods.js'
@@ -54,7 +56,7 @@ export interface NodeAgent {
   stop(): Promise<void>
 }
 
-/** Starts a node: certificates, images, kubelet API server, Node registration, heartbeat, pod watch. */
+/** Starts a node: certificates, images, container-init, kubelet API server, Node registration, heartbeat, pod watch. */
 export async function startNode(opts: NodeOptions): Promise<NodeAgent> {
   const name = opts.name ?? 'kubesnap-node'
   const log = opts.log ?? (() => {})
@@ -67,12 +69,12 @@ export async function startNode(opts: NodeOptions): Promise<NodeAgent> {
   ])
   const imagesDir = path.join(opts.dir, 'images')
   await rm(imagesDir, {recursive: true, force: true})
-  const images = await buildImages(imagesDir)
+  const [images, containerInit] = await Promise.all([buildImages(imagesDir), buildContainerInit()])
 
   const api = await ApiClient.create({server: opts.server, caCertFile: opts.caCertFile, ...client})
   const faults = new ExecFaults()
   let v4Only = opts.v4Only ?? false
-  const pods = new PodManager(api, {nodeName: name, podsDir: path.join(opts.dir, 'pods'), images, log})
+  const pods = new PodManager(api, {nodeName: name, podsDir: path.join(opts.dir, 'pods'), images, containerInit, log})
   const server = await startExecServer({
     cert: await readFile(serving.certFile),
     key: await readFile(serving.keyFile),

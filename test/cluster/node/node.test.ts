@@ -24,13 +24,14 @@ import WebSocket from 'ws'
 import {sharedCluster, type TestCluster} from '../index.js'
 import {createPki, issueCert, type Pki} from '../pki.js'
 import type {ApiClient} from './api.js'
-import {mountScript, prepareMountPoints, type ContainerSandbox} from './container.js'
+import {buildContainerInit, mountScript, prepareMountPoints, type ContainerSandbox} from './container.js'
 import {expand} from './env.js'
 import {chooseProtocol, exitStatus, parseExecUrl, selectLogLines, startExecServer, V4, V5, type ExecServer} from './exec-server.js'
 import {ExecFaults} from './faults.js'
 import {startNode, type NodeAgent} from './index.js'
 import {PodManager} from './pods.js'
 import {buildImages, createContainerRootfs, hasExecutable, type Images} from './rootfs.js'
+import {ROOT_IDENTITY} from './security.js'
 import {safeRelative} from './volumes.js'
 import {waitFor} from '../wait.js'
 
@@ -97,11 +98,18 @@ test('expand resolves $(VAR) like the kubelet', () => {
   assert.is(expand('$(A)-$(B)-$$(A)', {A: '1'}), '1-$(B)-$(A)')
 })
 
-test('mountScript binds volumes (read-only by remount) and chroots with env', () => {
-  const script = mountScript({rootfs: '/r', mounts: [{source: "/v/it's", mountPath: '/data', readOnly: true}], env: {A: 'b c'}, workingDir: '/w', hostname: 'h'})
+test('mountScript binds volumes (read-only by remount) and enters the root with env and identity', () => {
+  const sandbox = {rootfs: '/r', mounts: [{source: "/v/it's", mountPath: '/data', readOnly: true}], env: {A: 'b c'}, workingDir: '/w', hostname: 'h', identity: ROOT_IDENTITY, init: '/c/init'}
+  const script = mountScript(sandbox)
   assert.match(script, `mount --bind '/v/it'\\''s' '/r/data'\nmount -o remount,bind,ro '/r/data'`)
   assert.match(script, `exec env -i 'PATH=`)
-  assert.match(script, `'A=b c' unshare --root='/r' --wd='/w' -- "$@"`)
+  assert.match(script, `'HOME=/root' 'A=b c' '/c/init' --root='/r' --wd='/w' --uid=0 --gid=0 --groups=0 --caps=a80425fb -- "$@"`)
+  assert.not.match(script, 'no-new-privs')
+  assert.match(script, `mount --bind '/r' '/r'\n`)
+  assert.not.match(script, `mount -o remount,bind,ro '/r'\n`)
+  const hardened = mountScript({...sandbox, identity: {...ROOT_IDENTITY, uid: 1000, groups: [0, 2000], capabilities: [], noNewPrivs: true, readOnlyRootFilesystem: true, home: '/'}})
+  assert.match(hardened, `--uid=1000 --gid=0 --groups=0,2000 --caps=0 --no-new-privs -- "$@"`)
+  assert.ok(hardened.indexOf(`mount -o remount,bind,ro '/r'\n`) < hardened.indexOf(`'/r/data'`), 'the root turns read-only before the volumes go on top')
 })
 
 // ---------------------------------------------------------------------------
@@ -127,7 +135,7 @@ function directServer(): Promise<Direct> {
     const pki = await createPki(path.join(dir, 'pki'))
     const serving = await issueCert(pki.ca, {name: 'node', cn: 'node', sans: {ip: ['127.0.0.1']}, usage: 'server'})
     const client = await issueCert(pki.ca, {name: 'apiserver', cn: 'apiserver', usage: 'client'})
-    const images = await buildImages(path.join(dir, 'images'))
+    const [images, init] = await Promise.all([buildImages(path.join(dir, 'images')), buildContainerInit()])
     const volume = path.join(dir, 'volume')
     await mkdir(path.join(volume, 'sub'), {recursive: true})
     await writeFile(path.join(volume, 'sub', 'hello'), 'hello from the volume\n')
@@ -135,7 +143,7 @@ function directServer(): Promise<Direct> {
     for (const [name, image, readOnly] of [['busybox', 'busybox:1.36', false], ['distroless', 'gcr.io/distroless/static', false], ['readonly', 'busybox', true]] as const) {
       const rootfs = path.join(dir, 'containers', name)
       await createContainerRootfs(images, image, rootfs, 'p')
-      const sandbox = {image, rootfs, env: {GREETING: 'hi there'}, workingDir: '/data', hostname: 'p',
+      const sandbox = {image, rootfs, env: {GREETING: 'hi there'}, workingDir: '/data', hostname: 'p', identity: ROOT_IDENTITY, init,
         mounts: [{source: volume, mountPath: '/data', readOnly}, {source: path.join(volume, 'sub'), mountPath: '/sub', readOnly}]}
       await prepareMountPoints(sandbox)
       sandboxes.set(name, sandbox)
@@ -301,10 +309,11 @@ test('pod manager: a 410 Gone watch error makes it relist; pods gone meanwhile a
     watch(url: string, onEvent: (e: unknown) => void, onEnd: (err?: Error) => void) {
       calls.push(`WATCH ${url}`)
       if (calls.filter((c) => c.startsWith('WATCH')).length === 1) {
-        setTimeout(() => {
+        // Expire only once pod a runs: on a busy machine its setup may take longer than the relist.
+        void waitFor('pod a to run', () => manager.findContainer('ns', 'a', 'main') !== undefined, {timeoutMs: 5000}).then(() => {
           onEvent({type: 'ERROR', object: {kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version'}})
           onEnd()
-        }, 50)
+        }, () => onEnd())
       }
       return {stop() {}}
     },
@@ -313,7 +322,9 @@ test('pod manager: a 410 Gone watch error makes it relist; pods gone meanwhile a
       return {status: body.status}
     },
   }
-  const manager = new PodManager(api as unknown as ApiClient, {nodeName: 'n', podsDir: path.join(dir, 'pods'), images: await buildImages(path.join(dir, 'images')), log: () => {}})
+  const manager = new PodManager(api as unknown as ApiClient, {
+    nodeName: 'n', podsDir: path.join(dir, 'pods'), images: await buildImages(path.join(dir, 'images')), containerInit: await buildContainerInit(), log: () => {},
+  })
   try {
     await manager.start()
     await waitFor('pod a to run', () => manager.findContainer('ns', 'a', 'main') !== undefined, {timeoutMs: 5000})
@@ -381,12 +392,14 @@ async function placement() {
   return {nodeSelector: {'kubernetes.io/hostname': node.name}, tolerations: [{key: TAINT, operator: 'Exists', effect: 'NoSchedule'}]}
 }
 
-/** A pod spec that sleeps forever on the test node, with optional volumes. */
-async function podSpec(opts: {image?: string; volumes?: object[]; volumeMounts?: object[]; env?: object[]} = {}) {
+/** A pod spec that sleeps forever on the test node, with optional volumes and securityContexts (the pod's and its container's). */
+async function podSpec(opts: {image?: string; volumes?: object[]; volumeMounts?: object[]; env?: object[]; securityContext?: object; containerSecurityContext?: object} = {}) {
   return {
     ...(await placement()),
-    containers: [{name: 'main', image: opts.image ?? 'busybox:1.36', command: ['sleep', 'infinity'], volumeMounts: opts.volumeMounts ?? [], env: opts.env ?? []}],
+    containers: [{name: 'main', image: opts.image ?? 'busybox:1.36', command: ['sleep', 'infinity'], volumeMounts: opts.volumeMounts ?? [], env: opts.env ?? [],
+      ...(opts.containerSecurityContext ? {securityContext: opts.containerSecurityContext} : {})}],
     volumes: opts.volumes ?? [],
+    ...(opts.securityContext ? {securityContext: opts.securityContext} : {}),
   }
 }
 
@@ -729,6 +742,99 @@ test('cluster: a StatefulSet scales to 0 and back, and its rolling restart compl
   await kubectl(['rollout', 'restart', '-n', ns, 'statefulset/db'])
   await kubectl(['rollout', 'status', '-n', ns, 'statefulset/db', '--timeout=60s'])
   assert.is((await kubectl(['exec', '-n', ns, 'db-1', '--', 'hostname'])).stdout.toString(), 'db-1\n')
+})
+
+/** Runs `script` with sh in container `container` (default main) of `pod` through kubectl; stdout and stderr together. */
+async function shIn(pod: string, script: string, container = 'main'): Promise<string> {
+  const {ns} = await clusterEnv()
+  const r = await kubectl(['exec', '-n', ns, pod, '-c', container, '--', 'sh', '-c', `exec 2>&1; ${script}`], {reject: false})
+  return r.stdout.toString()
+}
+
+test('cluster: securityContext: processes run as runAsUser/runAsGroup with fsGroup and supplementalGroups; emptyDir and claim files are theirs', async () => {
+  const {cluster} = await clusterEnv()
+  const withClaim = Boolean(cluster.storageClass)
+  if (withClaim) {
+    await apply({apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: {name: 'owned'},
+      spec: {accessModes: ['ReadWriteOnce'], resources: {requests: {storage: '1Gi'}}, storageClassName: cluster.storageClass}})
+  }
+  await createPod('ids', {
+    securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000, supplementalGroups: [4000]},
+    volumes: [
+      {name: 'scratch', emptyDir: {}}, {name: 'creds', secret: {secretName: 'creds', defaultMode: 0o400}},
+      ...(withClaim ? [{name: 'data', persistentVolumeClaim: {claimName: 'owned'}}] : []),
+    ],
+    volumeMounts: [{name: 'scratch', mountPath: '/scratch'}, {name: 'creds', mountPath: '/secrets'}, ...(withClaim ? [{name: 'data', mountPath: '/data'}] : [])],
+  })
+  await waitReady('pod/ids')
+  assert.is(await shIn('ids', 'id -u; id -g; id -G; grep -E "^Cap(Prm|Eff)" /proc/self/status'), '1000\n3000\n3000 2000 4000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n')
+  // New files in a setgid directory take its group (fsGroup); elsewhere the process's gid.
+  assert.is(await shIn('ids', 'touch /scratch/f /tmp/f && stat -c "%u %g" /scratch/f /tmp/f; stat -c "%g %a" /scratch'), '1000 2000\n1000 3000\n2000 2777\n')
+  assert.match(await shIn('ids', 'touch /f; cat /root/x'), /touch: \/f: Permission denied\ncat: can't open '\/root\/x': Permission denied/)
+  // A 0400 Secret file is root's, but fsGroup makes it group-readable (0440), as the kubelet does.
+  assert.is(await shIn('ids', 'stat -c "%u %g %a" /secrets/password; cat /secrets/password'), '0 2000 440\ns3cret')
+  if (!withClaim) {
+    console.log('    (no storage in this cluster: the claim part is skipped)')
+    return
+  }
+  assert.is(await shIn('ids', 'stat -c "%g %a" /data; echo hi > /data/f && stat -c "%u %g %a" /data/f'), '2000 2777\n1000 2000 644\n', 'a fresh claim\'s root gets fsGroup and setgid')
+  const pv = JSON.parse((await kubectl(['get', 'pv', (await getJson('pvc', 'owned')).spec.volumeName, '-o', 'json'])).stdout.toString())
+  const onHost = await stat(path.join(pv.spec.hostPath.path, 'f'))
+  assert.equal([onHost.uid, onHost.gid], [1000, 2000], 'the kernel wrote the file as uid 1000, group fsGroup')
+})
+
+test('cluster: capabilities: root with drop ALL cannot chown or read another uid\'s 0600 file; root with the defaults can (0000 files too)', async () => {
+  const scratch = [{name: 'scratch', mountPath: '/scratch'}]
+  await apply({apiVersion: 'v1', kind: 'Pod', metadata: {name: 'caps'}, spec: {
+    ...(await placement()),
+    containers: [
+      {name: 'main', image: 'busybox:1.36', securityContext: {capabilities: {drop: ['ALL']}}, volumeMounts: scratch},
+      {name: 'root', image: 'busybox:1.36', volumeMounts: scratch},
+    ],
+    volumes: [{name: 'scratch', emptyDir: {}}],
+  }})
+  await waitReady('pod/caps')
+  const prepared = await shIn('caps', 'echo s > /scratch/secret && chown 1234 /scratch/secret && chmod 600 /scratch/secret && echo z > /scratch/zero && chmod 000 /scratch/zero && cat /scratch/secret /scratch/zero; grep -E "^Cap(Eff|Bnd)" /proc/self/status', 'root')
+  assert.is(prepared, 's\nz\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n', 'root with the default set: CHOWN, DAC_OVERRIDE')
+  const dropped = await shIn('caps', 'id -u; cat /scratch/secret; touch /tmp/x; chown 1234 /tmp/x; grep -E "^Cap(Eff|Bnd)" /proc/self/status')
+  assert.is(dropped, `0\ncat: can't open '/scratch/secret': Permission denied\nchown: /tmp/x: Operation not permitted\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\n`)
+})
+
+test('cluster: runAsNonRoot: busybox without runAsUser never runs (CreateContainerConfigError), runAsUser 0 is refused, distroless:nonroot runs', async () => {
+  const {ns} = await clusterEnv()
+  await createPod('rootful', {securityContext: {runAsNonRoot: true}})
+  await createPod('root-uid', {securityContext: {runAsNonRoot: true}, containerSecurityContext: {runAsUser: 0}})
+  await createPod('nonroot', {image: 'gcr.io/distroless/static-debian12:nonroot', securityContext: {runAsNonRoot: true}})
+  await waitReady('pod/nonroot')
+  const waiting = async (name: string) => {
+    await waitFor(`pod ${name} to be refused`, async () => (await getJson('pod', name)).status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerConfigError', KUBECTL_POLL)
+    const pod = await getJson('pod', name)
+    assert.is(pod.status.phase, 'Pending')
+    assert.is(pod.status.conditions.find((c: any) => c.type === 'Ready').message, 'containers with unready status: [main]')
+    return {uid: pod.metadata.uid as string, message: pod.status.containerStatuses[0].state.waiting.message as string}
+  }
+  const rootful = await waiting('rootful')
+  assert.is(rootful.message, `container has runAsNonRoot and image will run as root (pod: "rootful_${ns}(${rootful.uid})", container: main)`)
+  const rootUid = await waiting('root-uid')
+  assert.is(rootUid.message, `container's runAsUser breaks non-root policy (pod: "root-uid_${ns}(${rootUid.uid})", container: main)`)
+  const exec = await kubectl(['exec', '-n', ns, 'rootful', '--', 'true'], {reject: false})
+  assert.is.not(exec.exitCode, 0, 'nothing runs in a refused container')
+})
+
+test('cluster: readOnlyRootFilesystem makes / read-only, volumes stay writable; allowPrivilegeEscalation false sets NoNewPrivs; /proc shows only the container', async () => {
+  await createPod('locked', {
+    containerSecurityContext: {readOnlyRootFilesystem: true, allowPrivilegeEscalation: false},
+    volumes: [{name: 'scratch', emptyDir: {}}], volumeMounts: [{name: 'scratch', mountPath: '/scratch'}],
+  })
+  await waitReady('pod/locked')
+  assert.is(await shIn('locked', 'touch /x; touch /tmp/x; touch /scratch/y && echo volume writable; grep NoNewPrivs /proc/self/status'),
+    'touch: /x: Read-only file system\ntouch: /tmp/x: Read-only file system\nvolume writable\nNoNewPrivs:\t1\n')
+  assert.is(await shIn('ready', 'grep NoNewPrivs /proc/self/status; touch /x && echo root writable'), 'NoNewPrivs:\t0\nroot writable\n')
+  // PID 1 is the exec's own shell: no process of the host or the node is visible.
+  const [pid1, processes] = (await shIn('ready', 'cat /proc/1/comm; ls /proc | grep -c "^[0-9]"')).split('\n')
+  assert.is(pid1, 'sh')
+  assert.ok(Number(processes) <= 3, `${processes} processes visible: the shell, ls and grep at most`)
+  assert.match(await shIn('ready', 'echo 1 > /proc/sys/kernel/domainname'), 'Read-only file system')
 })
 
 test('cluster: the node stays Ready (heartbeat) and deleting the namespace completes', async () => {

@@ -13,6 +13,7 @@ import {prepareMountPoints} from './container.js'
 import {containerEnv} from './env.js'
 import type {ContainerDirectory, ExecTarget} from './exec-server.js'
 import {createContainerRootfs, type Images} from './rootfs.js'
+import {ContainerConfigError, containerIdentity, type ContainerIdentity} from './security.js'
 import type {ObjectList, Pod, Status} from './types.js'
 import {VolumeNotReady, containerMounts, resolveVolumes} from './volumes.js'
 
@@ -21,7 +22,23 @@ export interface PodManagerOptions {
   /** Where pod directories go: `<podsDir>/<uid>/`. */
   podsDir: string
   images: Images
+  /** The container-init binary processes enter their container with. */
+  containerInit: string
   log: (line: string) => void
+}
+
+/** A container's waiting state as the kubelet reports it. */
+interface Waiting {
+  reason: string
+  message: string
+}
+
+/** Containers the kubelet would not create (runAsNonRoot with root, unknown capabilities): the pod stays Pending. */
+class ContainersNotCreated extends Error {
+  constructor(readonly waiting: Map<string, Waiting>) {
+    super([...waiting.values()].map((w) => w.message).join('; '))
+    this.name = 'ContainersNotCreated'
+  }
 }
 
 /** What the node knows about one pod (by UID: a StatefulSet pod re-created under its old name is a new record). */
@@ -183,8 +200,15 @@ export class PodManager implements ContainerDirectory {
     try {
       await this.setUp(record)
     } catch (err) {
+      if (err instanceof ContainersNotCreated) {
+        // The pod's securityContext cannot change: no retry, as the kubelet's would fail the same way.
+        const names = [...err.waiting.keys()]
+        this.opts.log(`pod ${record.namespace}/${record.name}: ${err.message}`)
+        await this.reportPending(record, `containers with unready status: [${names.join(' ')}]`, (name) => err.waiting.get(name))
+        return
+      }
       if (!(err instanceof VolumeNotReady)) throw err
-      await this.reportPending(record, err.message)
+      await this.reportPending(record, err.message, () => undefined)
       this.retryLater(record)
       return
     }
@@ -193,12 +217,27 @@ export class PodManager implements ContainerDirectory {
     this.opts.log(`pod ${record.namespace}/${record.name} running (${record.podIP})`)
   }
 
-  /** Builds the pod's directory: volumes, and per container a root filesystem, mount points, env and log. */
+  /**
+   * Builds the pod's directory: volumes, and per container a root filesystem,
+   * mount points, env, identity and log. Throws `VolumeNotReady` or, after the
+   * volumes (the kubelet mounts them first), `ContainersNotCreated`.
+   */
   private async setUp(record: PodRecord): Promise<void> {
     const pod = record.pod
     record.podIP ??= pod.status?.podIP && pod.status.podIP !== '127.0.0.1' ? pod.status.podIP : allocatePodIP()
     record.startTime ??= new Date().toISOString().replace(/\.\d+Z$/, 'Z')
+    const identities = new Map<string, ContainerIdentity>()
+    const refused = new Map<string, Waiting>()
+    for (const container of pod.spec.containers) {
+      try {
+        identities.set(container.name, containerIdentity(pod, container))
+      } catch (err) {
+        if (!(err instanceof ContainerConfigError)) throw err
+        refused.set(container.name, {reason: err.reason, message: err.message})
+      }
+    }
     const volumes = await resolveVolumes(this.api, pod, path.join(record.dir, 'volumes'))
+    if (refused.size > 0) throw new ContainersNotCreated(refused)
     const hostname = pod.spec.hostname ?? pod.metadata.name
     const containers = new Map<string, ExecTarget>()
     for (const container of pod.spec.containers) {
@@ -214,6 +253,8 @@ export class PodManager implements ContainerDirectory {
         env: await containerEnv(this.api, pod, container, record.podIP),
         workingDir: container.workingDir ?? '/',
         hostname,
+        identity: identities.get(container.name)!,
+        init: this.opts.containerInit,
       }
       await prepareMountPoints(sandbox)
       const logFile = path.join(containerDir, 'container.log')
@@ -252,10 +293,19 @@ export class PodManager implements ContainerDirectory {
     await this.patchStatus(record, status)
   }
 
-  /** Patches the pod's status to Pending with its containers waiting, once per distinct reason. */
-  private async reportPending(record: PodRecord, message: string): Promise<void> {
-    if (record.reportedPending === message) return
-    record.reportedPending = message
+  /**
+   * Patches the pod's status to Pending, once per distinct state: `message` on
+   * its conditions, each container waiting as `waitingOf` says (default:
+   * ContainerCreating with `message`).
+   */
+  private async reportPending(record: PodRecord, message: string, waitingOf: (container: string) => Waiting | undefined): Promise<void> {
+    const containerStatuses = record.pod.spec.containers.map((c) => ({
+      name: c.name, image: c.image ?? '', imageID: '', ready: false, started: false, restartCount: 0,
+      state: {waiting: waitingOf(c.name) ?? {reason: 'ContainerCreating', message}},
+    }))
+    const key = JSON.stringify([message, containerStatuses])
+    if (record.reportedPending === key) return
+    record.reportedPending = key
     this.opts.log(`pod ${record.namespace}/${record.name} pending: ${message}`)
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
     const notReady = (type: string) => ({type, status: 'False', reason: 'ContainersNotReady', message, lastProbeTime: null, lastTransitionTime: now})
@@ -263,10 +313,7 @@ export class PodManager implements ContainerDirectory {
       phase: 'Pending',
       hostIP: '127.0.0.1',
       conditions: [notReady('Ready'), notReady('ContainersReady')],
-      containerStatuses: record.pod.spec.containers.map((c) => ({
-        name: c.name, image: c.image ?? '', imageID: '', ready: false, started: false, restartCount: 0,
-        state: {waiting: {reason: 'ContainerCreating', message}},
-      })),
+      containerStatuses,
     })
   }
 

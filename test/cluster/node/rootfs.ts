@@ -11,7 +11,7 @@
  * Each container gets its own copy (≈2 MB), so writes to /tmp or / stay per container.
  */
 import {execFile} from 'node:child_process'
-import {chmod, cp, mkdir, symlink, writeFile, lstat} from 'node:fs/promises'
+import {chmod, chown, cp, mkdir, symlink, writeFile, lstat} from 'node:fs/promises'
 import path from 'node:path'
 import {promisify} from 'node:util'
 
@@ -34,11 +34,44 @@ export function imageKind(image: string | undefined): ImageKind {
   return image?.includes('distroless') ? 'distroless' : 'busybox'
 }
 
+/** A user in an image's /etc/passwd (with a group of the same name and id in /etc/group). */
+export interface ImageUser {
+  name: string
+  uid: number
+  gid: number
+  home: string
+}
+
+/** The users of each local image, as the real images have them (distroless also has `nonroot`, 65532). */
+export const IMAGE_USERS: Record<ImageKind, readonly ImageUser[]> = {
+  busybox: [
+    {name: 'root', uid: 0, gid: 0, home: '/root'},
+    {name: 'nobody', uid: 65534, gid: 65534, home: '/nonexistent'},
+  ],
+  distroless: [
+    {name: 'root', uid: 0, gid: 0, home: '/root'},
+    {name: 'nonroot', uid: 65532, gid: 65532, home: '/home/nonroot'},
+    {name: 'nobody', uid: 65534, gid: 65534, home: '/nonexistent'},
+  ],
+}
+
+/**
+ * Returns the user an image's config names (its `USER`), as uid and gid: the
+ * `nonroot` variants of distroless (tag `nonroot`, or a tag ending in
+ * `-nonroot` such as `debug-nonroot`) run as 65532:65532, every other image
+ * here as root.
+ */
+export function imageUser(image: string | undefined): {uid: number; gid: number} {
+  const tag = /:([^/:@]+)(@.*)?$/.exec(image ?? '')?.[1]
+  if (imageKind(image) === 'distroless' && tag !== undefined && (tag === 'nonroot' || tag.endsWith('-nonroot'))) return {uid: 65532, gid: 65532}
+  return {uid: 0, gid: 0}
+}
+
 /** Builds both base images under `dir` and returns their paths. */
 export async function buildImages(dir: string): Promise<Images> {
   const images: Images = {busybox: path.join(dir, 'busybox'), distroless: path.join(dir, 'distroless')}
-  await buildSkeleton(images.distroless)
-  await buildSkeleton(images.busybox)
+  await buildSkeleton(images.distroless, IMAGE_USERS.distroless)
+  await buildSkeleton(images.busybox, IMAGE_USERS.busybox)
   await cp(BUSYBOX, path.join(images.busybox, 'bin/busybox'))
   const {stdout} = await run(BUSYBOX, ['--list-full'])
   for (const applet of stdout.split('\n').map((l) => l.trim()).filter(Boolean)) {
@@ -46,7 +79,7 @@ export async function buildImages(dir: string): Promise<Images> {
     if (applet === 'bin/busybox') continue
     const link = path.join(images.busybox, applet)
     await mkdir(path.dirname(link), {recursive: true})
-    // Absolute targets resolve inside the chroot, as in the busybox image.
+    // Absolute targets resolve inside the container's root, as in the busybox image.
     await symlink('/bin/busybox', link).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'EEXIST') throw err
     })
@@ -56,7 +89,10 @@ export async function buildImages(dir: string): Promise<Images> {
 
 /** Copies the base image for `image` to `target`, a new container root filesystem. */
 export async function createContainerRootfs(images: Images, image: string | undefined, target: string, hostname: string): Promise<void> {
-  await cp(images[imageKind(image)], target, {recursive: true, verbatimSymlinks: true})
+  const kind = imageKind(image)
+  await cp(images[kind], target, {recursive: true, verbatimSymlinks: true})
+  // cp does not keep owners: home directories are given to their users here.
+  for (const user of IMAGE_USERS[kind].filter((u) => u.home.startsWith('/home/'))) await chown(path.join(target, user.home), user.uid, user.gid)
   await writeFile(path.join(target, 'etc/hostname'), `${hostname}\n`)
   await writeFile(path.join(target, 'etc/hosts'), `127.0.0.1\tlocalhost\n127.0.0.1\t${hostname}\n`)
 }
@@ -81,13 +117,16 @@ export async function hasExecutable(rootfs: string, command: string, workingDir 
   return false
 }
 
-/** The directories and files every image has: /etc with users, /tmp, /root, /dev mount points. */
-async function buildSkeleton(root: string): Promise<void> {
+/** The directories and files every image has: /etc with `users`, /tmp, /root, home directories, /dev and /proc mount points. */
+async function buildSkeleton(root: string, users: readonly ImageUser[]): Promise<void> {
   for (const dir of ['etc', 'tmp', 'root', 'dev', 'proc', 'var/tmp', 'home']) await mkdir(path.join(root, dir), {recursive: true})
   await chmod(path.join(root, 'tmp'), 0o1777)
   await chmod(path.join(root, 'var/tmp'), 0o1777)
-  await writeFile(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n')
-  await writeFile(path.join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n')
+  await chmod(path.join(root, 'root'), 0o700)
+  for (const user of users.filter((u) => u.home.startsWith('/home/'))) await mkdir(path.join(root, user.home), {recursive: true})
+  const shell = (user: ImageUser) => (user.uid === 0 ? '/bin/sh' : '/sbin/nologin')
+  await writeFile(path.join(root, 'etc/passwd'), users.map((u) => `${u.name}:x:${u.uid}:${u.gid}:${u.name}:${u.home}:${shell(u)}\n`).join(''))
+  await writeFile(path.join(root, 'etc/group'), users.map((u) => `${u.gid === 65534 ? 'nogroup' : u.name}:x:${u.gid}:\n`).join(''))
   await writeFile(path.join(root, 'etc/nsswitch.conf'), 'passwd: files\ngroup: files\nhosts: files dns\n')
   // Mount points for the host's character devices, bound in at exec time.
   for (const device of DEVICES) await writeFile(path.join(root, 'dev', device), '')

@@ -54,9 +54,31 @@ export interface EnvFromSource {
   secretRef?: {name: string; optional?: boolean}
 }
 
+/** A container's securityContext (the fields this node enforces). */
+export interface SecurityContext {
+  runAsUser?: number
+  runAsGroup?: number
+  runAsNonRoot?: boolean
+  privileged?: boolean
+  allowPrivilegeEscalation?: boolean
+  readOnlyRootFilesystem?: boolean
+  capabilities?: {add?: string[]; drop?: string[]}
+}
+
+/** A pod's securityContext: defaults for its containers' identity, and volume ownership. */
+export interface PodSecurityContext {
+  runAsUser?: number
+  runAsGroup?: number
+  runAsNonRoot?: boolean
+  supplementalGroups?: number[]
+  fsGroup?: number
+  fsGroupChangePolicy?: 'OnRootMismatch' | 'Always'
+}
+
 export interface Container {
   name: string
   image?: string
+  securityContext?: SecurityContext
   command?: string[]
   args?: string[]
   workingDir?: string
@@ -74,6 +96,7 @@ export interface Pod {
     volumes?: Volume[]
     hostname?: string
     subdomain?: string
+    securityContext?: PodSecurityContext
   }
   status?: {phase?: string; podIP?: string}
 }

@@ -3,14 +3,17 @@
  * PVCs resolve through their bound PV to its hostPath/local directory (where
  * the storage provisioner keeps the data); emptyDirs live in the pod's
  * directory; ConfigMap and Secret volumes are written out as files, once, at
- * pod start.
+ * pod start. The pod's fsGroup is applied to emptyDirs, claims, ConfigMap
+ * and Secret volumes as the kubelet does.
  */
-import {chmod, mkdir, stat, writeFile} from 'node:fs/promises'
+import type {Stats} from 'node:fs'
+import {chmod, chown, lstat, mkdir, readdir, stat, writeFile} from 'node:fs/promises'
 import path from 'node:path'
 import type {ApiClient} from './api.js'
 import {isApiError} from './api.js'
 import type {ContainerMount} from './container.js'
 import {normalizeContainerPath} from './container.js'
+import {fsGroupOwnership, needsOwnershipChange, type OwnedEntry} from './security.js'
 import type {ConfigMap, Container, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Volume} from './types.js'
 
 /** A volume the pod cannot use yet (claim not bound, object not there): the pod stays Pending and is retried. */
@@ -38,7 +41,17 @@ export async function resolveVolumes(api: ApiClient, pod: Pod, volumesDir: strin
   const volumes = new Map<string, HostVolume>()
   for (const volume of pod.spec.volumes ?? []) {
     const resolved = await resolveVolume(api, ns, volume, path.join(volumesDir, volume.name))
-    if (resolved) volumes.set(volume.name, resolved)
+    if (!resolved) continue
+    const fsGroup = pod.spec.securityContext?.fsGroup
+    if (fsGroup !== undefined && volume.persistentVolumeClaim) {
+      // Claims behave as a CSI driver with fsGroupPolicy File, the only plugin that reads fsGroupChangePolicy.
+      await setVolumeOwnership(resolved.path, fsGroup, resolved.readOnly, pod.spec.securityContext?.fsGroupChangePolicy)
+    } else if (fsGroup !== undefined && (volume.emptyDir || volume.configMap || volume.secret)) {
+      // The kubelet's emptyDir, secret and configMap plugins always walk (secret and configMap read-only: 0440).
+      // hostPath volumes are never changed.
+      await setVolumeOwnership(resolved.path, fsGroup, resolved.readOnly, undefined)
+    }
+    volumes.set(volume.name, resolved)
   }
   return volumes
 }
@@ -50,6 +63,8 @@ async function resolveVolume(api: ApiClient, ns: string, volume: Volume, ownDir:
   }
   if (volume.emptyDir) {
     await mkdir(ownDir, {recursive: true})
+    // The kubelet makes emptyDirs 0777 whatever the umask: any uid may write.
+    await chmod(ownDir, 0o777)
     return {path: ownDir, readOnly: false}
   }
   if (volume.hostPath) {
@@ -75,6 +90,26 @@ async function resolveVolume(api: ApiClient, ns: string, volume: Volume, ownDir:
     return {path: ownDir, readOnly: true}
   }
   return undefined
+}
+
+/**
+ * Gives the volume at `dir` to `fsGroup` as the kubelet's SetVolumeOwnership
+ * does (security.ts has the rules): every file and directory below it, unless
+ * the policy is OnRootMismatch and the root already matches.
+ */
+export async function setVolumeOwnership(dir: string, fsGroup: number, readOnly: boolean, policy: string | undefined): Promise<void> {
+  const ownedEntry = (st: Stats): OwnedEntry => ({mode: st.mode & 0o7777, gid: st.gid, isDirectory: st.isDirectory(), isSymbolicLink: st.isSymbolicLink()})
+  if (!needsOwnershipChange(ownedEntry(await lstat(dir)), fsGroup, readOnly, policy)) return
+  const visit = async (file: string): Promise<void> => {
+    const st = await lstat(file)
+    const change = fsGroupOwnership(ownedEntry(st), fsGroup, readOnly)
+    if (!change) return
+    await chown(file, st.uid, change.gid)
+    // After the chown: it clears set-id bits, which the mode read before puts back.
+    await chmod(file, change.mode)
+    if (st.isDirectory()) for (const name of await readdir(file)) await visit(path.join(file, name))
+  }
+  await visit(dir)
 }
 
 /** Returns the directory of the PV bound to claim `name`, or throws `VolumeNotReady` while it is unbound. */
