@@ -70,8 +70,10 @@ export async function checkNamespace(api: KubeApi, namespace: string): Promise<C
 export async function checkNamespaceFor(api: KubeApi, namespace: string, mode: RoleMode, volumes: RoleVolumes, helper: {image?: string; asRoot?: boolean} = {}): Promise<CheckPermissionsResult> {
   const {result, types} = await checkNamespaceTypes(api, namespace)
   const permissions = await checkPermissions(api, namespace, types, mode, volumes)
-  const mayCreatePods = !permissions.denied.some((d) => d.verb === 'create' && d.name === 'pods')
-  if (volumes === 'tar' && mayCreatePods) permissions.helpers = await checkHelperAdmission(api, namespace, helper)
+  // Only with the rights the dry run needs (a missing one is already reported as a rule to add).
+  const needed = new Set(['create pods', 'list pods', 'list persistentvolumeclaims', 'list statefulsets.apps', 'list deployments.apps'])
+  const lacking = permissions.denied.some((d) => needed.has(`${d.verb} ${d.name}`))
+  if (volumes === 'tar' && !lacking) permissions.helpers = await checkHelperAdmission(api, namespace, helper)
   return {...result, ...permissions}
 }
 
