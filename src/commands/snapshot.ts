@@ -316,7 +316,8 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
         title: 'Finish the archive',
         task: async (_ctx, task) => {
           if (exists === undefined && countObjects(collected) === 0) {
-            throw new KubesnapError(`No object of namespace ${namespace} could be stored, and this identity may not get namespaces to tell whether it exists; check the name given with -n (no archive was written).`)
+            const narrowed = settings.selector || settings.includeKinds?.length ? ' and what -l/--include-kinds select' : ''
+            throw new KubesnapError(`No object of namespace ${namespace} could be stored, and this identity may not get namespaces to tell whether it exists; check the name given with -n${narrowed} (no archive was written).`)
           }
           const warnings = [...unlisted.map((u) => `Could not list ${u.resource} (${u.reason}).`), ...volumeWarnings]
           if (!crdsReadable) warnings.push('CustomResourceDefinitions are not readable with these credentials and are not in the archive; restore needs them installed already.')
