@@ -1,6 +1,6 @@
 /**
  * `npm run cluster`: a local cluster to try kubesnap on, with the sample
- * namespaces `softwarefactory` and `jenkins` loaded and the namespace-only user
+ * namespaces `softwarefactory`, `jenkins` and `shop` (restricted) loaded and the namespace-only user
  * bound in each. Prints `KUBECONFIG=<admin>` and `KUBECONFIG=<user>` on stdout
  * (progress on stderr) and runs until SIGINT/SIGTERM, then stops everything.
  * Test runs can share it: KUBESNAP_TEST_CLUSTER=<its dir>/cluster.json.
@@ -16,7 +16,7 @@ import {parseArgs} from 'node:util'
 import {startTestCluster, type FixtureName} from './index.js'
 import {held} from './processes.js'
 
-const NAMESPACES: readonly FixtureName[] = ['softwarefactory', 'jenkins']
+const NAMESPACES: readonly FixtureName[] = ['softwarefactory', 'jenkins', 'shop']
 
 const {values: flags} = parseArgs({
   options: {
