@@ -7,7 +7,7 @@ import {randomBytes} from 'node:crypto'
 import {ApiException, CoreV1Api, RbacAuthorizationV1Api, type KubeConfig} from '@kubernetes/client-node'
 import {kubesnapRole, kubesnapRoleBinding} from '../../src/rbac/role.js'
 import {describe} from './documents.js'
-import {bindPodSecurity, ENFORCE_LABEL, type PodSecurityLevel} from './podsecurity.js'
+import {bindPodSecurity, ENFORCE_LABEL, POD_SECURITY_LEVELS, type PodSecurityLevel} from './podsecurity.js'
 import {waitFor} from './wait.js'
 
 /** Label on every namespace the test cluster creates, to find leftovers. */
@@ -40,6 +40,7 @@ export interface TestNamespaceOptions {
 export async function createTestNamespace(admin: KubeConfig, name: string, opts: TestNamespaceOptions = {}): Promise<void> {
   if (!DNS_LABEL.test(name) || name.length > 63) throw new Error(`namespace name ${JSON.stringify(name)} is not a DNS label`)
   const security = opts.security ?? 'privileged'
+  if (!POD_SECURITY_LEVELS.includes(security)) throw new Error(`unknown pod security ${JSON.stringify(security)} for namespace ${name}; use one of: ${POD_SECURITY_LEVELS.join(', ')}`)
   const core = admin.makeApiClient(CoreV1Api)
   const labels: Record<string, string> = {[TEST_NAMESPACE_LABEL]: 'true'}
   if (security === 'restricted') labels[ENFORCE_LABEL] = 'restricted'

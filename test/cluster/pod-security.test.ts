@@ -70,6 +70,15 @@ test('restricted namespace: labelled, and bound to the restricted policy only', 
   assert.is(plain.metadata?.labels?.[ENFORCE_LABEL], undefined)
 })
 
+test('an unknown pod security level is refused before anything is created', async () => {
+  try {
+    await cluster.createNamespace({prefix: 'psp-baseline', security: 'baseline' as never})
+    assert.unreachable('a namespace was created')
+  } catch (err) {
+    assert.match((err as Error).message, /unknown pod security "baseline" .*use one of: privileged, restricted/)
+  }
+})
+
 test('restricted namespace: the user\'s root pod is refused by the PodSecurityPolicy plugin', async () => {
   const {refused} = await create(cluster.user(), restricted, pod('root', {securityContext: {runAsUser: 0}}))
   assert.ok(refused, 'refused')
