@@ -1,6 +1,6 @@
 /**
  * `npm run cluster`: a local cluster to try kubesnap on, with the sample
- * namespaces `softwarefactory` and `jenkins` loaded and the namespace-only user
+ * namespaces `softwarefactory`, `jenkins` and `shop` (restricted) loaded and the namespace-only user
  * bound in each. Prints `KUBECONFIG=<admin>` and `KUBECONFIG=<user>` on stdout
  * (progress on stderr) and runs until SIGINT/SIGTERM, then stops everything.
  * A failure (packages.ts, a build, a port, a component) is one sentence, exit 2.
@@ -19,7 +19,7 @@ import {ensurePackages} from './packages.js'
 import {held} from './processes.js'
 import {setupFailureMessage} from './setup-error.js'
 
-const NAMESPACES: readonly FixtureName[] = ['softwarefactory', 'jenkins']
+const NAMESPACES: readonly FixtureName[] = ['softwarefactory', 'jenkins', 'shop']
 
 const {values: flags} = parseArgs({
   options: {

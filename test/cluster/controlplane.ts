@@ -11,8 +11,10 @@ import {access, mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {KubeConfig} from '@kubernetes/client-node'
 import yaml from 'js-yaml'
 import {createPki, issueCert, type IssuedCert, type Pki} from './pki.js'
+import {installPodSecurity} from './podsecurity.js'
 import {freePorts} from './ports.js'
 import {held, onAbandon, startProcess, tailLog, waitForHealthy, type ManagedProcess} from './processes.js'
 import {SetupError} from './setup-error.js'
@@ -137,8 +139,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         `--client-ca-file=${pki.ca.certFile}`,
         `--token-auth-file=${tokenFile}`,
         '--authorization-mode=Node,RBAC',
-        // As kubeadm does: the Node authorizer's partner, limiting a node to its own objects.
-        '--enable-admission-plugins=NodeRestriction',
+        // NodeRestriction as kubeadm does: the Node authorizer's partner, limiting a node to its own
+        // objects. PodSecurityPolicy: pods must pass a policy their creator may use (podsecurity.ts).
+        '--enable-admission-plugins=NodeRestriction,PodSecurityPolicy',
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${pki.serviceAccount.publicKeyFile}`,
         `--service-account-signing-key-file=${pki.serviceAccount.privateKeyFile}`,
@@ -160,6 +163,11 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       admin: await writeKubeconfig(path.join(dir, 'admin.kubeconfig'), {server, ca, user: ADMIN_NAME, auth: {token: tokens.admin}}),
       user: await writeKubeconfig(path.join(dir, 'user.kubeconfig'), {server, ca, user: USER_NAME, auth: {token: tokens.user}}),
     }
+    // Before any controller runs: from now on no pod is admitted without a policy it may use.
+    const adminConfig = new KubeConfig()
+    adminConfig.loadFromFile(kubeconfigs.admin)
+    await installPodSecurity(adminConfig)
+    log('pod security policies installed')
     const controllerManagerKubeconfig = await writeKubeconfig(path.join(dir, 'kube-controller-manager.kubeconfig'),
       {server, ca, user: 'system:kube-controller-manager', auth: certs.controllerManager})
     const schedulerKubeconfig = await writeKubeconfig(path.join(dir, 'kube-scheduler.kubeconfig'),

@@ -24,6 +24,7 @@ import {startControlPlane, USER_NAME, type ControlPlane} from './controlplane.js
 import {applyDocuments} from './documents.js'
 import {createTestNamespace, deleteTestNamespace, randomNamespaceName} from './namespaces.js'
 import type {Pki} from './pki.js'
+import type {PodSecurityLevel} from './podsecurity.js'
 import {held, startProcess} from './processes.js'
 import {waitForWorkloads} from './workloads.js'
 
@@ -32,6 +33,8 @@ export {startControlPlane} from './controlplane.js'
 export type {Pki, CertificateAuthority, CertRequest, IssuedCert} from './pki.js'
 export {issueCert} from './pki.js'
 export {waitForWorkloads} from './workloads.js'
+export type {PodSecurityLevel} from './podsecurity.js'
+export {POD_SECURITY_LEVELS, PSP_ANNOTATION} from './podsecurity.js'
 
 /** The fixtures a namespace can be created with (see fixtures/). */
 export type FixtureName = FixtureModule.FixtureName
@@ -45,6 +48,13 @@ export interface CreateNamespaceOptions {
   fixture?: FixtureName
   /** Bind the kubesnap Role to the namespace-only user. Default true. */
   bindUser?: boolean
+  /**
+   * The pod security policy everyone but the admin gets there (podsecurity.ts):
+   * `privileged` runs pods as if there were no pod security, `restricted` holds
+   * every pod, the controllers' included, to Pod Security `restricted`.
+   * Default: what the fixture asks for (FIXTURE_POD_SECURITY), else `privileged`.
+   */
+  security?: PodSecurityLevel
 }
 
 /** Options of {@link TestCluster.startPrivateNode}. */
@@ -280,10 +290,11 @@ function clusterFrom(state: ClusterState, stop: () => Promise<void>): TestCluste
     user: () => load(state.kubeconfigs.user),
     async createNamespace(opts = {}) {
       const name = opts.name ?? randomNamespaceName(opts.prefix)
-      await createTestNamespace(admin(), name, {bindUser: opts.bindUser === false ? undefined : cluster.userName})
-      if (opts.fixture) {
-        const fixtures = await importOptional<typeof FixtureModule>('../../fixtures/index.js')
-        if (!fixtures) throw new Error(`fixture ${opts.fixture} requested but fixtures/index.ts is missing`)
+      const fixtures = opts.fixture ? await importOptional<typeof FixtureModule>('../../fixtures/index.js') : undefined
+      if (opts.fixture && !fixtures) throw new Error(`fixture ${opts.fixture} requested but fixtures/index.ts is missing`)
+      const security = opts.security ?? (opts.fixture ? fixtures?.FIXTURE_POD_SECURITY[opts.fixture] : undefined) ?? 'privileged'
+      await createTestNamespace(admin(), name, {bindUser: opts.bindUser === false ? undefined : cluster.userName, security})
+      if (opts.fixture && fixtures) {
         await applyDocuments(admin(), name, await fixtures.loadFixtureDocuments(opts.fixture))
         // Without a node nothing runs, so nothing can become Ready.
         if (cluster.nodeName) await waitForWorkloads(admin(), name)

@@ -1,11 +1,13 @@
 /**
  * Test namespaces: created by the admin with the kubesnap Role bound to the
- * namespace-only user, so a test acts with exactly the rights kubesnap documents.
+ * namespace-only user, so a test acts with exactly the rights kubesnap documents,
+ * and with one pod security policy bound for everyone there (podsecurity.ts).
  */
 import {randomBytes} from 'node:crypto'
 import {ApiException, CoreV1Api, RbacAuthorizationV1Api, type KubeConfig} from '@kubernetes/client-node'
 import {kubesnapRole, kubesnapRoleBinding} from '../../src/rbac/role.js'
 import {describe} from './documents.js'
+import {bindPodSecurity, ENFORCE_LABEL, POD_SECURITY_LEVELS, type PodSecurityLevel} from './podsecurity.js'
 import {waitFor} from './wait.js'
 
 /** Label on every namespace the test cluster creates, to find leftovers. */
@@ -22,11 +24,29 @@ export function randomNamespaceName(prefix = 'test'): string {
   return name
 }
 
-/** Creates namespace `name`, binds the kubesnap Role to `bindUser` if given, and waits for its `default` ServiceAccount. */
-export async function createTestNamespace(admin: KubeConfig, name: string, opts: {bindUser?: string} = {}): Promise<void> {
+/** Options of {@link createTestNamespace}. */
+export interface TestNamespaceOptions {
+  /** Bind the kubesnap Role to this user. */
+  bindUser?: string
+  /**
+   * The only pod security policy anyone but the admin may use there, the
+   * controllers' pods included. Default `privileged`: pods run as they would
+   * without pod security. `restricted` also gets the label a 1.23+ cluster enforces.
+   */
+  security?: PodSecurityLevel
+}
+
+/** Creates namespace `name`, binds its pod security policy and the kubesnap Role to `bindUser` if given, and waits for its `default` ServiceAccount. */
+export async function createTestNamespace(admin: KubeConfig, name: string, opts: TestNamespaceOptions = {}): Promise<void> {
   if (!DNS_LABEL.test(name) || name.length > 63) throw new Error(`namespace name ${JSON.stringify(name)} is not a DNS label`)
+  const security = opts.security ?? 'privileged'
+  if (!POD_SECURITY_LEVELS.includes(security)) throw new Error(`unknown pod security ${JSON.stringify(security)} for namespace ${name}; use one of: ${POD_SECURITY_LEVELS.join(', ')}`)
   const core = admin.makeApiClient(CoreV1Api)
-  await core.createNamespace({body: {metadata: {name, labels: {[TEST_NAMESPACE_LABEL]: 'true'}}}})
+  const labels: Record<string, string> = {[TEST_NAMESPACE_LABEL]: 'true'}
+  if (security === 'restricted') labels[ENFORCE_LABEL] = 'restricted'
+  await core.createNamespace({body: {metadata: {name, labels}}})
+  // Before anything can create a pod here: without a binding every pod is refused.
+  await bindPodSecurity(admin, name, security)
   if (opts.bindUser !== undefined) {
     const rbac = admin.makeApiClient(RbacAuthorizationV1Api)
     await rbac.createNamespacedRole({namespace: name, body: kubesnapRole(name)})

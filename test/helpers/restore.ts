@@ -15,10 +15,18 @@ import type {ObjectEntry} from '../../src/archive/manifest.js'
 import {collectionPath, type KubeApi} from '../../src/cluster/index.js'
 import {cleanForRestore} from '../../src/resources/clean.js'
 import {HELPER_LABELS} from '../../src/volumes/helper.js'
+import {POD_SECURITY_LEVELS, podSecurityRoleName} from '../cluster/podsecurity.js'
 import {waitFor} from '../cluster/wait.js'
 
-/** Objects the test harness made for the namespace-only user: never deleted, so the user can restore. */
-const HARNESS = new Set(['roles.rbac.authorization.k8s.io/kubesnap', 'rolebindings.rbac.authorization.k8s.io/kubesnap', 'serviceaccounts./default'])
+/**
+ * Objects the test harness made for the namespace-only user: never deleted, so the user can restore.
+ * The pod security binding too: without it no pod starts, and the user could not re-create it
+ * (binding a ClusterRole needs the `use` it grants).
+ */
+const HARNESS = new Set([
+  'roles.rbac.authorization.k8s.io/kubesnap', 'rolebindings.rbac.authorization.k8s.io/kubesnap', 'serviceaccounts./default',
+  ...POD_SECURITY_LEVELS.map((level) => `rolebindings.rbac.authorization.k8s.io/${podSecurityRoleName(level)}`),
+])
 
 /** Whether the harness made this object (a disaster in the application leaves it). */
 export const isHarness = (entry: ObjectEntry): boolean => HARNESS.has(`${entry.resource}.${entry.group}/${entry.name}`)
@@ -27,6 +35,7 @@ export const isHarness = (entry: ObjectEntry): boolean => HARNESS.has(`${entry.r
 export const FIXTURE_CLAIMS: Record<FixtureName, Record<string, string>> = {
   jenkins: {'jenkins-home-jenkins-0': 'jenkins/jenkins-home', 'agent-cache': 'jenkins/agent-cache'},
   softwarefactory: {'zookeeper-data-zookeeper-0': 'softwarefactory/zookeeper-data', 'mariadb-logs-mariadb-0': 'softwarefactory/mariadb-logs'},
+  shop: {'data-db-0': 'shop/data', 'web-uploads': 'shop/web-uploads'},
 }
 
 export interface ArchivedObject {
