@@ -23,10 +23,10 @@ import {
 } from '../restore/volumes.js'
 import {
   archivedWorkloads, checkVolumeArchives, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
-  type VolumeOutcome, type VolumePlan,
+  type ApprovedVolume, type VolumeOutcome, type VolumePlan,
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
-import {VOLUME_MODES, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
+import {VOLUME_MODES, type VolumeMode} from '../volumes/tar-in.js'
 import {describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
 
 /** Workloads are created after volume data is back, so they start once, on their data. */
@@ -120,7 +120,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       namespace: string
       namespaceCreated: boolean
       volumeEntries: StreamEntry[]
-      volumeOwners: Map<string, MemberOwner[]>
+      volumesApproved: Map<string, ApprovedVolume>
       volumePlans: VolumePlan[]
       volumes: VolumeOutcome[]
       /** StatefulSets and Deployments live before the restore wrote anything. */
@@ -129,7 +129,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       rollouts: RolloutResult[]
       /** --volumes csi: the claims re-created from their archived VolumeSnapshots. */
       csiSnapshots?: ArchivedClaimSnapshot[]
-    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumeOwners: new Map(), volumePlans: [], volumes: [], workloadsBefore: [], restarted: [], rollouts: []}
+    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumesApproved: new Map(), volumePlans: [], volumes: [], workloadsBefore: [], restarted: [], rollouts: []}
     /** Application dumps: loaded after volume data and restarts, before the final wait. */
     let dumps: DumpOutcome[] = []
     const beforeData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) < FIRST_WORKLOAD_RANK)
@@ -170,7 +170,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             state.volumeEntries = volumeEntriesOf(state.reader!, claims)
             const scanned = await checkVolumeArchives(state.reader!, state.volumeEntries)
             state.preconditions.problems.push(...scanned.problems)
-            state.volumeOwners = scanned.owners
+            state.volumesApproved = scanned.approved
           }
           if (claimSnapshots.size > 0 || flags.volumes === 'csi') {
             const tarClaims = new Set(manifest.entries.filter((e) => e.type === 'volume').map((e) => e.name))
@@ -228,7 +228,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             state.volumes = await restoreVolumes({
               api, namespace: state.namespace, reader: state.reader!, plans: state.volumePlans, helpers,
               mode: flags['volume-mode'] as VolumeMode, timeoutMs, onStatus: (line) => (task.output = line),
-              owners: state.volumeOwners,
+              approved: state.volumesApproved,
               workloads: state.workloadsBefore.map((w) => ({...w.object, kind: w.kind})),
               archivedWorkloads: await archivedWorkloads(state.reader!, state.entries),
             })
