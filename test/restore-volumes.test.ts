@@ -231,6 +231,7 @@ test('a hostile archive is refused before any write: exit 1 naming the volume an
   assert.match(message, /Volume evil-pax-device: the member "innocent" is refused \(its PAX size "1024" disagrees with the size 0 in its tar header, and tars read it either way\)/)
   assert.match(message, /Volume evil-duplicate: the member "a" is refused \(it repeats the path of an earlier member\)/)
   assert.equal(await versions(admin, ns), before, 'no claim, pod or object was written')
+  assert.not.ok(Object.keys(before).some((key) => key.includes('evil-pax-device')), 'so no claim holds the device')
   await rm(dir, {recursive: true, force: true})
 })
 

@@ -83,6 +83,7 @@ export async function* canonicalTar(stream: AsyncIterable<Buffer>, check: Member
   const input = new ByteReader(stream)
   let global = new Map<string, string>()
   let pending: Pending = {}
+  const out = new Batch()
   for (;;) {
     const at = input.offset
     const block = await input.read(BLOCK)
@@ -95,7 +96,8 @@ export async function* canonicalTar(stream: AsyncIterable<Buffer>, check: Member
       for await (const chunk of input.rest()) {
         if (!isZero(chunk)) throw new TarFormatError(`the stream has data after its end-of-archive marker at byte ${at}`)
       }
-      yield Buffer.alloc(2 * BLOCK)
+      out.add(Buffer.alloc(2 * BLOCK))
+      yield out.take()
       return
     }
     const header = decodeHeader(block, at)
@@ -121,15 +123,46 @@ export async function* canonicalTar(stream: AsyncIterable<Buffer>, check: Member
     pending = {}
     const reason = check(member)
     if (reason) throw new RefusedMember(member.path, reason)
-    yield encodeMember(member)
-    if (member.size > 0) {
-      for await (const chunk of input.chunks(member.size)) yield chunk
-      const padding = padded(member.size) - member.size
-      if (padding > 0) {
-        if (!(await input.read(padding))) throw new TarFormatError(`the stream ends inside the data of ${JSON.stringify(displayName(member.path))}`)
-        yield Buffer.alloc(padding)
-      }
+    const padding = padded(member.size) - member.size
+    out.add(encodeMember(member))
+    if (member.size <= SMALL) {
+      // Small members go out in batches: a chunk per header cost more than the encoding (measured on 100,000 2 KiB files).
+      const data = await input.read(member.size + padding)
+      if (!data) throw new TarFormatError(`the stream ends inside the data of ${JSON.stringify(displayName(member.path))}`)
+      out.add(data.subarray(0, member.size), ZEROS.subarray(0, padding))
+      if (out.bytes >= SMALL) yield out.take()
+      continue
     }
+    yield out.take()
+    for await (const chunk of input.chunks(member.size)) yield chunk
+    if (padding > 0) {
+      if (!(await input.read(padding))) throw new TarFormatError(`the stream ends inside the data of ${JSON.stringify(displayName(member.path))}`)
+      yield ZEROS.subarray(0, padding)
+    }
+  }
+}
+
+/** Members up to this size are copied into batches of about this size; larger ones pass through chunk by chunk. */
+const SMALL = 64 * 1024
+const ZEROS = Buffer.alloc(BLOCK)
+
+/** Output gathered for one chunk. */
+class Batch {
+  bytes = 0
+  #parts: Buffer[] = []
+
+  add(...parts: Buffer[]): void {
+    for (const part of parts) {
+      this.#parts.push(part)
+      this.bytes += part.length
+    }
+  }
+
+  take(): Buffer {
+    const out = Buffer.concat(this.#parts, this.bytes)
+    this.#parts = []
+    this.bytes = 0
+    return out
   }
 }
 
@@ -331,7 +364,7 @@ function encodeHeader(h: RawHeader): Buffer {
   block.write(GNU_MAGIC, 257, 8, 'latin1')
   block.fill(0x20, 148, 156)
   let sum = 0
-  for (const byte of block) sum += byte
+  for (let i = 0; i < BLOCK; i++) sum += block[i]
   block.write(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 8, 'latin1')
   return block
 }
