@@ -17,7 +17,7 @@ import {Readable} from 'node:stream'
 import {execa} from 'execa'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {canonicalVolumeTar, scanVolumeTar, type TarScanResult} from '../src/volumes/tar-in.js'
+import {approvedCanonicalTar, canonicalVolumeTar, scanVolumeTar, type TarScanResult} from '../src/volumes/tar-in.js'
 import {walkTar} from '../src/volumes/tar-walk.js'
 import {describeTree, longEntry, paxData, rawEntry, rawHeader, rawTar} from './helpers/tar.js'
 
@@ -111,6 +111,26 @@ test('owners over 2097151 (OpenShift ranges) are written base-256 and kept by bu
   // Measured: busybox writes the last 8 octal digits with no NUL (the id only survives as a decimal uname), so its own archives hold 10794256.
   const busybox = await canonicalOf(Buffer.from((await execa('busybox', ['tar', '-cf', '-', '-C', source, '.'], {encoding: 'buffer'})).stdout))
   assert.equal(busybox.scan.owners.map((o) => o.uid), [0, 10794256])
+})
+
+test('sending re-encodes deterministically and stops rather than send more, fewer or other bytes than the scan approved', async () => {
+  const archived = rawTar(rawEntry({name: 'd/', flag: '5'}), file('d/a', 'x'.repeat(100_000)), file('d/b', 'small'))
+  const {scan, bytes} = await canonicalOf(archived)
+  const send = async (approved: {bytes: number; sha256: string}) => {
+    const sent: Buffer[] = []
+    const error = await (async () => {
+      for await (const chunk of approvedCanonicalTar(Readable.from([archived]), approved)) sent.push(chunk)
+    })().then(() => undefined, (err: Error) => err.message)
+    return {sent: Buffer.concat(sent), error}
+  }
+  const same = await send(scan.canonical!)
+  assert.is(same.error, undefined)
+  assert.ok(same.sent.equals(bytes), 'the same bytes as the scan counted')
+  const shorter = await send({...scan.canonical!, bytes: scan.canonical!.bytes - 512})
+  assert.match(shorter.error ?? '', /more than the \d+ bytes/)
+  assert.ok(shorter.sent.length <= scan.canonical!.bytes - 512, 'never more than approved')
+  assert.match((await send({...scan.canonical!, bytes: scan.canonical!.bytes + 512})).error ?? '', /fewer/)
+  assert.match((await send({...scan.canonical!, sha256: '0'.repeat(64)})).error ?? '', /other bytes/)
 })
 
 // ---------------------------------------------------------------------------

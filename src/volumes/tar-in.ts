@@ -183,17 +183,18 @@ export async function scanVolumeTar(stream: Readable): Promise<TarScanResult> {
 }
 
 /** Re-encodes the archived stream again, deterministically, and fails rather than send a byte the scan did not approve. */
-async function* approvedCanonicalTar(stream: Readable, approved: CanonicalDigest): AsyncGenerator<Buffer> {
+export async function* approvedCanonicalTar(stream: Readable, approved: CanonicalDigest): AsyncGenerator<Buffer> {
   const hash = createHash('sha256')
   let bytes = 0
-  const differs = () => new Error(`the archived volume re-encoded differently than when it was scanned (${bytes} bytes, not ${approved.bytes}); the archive changed during the restore: restore again`)
+  const differs = (what: string) => new Error(`the archived volume re-encoded to ${what} than when it was scanned; the archive changed during the restore: restore again`)
   for await (const chunk of canonicalVolumeTar(stream)) {
     bytes += chunk.length
-    if (bytes > approved.bytes) throw differs()
+    if (bytes > approved.bytes) throw differs(`more than the ${approved.bytes} bytes`)
     hash.update(chunk)
     yield chunk
   }
-  if (bytes !== approved.bytes || hash.digest('hex') !== approved.sha256) throw differs()
+  if (bytes !== approved.bytes) throw differs(`${bytes} bytes, fewer`)
+  if (hash.digest('hex') !== approved.sha256) throw differs('other bytes')
 }
 
 /**
