@@ -21,7 +21,6 @@ import {join} from 'node:path'
 import {Readable} from 'node:stream'
 import {CoreV1Api} from '@kubernetes/client-node'
 import {execa} from 'execa'
-import {Header} from 'tar'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import type {FixtureName} from '../fixtures/index.js'
@@ -36,6 +35,7 @@ import {parseUntarReport, scanVolumeTar, streamVolumeIn, TAR_IN_SCRIPT, unsafeMe
 import {sharedCluster, type TestCluster} from './cluster/index.js'
 import {kubesnap, KUBESNAP_BIN, type CliResult} from './helpers/cli.js'
 import {waitFor} from './cluster/wait.js'
+import {paxData, rawEntry, rawHeader, rawTar, tarOf} from './helpers/tar.js'
 import {archivedObjects, assertRestored, FIXTURE_CLAIMS, helperPods, isHarness, seededTrees, seedTree, versions, volumeDir, volumeTrees, wipe, workloadReadiness, type ArchivedObject} from './helpers/restore.js'
 
 // ---------------------------------------------------------------------------
@@ -59,30 +59,27 @@ test('tar members: absolute, .., links out of the mount, writes through symlinks
     [[{path: 'h', type: 'Link', linkpath: '../x'}], 'hard link'],
     [[{path: 'h', type: 'Link', linkpath: '/etc/shadow'}], 'hard link'],
     [[{path: 'dev', type: 'BlockDevice'}], 'BlockDevice'],
+    [[{path: 'p', type: 'FIFO'}, {path: 'h', type: 'Link', linkpath: 'p'}], undefined],
+    [[{path: 'h', type: 'Link', linkpath: 'later'}, {path: 'later', type: 'File'}], 'not an earlier member'],
+    [[{path: 'd', type: 'Directory'}, {path: 'h', type: 'Link', linkpath: 'd'}], 'the directory d'],
+    [[{path: 'a', type: 'File'}, {path: './a', type: 'File'}], 'repeats the path'],
+    [[{path: 'a', type: 'File'}, {path: 'a/b', type: 'File'}], 'parent a is not a directory'],
+    [[{path: 'd/x', type: 'File'}, {path: 'd', type: 'SymbolicLink', linkpath: '.'}], 'earlier members are inside it'],
+    [[{path: 'd/x', type: 'File'}, {path: 'd', type: 'Directory'}], undefined],
+    [[{path: '.', type: 'File'}], 'names the mount itself'],
   ]
   for (const [members, expected] of cases) {
-    const symlinks = new Set<string>()
-    const reasons = members.map((m) => unsafeMemberReason(m, symlinks)).filter(Boolean)
+    const seen = new Map<string, string>()
+    const reasons = members.map((m) => unsafeMemberReason(m, seen)).filter(Boolean)
     if (expected === undefined) assert.equal(reasons, [], JSON.stringify(members))
     else assert.match(reasons[0] ?? '', expected, JSON.stringify(members))
   }
 })
 
-/** A tar stream built member by member (what a hostile archive holds). */
-function tarOf(members: Array<{path: string; type?: string; linkpath?: string; content?: string}>): Buffer {
-  const blocks: Buffer[] = []
-  for (const m of members) {
-    const body = Buffer.from(m.content ?? '')
-    const header = Buffer.alloc(512)
-    new Header({path: m.path, type: (m.type ?? 'File') as 'File', linkpath: m.linkpath, size: body.length, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0}).encode(header)
-    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512))
-  }
-  return Buffer.concat([...blocks, Buffer.alloc(1024)])
-}
-
 test('scanVolumeTar reads a stream and names the first refused member', async () => {
-  const good = await scanVolumeTar(Readable.from([tarOf([{path: './'}, {path: 'a', content: 'x'}])]))
-  assert.equal(good, {members: 2, unsafe: undefined, owners: [{uid: 0, gid: 0, members: 2, example: './'}], contentBytes: 1})
+  const good = await scanVolumeTar(Readable.from([tarOf([{path: './', type: 'Directory'}, {path: 'a', content: 'x'}])]))
+  assert.equal([good.members, good.unsafe, good.owners.length, good.canonical?.bytes], [2, undefined, 1, 2560])
+  assert.is(good.contentBytes, 1)
   const bad = await scanVolumeTar(Readable.from([tarOf([{path: 'link', type: 'SymbolicLink', linkpath: '../../../etc'}, {path: 'link/cron.d/x', content: 'evil'}])]))
   assert.is(bad.unsafe?.path, 'link')
 })
@@ -206,11 +203,19 @@ test('a hostile archive is refused before any write: exit 1 naming the volume an
   const dir = await mkdtemp(join(tmpdir(), 'kubesnap-hostile-'))
   const writer = await createArchiveWriter({dir, namespace: ns, kubesnapVersion: 'test', cluster: {server: cluster.server, context: 'test'}})
   const hostile: Record<string, Buffer> = {
-    'evil-dotdot': tarOf([{path: './'}, {path: './../escape', content: 'out'}]),
+    'evil-dotdot': tarOf([{path: './', type: 'Directory'}, {path: './../escape', content: 'out'}]),
     'evil-absolute': tarOf([{path: '/etc/cron.d/evil', content: '* * * * * root sh'}]),
     'evil-symlink': tarOf([{path: 'link', type: 'SymbolicLink', linkpath: '../../../../etc'}, {path: 'link/cron.d/evil', content: 'x'}]),
     // 2 MiB of files for a 1 MiB claim: a small archive that would fill the disk (a gzip bomb is the same case).
     'too-big': tarOf([{path: './'}, {path: 'zeros', content: '\0'.repeat(2 * 1024 * 1024)}]),
+    // Issue 16: busybox ignores the PAX size and reads the "data" as a character device's header; node-tar did not see it.
+    'evil-pax-device': rawTar(
+      rawEntry({name: 'PaxHeaders/innocent', flag: 'x'}, paxData([['size', '1024']])),
+      rawHeader({name: 'innocent', size: 0}),
+      rawHeader({name: 'dev', flag: '3', mode: 0o666, devmajor: 1, devminor: 3}),
+      rawHeader({name: 'filler', size: 0}),
+    ),
+    'evil-duplicate': tarOf([{path: 'a', content: 'one'}, {path: 'a', content: 'two'}]),
   }
   for (const claim of Object.keys(hostile)) {
     const storage = claim === 'too-big' ? '1Mi' : '1Gi'
@@ -230,7 +235,10 @@ test('a hostile archive is refused before any write: exit 1 naming the volume an
   assert.match(message, /Volume evil-absolute: the member "\/etc\/cron\.d\/evil" is refused \(it has an absolute path\)/)
   assert.match(message, /Volume evil-symlink: the member "link" is refused \(it is a symlink to \.\.\/\.\.\/\.\.\/\.\.\/etc, which leaves the mount\)/)
   assert.match(message, /Volume too-big: its files hold 2(\.0)? MiB, more than the 1(\.0)? MiB of claim too-big \(its archived request\), so the copy would fill the volume/)
+  assert.match(message, /Volume evil-pax-device: the member "innocent" is refused \(its PAX size "1024" disagrees with the size 0 in its tar header, and tars read it either way\)/)
+  assert.match(message, /Volume evil-duplicate: the member "a" is refused \(it repeats the path of an earlier member\)/)
   assert.equal(await versions(admin, ns), before, 'no claim, pod or object was written')
+  assert.not.ok(Object.keys(before).some((key) => key.includes('evil-pax-device')), 'so no claim holds the device')
   await rm(dir, {recursive: true, force: true})
 })
 
@@ -266,12 +274,14 @@ test('v4-only node: the archived stream goes in framed by its length (head -c N)
     try {
       const reader = await openArchive(path)
       const entry = reader.manifest.entries.find((e): e is StreamEntry => e.type === 'volume' && e.name === 'jenkins-home-jenkins-0')!
+      const {canonical} = await scanVolumeTar(reader.readStream(entry))
       const result = await streamVolumeIn({
         api: user, namespace: ns, claim: 'home', target: {pod: helper.name, container: helper.container, mountPath: helper.mountPath},
-        stream: reader.readStream(entry), bytes: entry.rawSize, sha256: entry.rawSha256, mode: 'replace',
+        stream: reader.readStream(entry), canonical: canonical!, mode: 'replace',
       })
       assert.is(result.protocol, 'v4.channel.k8s.io')
-      assert.is(result.bytes, entry.rawSize)
+      assert.is(result.bytes, canonical!.bytes)
+      assert.is(result.verified, 'pod-sha256')
       assert.equal(await hashTree(await volumeDir(admin, ns, 'home')), await seedTree('jenkins/jenkins-home'))
     } finally {
       await helpers.removeAll()

@@ -26,10 +26,10 @@ import {
 } from '../restore/volumes.js'
 import {
   archivedWorkloads, checkVolumeArchives, claimCapacities, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
-  type VolumeOutcome, type VolumePlan,
+  type ApprovedVolume, type VolumeOutcome, type VolumePlan,
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
-import {VOLUME_MODES, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
+import {VOLUME_MODES, type VolumeMode} from '../volumes/tar-in.js'
 import {archivedCommandsNotice, describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
 
 /** A signal stopped the restore in order (the volume phase put back what it scaled down). */
@@ -132,7 +132,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       namespace: string
       namespaceCreated: boolean
       volumeEntries: StreamEntry[]
-      volumeOwners: Map<string, MemberOwner[]>
+      volumesApproved: Map<string, ApprovedVolume>
       volumePlans: VolumePlan[]
       volumes: VolumeOutcome[]
       /** StatefulSets and Deployments live before the restore wrote anything. */
@@ -141,7 +141,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       rollouts: RolloutResult[]
       /** --volumes csi: the claims re-created from their archived VolumeSnapshots. */
       csiSnapshots?: ArchivedClaimSnapshot[]
-    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumeOwners: new Map(), volumePlans: [], volumes: [], workloadsBefore: [], restarted: [], rollouts: []}
+    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumesApproved: new Map(), volumePlans: [], volumes: [], workloadsBefore: [], restarted: [], rollouts: []}
     /** Application dumps: loaded after volume data and restarts, before the final wait. */
     let dumps: DumpOutcome[] = []
     const beforeData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) < FIRST_WORKLOAD_RANK)
@@ -184,7 +184,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             const capacities = await claimCapacities(api, state.reader!, state.entries, claims, state.namespace, state.preconditions.namespaceExists !== false)
             const scanned = await checkVolumeArchives(state.reader!, state.volumeEntries, capacities)
             state.preconditions.problems.push(...scanned.problems)
-            state.volumeOwners = scanned.owners
+            state.volumesApproved = scanned.approved
           }
           if (claimSnapshots.size > 0 || flags.volumes === 'csi') {
             const tarClaims = new Set(manifest.entries.filter((e) => e.type === 'volume').map((e) => e.name))
@@ -247,7 +247,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
             state.volumes = await restoreVolumes({
               api, namespace: state.namespace, reader: state.reader!, plans: state.volumePlans, helpers, signal: interrupt.signal,
               mode: flags['volume-mode'] as VolumeMode, timeoutMs, onStatus: (line) => (task.output = line),
-              owners: state.volumeOwners,
+              approved: state.volumesApproved,
               workloads: state.workloadsBefore.map((w) => ({...w.object, kind: w.kind})),
               archivedWorkloads: await archivedWorkloads(state.reader!, state.entries),
             })

@@ -18,7 +18,7 @@ import {isManagedByKubesnap, SNAPSHOT_NUMBER_LABEL} from '../labels.js'
 import {listPods} from '../volumes/index.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js'
 import {identityOfClaim, type IdentityWorkload} from '../volumes/identity.js'
-import {ownersNotKept, scanVolumeTar, streamVolumeIn, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
+import {ownersNotKept, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
 import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type WorkloadRef} from './restart.js'
 
 /** How a volume's data is put back: streamed from the archive, from VolumeSnapshots (csi), or not at all. */
@@ -67,35 +67,43 @@ export async function claimCapacities(api: KubeApi, reader: ArchiveReader, entri
   return capacities
 }
 
-/** What the scan of the archived volumes found: one problem sentence per refused volume, and each volume's archived owners. */
+/** A volume the scan approved: its archived owners, and the canonical stream restore sends for it. */
+export interface ApprovedVolume {
+  owners: MemberOwner[]
+  canonical: CanonicalDigest
+}
+
+/** What the scan of the archived volumes found: one problem sentence per refused volume, and each approved volume. */
 export interface VolumeArchiveCheck {
   problems: string[]
-  owners: Map<string, MemberOwner[]>
+  approved: Map<string, ApprovedVolume>
 }
 
 /**
  * Refuses hostile archives before the first write: reads each volume's tar
- * stream and returns one problem sentence per volume with a member that would
- * land outside its mount (or that cannot be read), and the owners of each
- * volume's members (to tell, after the copy, which could not keep theirs).
+ * stream, re-encoding it as it will be sent, and returns one problem sentence
+ * per volume with a member that would land outside its mount, that tars read
+ * differently (or that cannot be read), and for each approved volume its
+ * owners (to tell, after the copy, which could not keep theirs) and the
+ * length and sha256 of the canonical stream the pod must receive.
  */
 export async function checkVolumeArchives(reader: ArchiveReader, entries: StreamEntry[], capacities: Map<string, ClaimCapacity> = new Map()): Promise<VolumeArchiveCheck> {
   const problems: string[] = []
-  const owners = new Map<string, MemberOwner[]>()
+  const approved = new Map<string, ApprovedVolume>()
   for (const entry of entries) {
     try {
       const scan = await scanVolumeTar(reader.readStream(entry))
       if (scan.unsafe) problems.push(`Volume ${entry.name}: the member ${JSON.stringify(scan.unsafe.path)} is refused (${scan.unsafe.reason}); this archive cannot be restored safely: restore from another snapshot, or leave volumes out with --volumes none.`)
+      else if (scan.canonical) approved.set(entry.name, {owners: scan.owners, canonical: scan.canonical})
       const capacity = capacities.get(entry.name)
       if (capacity && scan.contentBytes > capacity.bytes) {
         problems.push(`Volume ${entry.name}: its files hold ${formatBytes(scan.contentBytes)}, more than the ${formatBytes(capacity.bytes)} of claim ${entry.name} (${capacity.from}), so the copy would fill the volume; create the claim with more room first (restore keeps an existing claim), or leave volumes out with --volumes none.`)
       }
-      owners.set(entry.name, scan.owners)
     } catch (err) {
       problems.push(`Volume ${entry.name}: ${messageOf(err)}; restore from another snapshot, or leave volumes out with --volumes none.`)
     }
   }
-  return {problems, owners}
+  return {problems, approved}
 }
 
 /** The StatefulSets and Deployments among the entries to restore, parsed: helpers run as their templates do when nothing runs yet. */
@@ -169,8 +177,8 @@ export interface RestoreVolumesOptions {
   helpers: HelperPods
   mode: VolumeMode
   timeoutMs: number
-  /** The archived owners of each volume's members (checkVolumeArchives). */
-  owners?: Map<string, MemberOwner[]>
+  /** Each volume checkVolumeArchives approved: only these are sent, re-encoded as scanned. */
+  approved: Map<string, ApprovedVolume>
   /** The workloads the archive holds: a helper runs as the one whose template mounts its claim, when no live pod or workload does. */
   archivedWorkloads?: IdentityWorkload[]
   /** The live workloads, read before the restore. */
@@ -252,6 +260,8 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
   const warnings: string[] = []
   let helper: string | undefined
   try {
+    const approved = options.approved.get(claim)
+    if (!approved) throw new KubesnapError(`its data was not scanned before the restore, so it is not sent`)
     await waitBound(api, namespace, claim, Math.min(options.timeoutMs, 30_000), options.onStatus)
     let target = plan.target.type === 'live' ? plan.target : undefined
     if (!target) {
@@ -273,17 +283,15 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
       api, namespace, claim,
       target,
       stream: options.reader.readStream(plan.entry),
-      bytes: plan.entry.rawSize,
-      sha256: plan.entry.rawSha256,
+      canonical: approved.canonical,
       mode: options.mode,
       signal: options.signal,
       onProgress: (bytes) => options.onStatus?.(`${claim}: ${formatBytes(bytes)} of ${formatBytes(plan.bytes)}`),
     })
     outcome.action = 'restored'
     outcome.verified = result.verified
-    const owners = options.owners?.get(claim)
-    if (owners && result.uid !== undefined) {
-      const lost = ownersNotKept(owners, result.uid, result.gids ?? [])
+    if (result.uid !== undefined) {
+      const lost = ownersNotKept(approved.owners, result.uid, result.gids ?? [])
       if (lost.first) {
         warnings.push(`${lost.members} file(s) of claim ${claim} could not keep their archived owner (the first: ${JSON.stringify(lost.first.example)}, uid ${lost.first.uid} gid ${lost.first.gid}) and belong to uid ${result.uid} now, as the copy ran; restore with --helper-as-root where the namespace's policy allows it to keep every owner.`)
       }

@@ -1,26 +1,34 @@
 /**
- * Streams an archived volume back into a claim: the archive's tar stream goes
- * to `tar xf -` over exec, framed by its length (`head -c N`), so the same
- * command ends on v5 (stdin closed) and on v4 (where stdin cannot be closed),
- * and is accepted only when the pod hashed exactly the bytes the archive
- * holds and the exec ended with Success.
+ * Streams an archived volume back into a claim: not the archived tar stream
+ * itself but its canonical re-encoding (canonical-tar.ts), so the pod's tar
+ * extracts exactly the members scanVolumeTar approved, whatever its own
+ * reading of the archived headers would have been. It goes to `tar xf -` over
+ * exec, framed by its length (`head -c N`), so the same command ends on v5
+ * (stdin closed) and on v4 (where stdin cannot be closed), and is accepted
+ * only when the pod hashed exactly the canonical bytes and the exec ended
+ * with Success.
  *
- * Before any of that, scanVolumeTar reads the stream once on this side and
- * refuses members that would land outside the mount: absolute paths, `..`,
- * links that leave the mount, anything written through a symlink, device
- * nodes (kubectl cp's rules, but refusing instead of skipping: a restore that
- * silently drops files is not exact).
+ * Before any of that, scanVolumeTar reads the stream once on this side,
+ * re-encoding it as it will be sent (its length and sha256 are what the pod
+ * must receive), and refuses members that would land outside the mount:
+ * absolute paths, `..`, links that leave the mount, anything written through
+ * a symlink, device nodes, hard links to anything but an earlier member,
+ * repeated paths (kubectl cp's rules, but refusing instead of skipping: a
+ * restore that silently drops files is not exact), and headers tars read
+ * differently.
  */
+import {createHash} from 'node:crypto'
 import path from 'node:path/posix'
-import {Transform, type Readable} from 'node:stream'
+import {Readable, Transform} from 'node:stream'
 import type {KubeApi} from '../cluster/api.js'
 import {execInPod, type ExecResult} from '../cluster/exec.js'
-import {walkTar} from './tar-walk.js'
+import {canonicalTar, displayName, normalize, RefusedMember, TarFormatError, type CanonicalMember} from './canonical-tar.js'
 
 /** A member of a tar stream, as far as safety is concerned. */
 export interface TarMember {
+  /** As archived; names are bytes held as latin1 strings (canonical-tar.ts). */
   path: string
-  /** tar's type name: File, Directory, SymbolicLink, Link, CharacterDevice… */
+  /** tar's type name: File, Directory, SymbolicLink, Link, FIFO, CharacterDevice… */
   type: string
   linkpath?: string
 }
@@ -31,6 +39,12 @@ export interface UnsafeMember {
   reason: string
 }
 
+/** The canonical stream restore sends for a volume: exactly this many bytes, with this sha256. */
+export interface CanonicalDigest {
+  bytes: number
+  sha256: string
+}
+
 export interface TarScanResult {
   members: number
   /** The first member refused; undefined when every member stays inside the mount. */
@@ -39,6 +53,8 @@ export interface TarScanResult {
   owners: MemberOwner[]
   /** The bytes of file content the members hold: what the claim must have room for. */
   contentBytes: number
+  /** The canonical stream streamVolumeIn sends; undefined when a member is refused. */
+  canonical?: CanonicalDigest
 }
 
 /** One archived owner of a volume's members. */
@@ -50,82 +66,139 @@ export interface MemberOwner {
   example: string
 }
 
-/** Types tar may create in the mount. Devices are refused: a node of the host's disk would be a way out. */
-const SAFE_TYPES = new Set(['File', 'OldFile', 'ContiguousFile', 'Directory', 'GNUDumpDir', 'SymbolicLink', 'Link', 'FIFO'])
+/**
+ * The types a volume restore creates (all a canonical stream holds). Devices
+ * are refused: a node of the host's disk would be a way out. FIFOs are not:
+ * one names no device and reaches no other file, and anyone may mkfifo where
+ * they can write.
+ */
+const SAFE_TYPES = new Set(['File', 'Directory', 'SymbolicLink', 'Link', 'FIFO'])
+
+/** In `seen`: a directory no member declared, which tar creates on the way to a member inside it. */
+const IMPLICIT = 'implicit directory'
 
 /**
- * Why `member` would land outside the mount (or write through a link), or
- * undefined when it is safe. `symlinks` holds the paths of the symlinks seen
- * earlier in the stream (normalized); a safe symlink is added to it.
+ * Why `member` would land outside the mount, write through a link, or be
+ * read two ways by tars, or undefined when it is safe. `seen` holds the
+ * members earlier in the stream (normalized path → type, a hard link as the
+ * type of what it links to); a safe member is added to it.
  */
-export function unsafeMemberReason(member: TarMember, symlinks: Set<string>): string | undefined {
+export function unsafeMemberReason(member: TarMember, seen: Map<string, string>): string | undefined {
   const where = memberPath(member.path)
   if (typeof where !== 'string') return where.reason
   if (!SAFE_TYPES.has(member.type)) return `it is a ${member.type}, which a volume restore does not create`
-  const through = throughSymlink(where, symlinks)
-  if (through) return `it would be written through the symlink ${through}`
+  const through = throughSymlink(where, seen)
+  if (through) return `it would be written through the symlink ${displayName(through)}`
+  if (where === '.' && member.type !== 'Directory') return 'it names the mount itself but is not a directory'
+  const parts = where === '.' ? [] : where.split('/')
+  const ancestors = parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'))
+  const notDirectory = ancestors.find((a) => ![undefined, 'Directory', IMPLICIT].includes(seen.get(a)))
+  if (notDirectory) return `its parent ${displayName(notDirectory)} is not a directory`
+  const earlier = seen.get(where)
+  if (earlier === IMPLICIT && member.type !== 'Directory') return 'earlier members are inside it, so it must be a directory'
+  if (earlier !== undefined && earlier !== IMPLICIT) return 'it repeats the path of an earlier member'
+  let type = member.type
   if (member.type === 'SymbolicLink') {
     const target = member.linkpath ?? ''
-    if (target.startsWith('/')) return `it is a symlink to the absolute path ${target}, outside the mount`
+    if (target === '') return 'it is a symlink with an empty target'
+    if (target.startsWith('/')) return `it is a symlink to the absolute path ${displayName(target)}, outside the mount`
     // Lexically, from the link's directory: a later member cannot go through it anyway.
     const resolved = path.normalize(path.join(path.dirname(where) || '.', target))
-    if (resolved === '..' || resolved.startsWith('../')) return `it is a symlink to ${target}, which leaves the mount`
-    symlinks.add(where)
+    if (resolved === '..' || resolved.startsWith('../')) return `it is a symlink to ${displayName(target)}, which leaves the mount`
   }
   if (member.type === 'Link') {
     // A hard link's target is another member's path, from the archive's root.
     const target = memberPath(member.linkpath ?? '')
-    if (typeof target !== 'string') return `it is a hard link to ${member.linkpath}: ${target.reason.replace(/^it /, 'that ')}`
-    const via = throughSymlink(target, symlinks)
-    if (via) return `it is a hard link through the symlink ${via}`
+    const shown = displayName(member.linkpath ?? '')
+    if (typeof target !== 'string') return `it is a hard link to ${shown}: ${target.reason.replace(/^it /, 'that ')}`
+    const via = throughSymlink(target, seen)
+    if (via) return `it is a hard link through the symlink ${displayName(via)}`
+    const linked = seen.get(target)
+    if (linked === undefined || linked === IMPLICIT) return `it is a hard link to ${shown}, which is not an earlier member`
+    if (linked === 'Directory') return `it is a hard link to the directory ${shown}`
+    // A file or FIFO (a link to a symlink was refused above: a tar that follows it would link elsewhere).
+    type = linked
   }
+  seen.set(where, type)
+  for (const ancestor of ancestors) if (!seen.has(ancestor)) seen.set(ancestor, IMPLICIT)
   return undefined
 }
 
 /** The member's path inside the mount (`a/b`, `.` for the root), or why it has none. */
 function memberPath(raw: string): string | {reason: string} {
   if (raw.startsWith('/')) return {reason: 'it has an absolute path'}
-  const parts = raw.split('/').filter((p) => p !== '' && p !== '.')
-  if (parts.includes('..')) return {reason: 'its path has a .. component'}
-  return parts.length === 0 ? '.' : parts.join('/')
+  if (raw.split('/').includes('..')) return {reason: 'its path has a .. component'}
+  return normalize(raw)
 }
 
 /** The symlink among `where`'s parent directories (or `where` itself, replaced by a directory or file), if any. */
-function throughSymlink(where: string, symlinks: Set<string>): string | undefined {
-  if (symlinks.size === 0 || where === '.') return undefined
+function throughSymlink(where: string, seen: Map<string, string>): string | undefined {
+  if (where === '.') return undefined
   const parts = where.split('/')
   for (let i = 1; i <= parts.length; i++) {
     const prefix = parts.slice(0, i).join('/')
     // `where` itself may be a symlink that a later member re-declares: tar would follow it.
-    if (symlinks.has(prefix)) return prefix
+    if (seen.get(prefix) === 'SymbolicLink') return prefix
   }
   return undefined
 }
 
+/** The canonical re-encoding of a volume's tar stream, each member checked by unsafeMemberReason; `onMember` sees each approved member. */
+export function canonicalVolumeTar(stream: Readable, onMember?: (member: CanonicalMember) => void): AsyncGenerator<Buffer> {
+  const seen = new Map<string, string>()
+  return canonicalTar(stream, (member) => {
+    const reason = unsafeMemberReason(member, seen)
+    if (!reason) onMember?.(member)
+    return reason
+  })
+}
+
 /**
- * Reads a volume's tar stream to its end and returns the first member that
- * would leave the mount. Rejects when the stream is not a readable tar.
+ * Reads a volume's tar stream to its end, re-encoding it as restore will
+ * send it: returns the first member refused, or the canonical stream's
+ * length and sha256. Rejects when the stream is not a readable tar.
  */
 export async function scanVolumeTar(stream: Readable): Promise<TarScanResult> {
-  const symlinks = new Set<string>()
   const owners = new Map<string, MemberOwner>()
   let members = 0
   let contentBytes = 0
-  let unsafe: UnsafeMember | undefined
-  await walkTar(stream, (entry) => {
-    members++
-    if (entry.type === 'File' || entry.type === 'OldFile' || entry.type === 'ContiguousFile') contentBytes += entry.size ?? 0
-    if (!unsafe) {
-      const reason = unsafeMemberReason({path: entry.path, type: entry.type, linkpath: entry.linkpath}, symlinks)
-      if (reason) unsafe = {path: entry.path, reason}
+  const hash = createHash('sha256')
+  let bytes = 0
+  const found = () => ({members, owners: [...owners.values()], contentBytes})
+  try {
+    for await (const chunk of canonicalVolumeTar(stream, (member) => {
+      members++
+      if (member.type === 'File') contentBytes += member.size
+      const owner = owners.get(`${member.uid}:${member.gid}`)
+      if (owner) owner.members++
+      else owners.set(`${member.uid}:${member.gid}`, {uid: member.uid, gid: member.gid, members: 1, example: displayName(member.path)})
+    })) {
+      hash.update(chunk)
+      bytes += chunk.length
     }
-    const uid = entry.header.uid ?? 0
-    const gid = entry.header.gid ?? 0
-    const owner = owners.get(`${uid}:${gid}`)
-    if (owner) owner.members++
-    else owners.set(`${uid}:${gid}`, {uid, gid, members: 1, example: entry.path})
-  })
-  return {members, unsafe, owners: [...owners.values()], contentBytes}
+  } catch (err) {
+    if (err instanceof RefusedMember) return {...found(), unsafe: {path: displayName(err.path), reason: err.reason}}
+    if (err instanceof TarFormatError) throw new Error(`the volume's tar stream is not readable (${err.message})`)
+    throw err
+  } finally {
+    stream.destroy()
+  }
+  return {...found(), canonical: {bytes, sha256: hash.digest('hex')}}
+}
+
+/** Re-encodes the archived stream again, deterministically, and fails rather than send a byte the scan did not approve. */
+export async function* approvedCanonicalTar(stream: Readable, approved: CanonicalDigest): AsyncGenerator<Buffer> {
+  const hash = createHash('sha256')
+  let bytes = 0
+  const differs = (what: string) => new Error(`the archived volume re-encoded to ${what} than when it was scanned; the archive changed during the restore: restore again`)
+  for await (const chunk of canonicalVolumeTar(stream)) {
+    bytes += chunk.length
+    if (bytes > approved.bytes) throw differs(`more than the ${approved.bytes} bytes`)
+    hash.update(chunk)
+    yield chunk
+  }
+  if (bytes !== approved.bytes) throw differs(`${bytes} bytes, fewer`)
+  if (hash.digest('hex') !== approved.sha256) throw differs('other bytes')
 }
 
 /**
@@ -226,11 +299,10 @@ export interface TarInOptions {
   namespace: string
   claim: string
   target: TarTarget
-  /** The archived tar stream (reader.readStream(entry)), opened once. */
+  /** The archived tar stream (reader.readStream(entry)), opened once: it is re-encoded as it is sent. */
   stream: Readable
-  /** Its length and sha256 (entry.rawSize, entry.rawSha256). */
-  bytes: number
-  sha256: string
+  /** What scanVolumeTar approved: the canonical stream's length and sha256, exactly what the pod must receive. */
+  canonical: CanonicalDigest
   mode: VolumeMode
   signal?: AbortSignal
   /** Told the bytes sent so far, about twice a second. */
@@ -247,38 +319,40 @@ export interface TarInResult {
   gids?: number[]
 }
 
-/** Streams one archived volume into the target's mount; throws unless the pod got every byte and tar succeeded. */
+/** Streams one archived volume, re-encoded canonically, into the target's mount; throws unless the pod got every approved byte and tar succeeded. */
 export async function streamVolumeIn(options: TarInOptions): Promise<TarInResult> {
-  const {target} = options
+  const {target, canonical} = options
   let sent = 0
-  const counted = options.stream.pipe(new Transform({
+  const body = Readable.from(approvedCanonicalTar(options.stream, canonical), {objectMode: false})
+  const counted = body.pipe(new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       sent += chunk.length
       callback(null, chunk)
     },
   }))
-  options.stream.on('error', (err) => counted.destroy(err))
+  body.on('error', (err) => counted.destroy(err))
   const timer = options.onProgress ? setInterval(() => options.onProgress!(sent), 500) : undefined
   try {
     const result = await execInPod(options.api, {
       namespace: options.namespace,
       pod: target.pod,
       container: target.container,
-      command: tarInCommand(target.mountPath, options.bytes, options.mode),
-      stdin: {length: options.bytes, stream: counted},
+      command: tarInCommand(target.mountPath, canonical.bytes, options.mode),
+      stdin: {length: canonical.bytes, stream: counted},
       signal: options.signal,
       label: `\`tar xf - -C ${target.mountPath}\``,
     })
     const report = parseUntarReport(result.stderr)
     if (!report) throw new Error(`the pod did not report on the extraction (stderr: ${result.stderr.trim().slice(-200) || 'empty'})`)
-    if (report.sha256 !== undefined && report.sha256 !== options.sha256) {
-      throw new Error(`what the pod received has sha256 ${report.sha256.slice(0, 12)}…, the archive's ${options.bytes} bytes have sha256 ${options.sha256.slice(0, 12)}…`)
+    if (report.sha256 !== undefined && report.sha256 !== canonical.sha256) {
+      throw new Error(`what the pod received has sha256 ${report.sha256.slice(0, 12)}…, the ${canonical.bytes} bytes approved by the scan have sha256 ${canonical.sha256.slice(0, 12)}…`)
     }
-    if (result.stdinBytes !== options.bytes) throw new Error(`only ${result.stdinBytes} of ${options.bytes} bytes were sent`)
+    if (result.stdinBytes !== canonical.bytes) throw new Error(`only ${result.stdinBytes} of ${canonical.bytes} bytes were sent`)
     return {bytes: result.stdinBytes, verified: report.sha256 ? 'pod-sha256' : 'exit-status', protocol: result.protocol, uid: report.uid, gids: report.gids}
   } finally {
     clearInterval(timer)
     options.stream.destroy()
+    body.destroy()
     counted.destroy()
   }
 }
