@@ -9,7 +9,7 @@ import {canIAll, discoverResourceTypes, namespaceExists, namespacedListable, qua
 import type {Identity} from './cluster/identity.js'
 import {KubesnapError} from './errors.js'
 import {missingRules, needsOf} from './rbac/needs.js'
-import {neededRows, type RoleMode, type RoleVolumes} from './rbac/role.js'
+import {neededRows, type RoleExtras, type RoleMode, type RoleVolumes} from './rbac/role.js'
 import {listWorkloads} from './restore/restart.js'
 import {HelperPods, type HelperAdmission} from './volumes/helper.js'
 import {identityOfClaim} from './volumes/identity.js'
@@ -48,6 +48,8 @@ export interface DeniedAccess {
 export interface PermissionsResult {
   for: RoleMode
   volumes: RoleVolumes
+  /** Checked with --restore-rbac (escalate and bind). */
+  rbac?: boolean
   /** How many verb × resource questions were asked. */
   checked: number
   denied: DeniedAccess[]
@@ -67,9 +69,9 @@ export async function checkNamespace(api: KubeApi, namespace: string): Promise<C
 }
 
 /** checkNamespace, then every right a mode needs with a volume strategy. */
-export async function checkNamespaceFor(api: KubeApi, namespace: string, mode: RoleMode, volumes: RoleVolumes, helper: {image?: string; asRoot?: boolean} = {}): Promise<CheckPermissionsResult> {
+export async function checkNamespaceFor(api: KubeApi, namespace: string, mode: RoleMode, volumes: RoleVolumes, helper: {image?: string; asRoot?: boolean} = {}, extras: RoleExtras = {}): Promise<CheckPermissionsResult> {
   const {result, types} = await checkNamespaceTypes(api, namespace)
-  const permissions = await checkPermissions(api, namespace, types, mode, volumes)
+  const permissions = await checkPermissions(api, namespace, types, mode, volumes, extras)
   // Only with the rights the dry run needs (a missing one is already reported as a rule to add).
   const needed = new Set(['create pods', 'list pods', 'list persistentvolumeclaims', 'list statefulsets.apps', 'list deployments.apps'])
   const lacking = permissions.denied.some((d) => needed.has(`${d.verb} ${d.name}`))
@@ -100,8 +102,8 @@ export async function checkHelperAdmission(api: KubeApi, namespace: string, opti
  * (wildcard rules through the concrete types discovery shows) and returns the
  * refused ones with the Role rules that would grant them.
  */
-export async function checkPermissions(api: KubeApi, namespace: string, types: readonly ResourceType[], mode: RoleMode, volumes: RoleVolumes): Promise<PermissionsResult> {
-  const rows = neededRows(mode, volumes)
+export async function checkPermissions(api: KubeApi, namespace: string, types: readonly ResourceType[], mode: RoleMode, volumes: RoleVolumes, extras: RoleExtras = {}): Promise<PermissionsResult> {
+  const rows = neededRows(mode, volumes, extras)
   const needs = needsOf(rows, types, namespace)
   const answers = await canIAll(api, needs)
   const answered = needs.map((need, i) => ({...need, allowed: answers[i].allowed}))
@@ -109,6 +111,7 @@ export async function checkPermissions(api: KubeApi, namespace: string, types: r
   return {
     for: mode,
     volumes,
+    ...(extras.rbac ? {rbac: true} : {}),
     checked: needs.length,
     denied: answered.filter((a) => !a.allowed).map((a) => ({
       verb: a.verb,

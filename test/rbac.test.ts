@@ -25,7 +25,8 @@ import {kubesnap, type CliResult} from './helpers/cli.js'
 
 const rulesOf = (mode: RoleMode, volumes: RoleVolumes) => minimalRules(mode, volumes).rows.map((r) => describeRule(r.rule))
 
-const RESTORE_COMMON = ['get *', 'create, patch *', 'list statefulsets.apps, deployments.apps', 'escalate, bind roles.rbac.authorization.k8s.io', 'bind clusterroles.rbac.authorization.k8s.io']
+const RESTORE_COMMON = ['get *', 'create, patch *', 'list statefulsets.apps, deployments.apps']
+const RESTORE_RBAC = ['escalate, bind roles.rbac.authorization.k8s.io', 'bind clusterroles.rbac.authorization.k8s.io']
 const RULE_SETS: [RoleMode, RoleVolumes, string[]][] = [
   ['snapshot', 'tar', ['list *', 'get, create pods/exec', 'create, get, delete pods']],
   ['snapshot', 'csi', ['list *', 'create, get, delete volumesnapshots.snapshot.storage.k8s.io']],
@@ -42,6 +43,8 @@ const RULE_SETS: [RoleMode, RoleVolumes, string[]][] = [
 for (const [mode, volumes, expected] of RULE_SETS) {
   test(`rules for ${mode} with --volumes ${volumes}`, () => {
     assert.equal(rulesOf(mode, volumes), expected)
+    // --restore-rbac adds escalate and bind for restore, nothing for snapshot.
+    assert.equal(minimalRules(mode, volumes, {rbac: true}).rows.map((r) => describeRule(r.rule)), mode === 'snapshot' ? expected : [...expected, ...RESTORE_RBAC])
   })
 }
 
@@ -123,7 +126,7 @@ const TYPES: ResourceType[] = [
 ]
 
 test('needsOf: wildcard rules become the concrete types discovery shows', () => {
-  const needs = needsOf(neededRows('all', 'none'), TYPES, 'shop')
+  const needs = needsOf(neededRows('all', 'none', {rbac: true}), TYPES, 'shop')
   const names = (verb: string) => needs.filter((n) => n.verb === verb).map((n) => `${n.resource}${n.subresource ? '/' + n.subresource : ''}${n.group ? '.' + n.group : ''}`)
   assert.equal(names('list'), ['secrets', 'pods', 'events', 'statefulsets.apps', 'widgets.example.com', 'deployments.apps'])
   // Restore's kinds: the built-in ones it restores plus custom types; not Events, not access reviews.
@@ -138,9 +141,9 @@ test('missingRules: a wildcard denial asks for the wildcard rule, and named rule
   const rows = neededRows('all', 'tar')
   const needs = needsOf(rows, TYPES, 'shop')
   const answer = (deny: (n: typeof needs[number]) => boolean): AnsweredNeed[] => needs.map((n) => ({...n, allowed: !deny(n)}))
-  assert.equal(missingRules(rows, answer(() => true)).map((m) => describeRule(m.rule)), [
-    'list *', 'get *', 'create, patch *', 'delete pods', 'escalate, bind roles.rbac.authorization.k8s.io', 'bind clusterroles.rbac.authorization.k8s.io',
-  ])
+  assert.equal(missingRules(rows, answer(() => true)).map((m) => describeRule(m.rule)), ['list *', 'get *', 'create, patch *', 'delete pods'])
+  const withRbac = neededRows('all', 'tar', {rbac: true})
+  assert.equal(missingRules(withRbac, needsOf(withRbac, TYPES, 'shop').map((n) => ({...n, allowed: false}))).map((m) => describeRule(m.rule)).slice(4), RESTORE_RBAC)
   assert.equal(missingRules(rows, answer((n) => n.verb === 'list' && n.resource === 'widgets')).map((m) => m.rule), [{apiGroups: ['*'], resources: ['*'], verbs: ['list']}])
   assert.equal(missingRules(rows, answer((n) => n.subresource === 'exec' && n.verb === 'create')).map((m) => m.rule), [{apiGroups: [''], resources: ['pods/exec'], verbs: ['create']}])
   assert.equal(missingRules(rows, answer(() => false)), [])

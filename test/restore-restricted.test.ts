@@ -30,10 +30,8 @@ test.after(async () => {
   await Promise.all(dirs.map((dir) => rm(dir, {recursive: true, force: true})))
 })
 
-// KNOWN FAILURE (for the lead): the volume trees differ only in the owners of the
-// symlinks (pgdata/pg_tblspc/16400 999:999, products/4711/cover.jpg 1000:1000 come
-// back 0:0): busybox tar (1.35, the helper image's) sets no owner on the symlinks it
-// extracts, with or without --numeric-owner. Files' and directories' owners come back.
+// Symlinks too: the helper runs as the application (999, 1000) and makes them as it; a root helper
+// gives them their archived owners with `chown -h` after the copy (busybox tar sets none).
 test('shop: wipe objects and claims; restore as the user brings every object, byte, mode and owner back, pods still restricted', async () => {
   const ns = await cluster.createNamespace({prefix: 'rr-shop', fixture: 'shop'})
   namespaces.push(ns)

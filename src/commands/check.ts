@@ -24,13 +24,14 @@ Exits 1 with one sentence when the cluster is unreachable, the credentials are r
     volumes: Flags.string({summary: 'The volume strategy the rights are for, with --for (as snapshot --volumes).', options: [...ROLE_VOLUMES], default: 'tar'}),
     'helper-image': Flags.string({summary: 'With --for and --volumes tar: the helper image whose admission to check (as snapshot and restore --helper-image).', default: DEFAULT_HELPER_IMAGE}),
     'helper-as-root': Flags.boolean({summary: 'With --for and --volumes tar: check helpers that run as root (as snapshot and restore --helper-as-root).'}),
+    'restore-rbac': Flags.boolean({summary: 'With --for restore or all: also check escalate and bind, which restore needs to re-create RBAC that grants more than the identity holds (as kubesnap rbac --restore-rbac).'}),
   }
 
   public async run(): Promise<CheckResult | CheckPermissionsResult> {
     const {api, namespace, config} = await this.connect()
     const mode = this.flags.for as RoleMode | undefined
     const result = mode
-      ? await checkNamespaceFor(api, namespace, mode, this.flags.volumes as RoleVolumes, {image: this.flags['helper-image'], asRoot: this.flags['helper-as-root']})
+      ? await checkNamespaceFor(api, namespace, mode, this.flags.volumes as RoleVolumes, {image: this.flags['helper-image'], asRoot: this.flags['helper-as-root']}, {rbac: this.flags['restore-rbac']})
       : await checkNamespace(api, namespace)
     this.log(`Server:    ${config.server} (${result.serverVersion})`)
     this.log(`Context:   ${config.context}`)
@@ -69,7 +70,7 @@ export function formatPermissions(result: PermissionsResult, namespace: string):
   if (result.missing.length === 0) return [`Rights for ${what}: all ${result.checked} granted.`]
   const lines = [`Rights for ${what}: ${result.denied.length} of ${result.checked} refused:`]
   for (const d of result.denied) lines.push(`  ${d.verb} ${d.name}`)
-  lines.push(`Add these rules to the identity's Role in ${namespace} (or apply kubesnap rbac -n ${namespace} --for ${result.for} --volumes ${result.volumes}):`)
+  lines.push(`Add these rules to the identity's Role in ${namespace} (or apply kubesnap rbac -n ${namespace} --for ${result.for} --volumes ${result.volumes}${result.rbac ? ' --restore-rbac' : ''}):`)
   result.missing.forEach((rule, i) => {
     lines.push(`# ${result.missingWhy[i]}`)
     lines.push(...rulesYaml([rule]).trimEnd().split('\n'))

@@ -27,10 +27,11 @@ Restore with --create-namespace also needs create on namespaces, which no Role c
     for: Flags.string({summary: 'What the identity runs: snapshot, restore, or both.', options: [...ROLE_MODES], default: 'all'}),
     volumes: Flags.string({summary: 'The volume strategy it uses (as snapshot --volumes).', options: [...ROLE_VOLUMES], default: 'tar'}),
     'service-account': Flags.string({summary: 'The ServiceAccount to create and bind (default: the Role\'s name, kubesnap or kubesnap-snapshot/-restore).'}),
+    'restore-rbac': Flags.boolean({summary: 'Also grant escalate and bind, so restore can re-create Roles and RoleBindings that grant more than the identity holds; the identity can then grant itself any right in the namespace (a more permissive pod security policy included).'}),
   }
 
   public async run(): Promise<RbacResult> {
-    const options = {mode: this.flags.for as RoleMode, volumes: this.flags.volumes as RoleVolumes, serviceAccount: this.flags['service-account']}
+    const options = {mode: this.flags.for as RoleMode, volumes: this.flags.volumes as RoleVolumes, serviceAccount: this.flags['service-account'], rbac: this.flags['restore-rbac']}
     // Required by the flag definition; the base flags' type still says optional.
     const namespace = this.flags.namespace!
     const {serviceAccount, role, roleBinding} = rbacManifests(namespace, options)

@@ -12,6 +12,8 @@ export interface RbacOptions {
   volumes: RoleVolumes
   /** The ServiceAccount to create and bind (default: the Role's name). */
   serviceAccount?: string
+  /** Add escalate and bind, so restore can re-create RBAC that grants more than the identity holds. */
+  rbac?: boolean
 }
 
 export interface RbacManifests {
@@ -25,7 +27,7 @@ export function rbacManifests(namespace: string, options: RbacOptions): RbacMani
   const account = options.serviceAccount ?? roleName(options.mode)
   return {
     serviceAccount: kubesnapServiceAccount(namespace, account),
-    role: kubesnapRole(namespace, {mode: options.mode, volumes: options.volumes}),
+    role: kubesnapRole(namespace, {mode: options.mode, volumes: options.volumes, rbac: options.rbac}),
     roleBinding: kubesnapRoleBinding(namespace, {serviceAccount: account}, {mode: options.mode}),
   }
 }
@@ -33,10 +35,11 @@ export function rbacManifests(namespace: string, options: RbacOptions): RbacMani
 /** The objects as YAML documents separated by `---`, each Role rule under a comment with its reason. */
 export function rbacYaml(namespace: string, options: RbacOptions): string {
   const {serviceAccount, role, roleBinding} = rbacManifests(namespace, options)
-  const {rows, covered} = minimalRules(options.mode, options.volumes)
+  const {rows, covered} = minimalRules(options.mode, options.volumes, options)
   const header = [
     `# kubesnap ${options.mode === 'all' ? 'snapshot and restore' : options.mode} of namespace ${namespace}, volumes: ${options.volumes}.`,
-    `# Apply with: kubesnap rbac -n ${namespace} --for ${options.mode} --volumes ${options.volumes} | kubectl apply -f -`,
+    `# Apply with: kubesnap rbac -n ${namespace} --for ${options.mode} --volumes ${options.volumes}${options.rbac ? ' --restore-rbac' : ''} | kubectl apply -f -`,
+    ...(options.rbac ? ['# --restore-rbac: this identity may grant any right in the namespace, to itself too (a more permissive pod security policy included).'] : []),
   ]
   return [
     [...header, dump(serviceAccount)].join('\n'),

@@ -35,6 +35,13 @@ export interface RoleRow {
   volumes?: readonly RoleVolumes[]
   /** For a `*` rule: the concrete types check asks about (its needs, as discovery shows them). */
   sample?: WildcardSample
+  /**
+   * Only with `--restore-rbac`: a rule that lets the identity grant rights it
+   * does not hold (escalate, bind). With it, the identity can give itself any
+   * right in the namespace, a more permissive pod security policy included,
+   * so the default Role leaves it out.
+   */
+  rbac?: true
 }
 
 export const ROLE_NAME = 'kubesnap'
@@ -88,19 +95,24 @@ export const ROLE_ROWS: readonly RoleRow[] = [
   },
   {
     rule: {apiGroups: [RBAC_GROUP], resources: ['roles'], verbs: ['escalate', 'bind']},
-    why: "restore re-creates the namespace's Roles and their RoleBindings, which may grant rights kubesnap itself lacks",
-    for: ['restore'],
+    why: "restore re-creates the namespace's Roles and their RoleBindings, which may grant rights kubesnap itself lacks (--restore-rbac: this lets the identity grant itself anything in the namespace)",
+    for: ['restore'], rbac: true,
   },
   {
     rule: {apiGroups: [RBAC_GROUP], resources: ['clusterroles'], verbs: ['bind']},
-    why: 'restore re-creates RoleBindings to ClusterRoles (view, edit…), allowed in this namespace only',
-    for: ['restore'],
+    why: 'restore re-creates RoleBindings to ClusterRoles (view, edit…), allowed in this namespace only (--restore-rbac: this lets the identity bind any ClusterRole, a pod security policy\'s included)',
+    for: ['restore'], rbac: true,
   },
 ]
 
+/** What a Role is for beyond mode and volumes: `rbac` adds the rows that let restore re-create RBAC granting more than it holds. */
+export interface RoleExtras {
+  rbac?: boolean
+}
+
 /** The rows a mode needs with a volume strategy: what `kubesnap check --for` asks about. */
-export function neededRows(mode: RoleMode, volumes: RoleVolumes = 'tar'): RoleRow[] {
-  return ROLE_ROWS.filter((row) => (mode === 'all' || row.for.includes(mode)) && (!row.volumes || row.volumes.includes(volumes)))
+export function neededRows(mode: RoleMode, volumes: RoleVolumes = 'tar', extras: RoleExtras = {}): RoleRow[] {
+  return ROLE_ROWS.filter((row) => (mode === 'all' || row.for.includes(mode)) && (!row.volumes || row.volumes.includes(volumes)) && (!row.rbac || extras.rbac === true))
 }
 
 /** A mode's Role: the rules to grant, and the needs the wildcard rules already grant. */
@@ -116,8 +128,8 @@ export interface MinimalRules {
  * each named row with only the verbs the wildcard rows do not already allow
  * on all of its resources (dropped when that leaves none).
  */
-export function minimalRules(mode: RoleMode, volumes: RoleVolumes = 'tar'): MinimalRules {
-  const needed = neededRows(mode, volumes)
+export function minimalRules(mode: RoleMode, volumes: RoleVolumes = 'tar', extras: RoleExtras = {}): MinimalRules {
+  const needed = neededRows(mode, volumes, extras)
   const wildcards = needed.filter(isWildcard)
   const rows: RoleRow[] = [...wildcards]
   const covered: RoleRow[] = []
@@ -160,13 +172,13 @@ export function roleName(mode: RoleMode = 'all'): string {
 }
 
 /** The Role object for a namespace: by default for every command with tar volumes (what the test cluster binds). */
-export function kubesnapRole(namespace: string, options: {mode?: RoleMode; volumes?: RoleVolumes} = {}): V1Role {
+export function kubesnapRole(namespace: string, options: {mode?: RoleMode; volumes?: RoleVolumes} & RoleExtras = {}): V1Role {
   const mode = options.mode ?? 'all'
   return {
     apiVersion: `${RBAC_GROUP}/v1`,
     kind: 'Role',
     metadata: {name: roleName(mode), namespace, labels: {...MANAGED_BY}},
-    rules: minimalRules(mode, options.volumes ?? 'tar').rows.map((row) => copyRule(row.rule)),
+    rules: minimalRules(mode, options.volumes ?? 'tar', options).rows.map((row) => copyRule(row.rule)),
   }
 }
 

@@ -85,6 +85,9 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
     const retried = await applyObject(api, target, withoutNodePorts(cleaned), {existing: options.existing, dryRun: options.dryRun})
     if (retried.action !== 'failed') return {...base, ...retried, warning: `its node ports are taken in this cluster (${outcome.error}); restored with ports the server assigned`}
   }
+  if (outcome.action === 'failed' && entry.group === 'rbac.authorization.k8s.io' && /not currently held/.test(outcome.error ?? '')) {
+    return {...base, ...outcome, error: `${outcome.error}; this Role or RoleBinding grants rights kubesnap's identity does not hold: restore it as an admin, or give the identity escalate and bind (kubesnap rbac --restore-rbac)`}
+  }
   return {...base, ...outcome}
 }
 

@@ -18,7 +18,7 @@ import {isManagedByKubesnap, SNAPSHOT_NUMBER_LABEL} from '../labels.js'
 import {listPods} from '../volumes/index.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js'
 import {identityOfClaim, type IdentityWorkload} from '../volumes/identity.js'
-import {ownersNotKept, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
+import {chownSymlinks, ownersNotKept, type SymlinkOwner, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
 import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type WorkloadRef} from './restart.js'
 
 /** How a volume's data is put back: streamed from the archive, from VolumeSnapshots (csi), or not at all. */
@@ -71,6 +71,8 @@ export async function claimCapacities(api: KubeApi, reader: ArchiveReader, entri
 export interface ApprovedVolume {
   owners: MemberOwner[]
   canonical: CanonicalDigest
+  /** Symlinks whose archived owner is not root: a root helper gives it to them after the copy. */
+  symlinkOwners: SymlinkOwner[]
 }
 
 /** What the scan of the archived volumes found: one problem sentence per refused volume, and each approved volume. */
@@ -94,7 +96,7 @@ export async function checkVolumeArchives(reader: ArchiveReader, entries: Stream
     try {
       const scan = await scanVolumeTar(reader.readStream(entry))
       if (scan.unsafe) problems.push(`Volume ${entry.name}: the member ${JSON.stringify(scan.unsafe.path)} is refused (${scan.unsafe.reason}); this archive cannot be restored safely: restore from another snapshot, or leave volumes out with --volumes none.`)
-      else if (scan.canonical) approved.set(entry.name, {owners: scan.owners, canonical: scan.canonical})
+      else if (scan.canonical) approved.set(entry.name, {owners: scan.owners, canonical: scan.canonical, symlinkOwners: scan.symlinkOwners})
       const capacity = capacities.get(entry.name)
       if (capacity && scan.contentBytes > capacity.bytes) {
         problems.push(`Volume ${entry.name}: its files hold ${formatBytes(scan.contentBytes)}, more than the ${formatBytes(capacity.bytes)} of claim ${entry.name} (${capacity.from}), so the copy would fill the volume; create the claim with more room first (restore keeps an existing claim), or leave volumes out with --volumes none.`)
@@ -288,6 +290,10 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
       signal: options.signal,
       onProgress: (bytes) => options.onStatus?.(`${claim}: ${formatBytes(bytes)} of ${formatBytes(plan.bytes)}`),
     })
+    // tar gave files and directories their owners; symlinks only a root helper can give theirs.
+    if (result.uid === 0 && approved.symlinkOwners.length > 0) {
+      await chownSymlinks({api, namespace, target, links: approved.symlinkOwners, signal: options.signal})
+    }
     outcome.action = 'restored'
     outcome.verified = result.verified
     if (result.uid !== undefined) {

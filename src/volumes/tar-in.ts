@@ -55,6 +55,15 @@ export interface TarScanResult {
   contentBytes: number
   /** The canonical stream streamVolumeIn sends; undefined when a member is refused. */
   canonical?: CanonicalDigest
+  /** Symlinks owned by someone other than root: tar sets no owner on a link it makes (busybox), chownSymlinks does. */
+  symlinkOwners: SymlinkOwner[]
+}
+
+/** A symlink's archived owner; `path` holds the member's bytes as latin1. */
+export interface SymlinkOwner {
+  path: string
+  uid: number
+  gid: number
 }
 
 /** One archived owner of a volume's members. */
@@ -164,11 +173,13 @@ export async function scanVolumeTar(stream: Readable): Promise<TarScanResult> {
   let contentBytes = 0
   const hash = createHash('sha256')
   let bytes = 0
-  const found = () => ({members, owners: [...owners.values()], contentBytes})
+  const symlinkOwners: SymlinkOwner[] = []
+  const found = () => ({members, owners: [...owners.values()], contentBytes, symlinkOwners})
   try {
     for await (const chunk of canonicalVolumeTar(stream, (member) => {
       members++
       if (member.type === 'File') contentBytes += member.size
+      if (member.type === 'SymbolicLink' && (member.uid !== 0 || member.gid !== 0)) symlinkOwners.push({path: member.path, uid: member.uid, gid: member.gid})
       const owner = owners.get(`${member.uid}:${member.gid}`)
       if (owner) owner.members++
       else owners.set(`${member.uid}:${member.gid}`, {uid: member.uid, gid: member.gid, members: 1, example: displayName(member.path)})
@@ -355,4 +366,38 @@ export async function streamVolumeIn(options: TarInOptions): Promise<TarInResult
     body.destroy()
     counted.destroy()
   }
+}
+
+/**
+ * The pod-side script that gives symlinks their owners after `tar x`:
+ * `sh -c SCRIPT kubesnap-chown DIR BYTES`, reading BYTES of stdin made of
+ * NUL-separated `uid:gid` and `./path` pairs (so no name is ever parsed by a
+ * shell, and a name starting with `-` is no option), run as
+ * `xargs -0 -n 2 chown -h`.
+ */
+export const CHOWN_LINKS_SCRIPT = `cd "$1" || exit 1
+head -c "$2" | xargs -0 -n 2 chown -h
+`
+
+/** The stdin of CHOWN_LINKS_SCRIPT for `links`. */
+export function chownLinksInput(links: SymlinkOwner[]): Buffer {
+  return Buffer.concat(links.flatMap((l) => [Buffer.from(`${l.uid}:${l.gid}\0`), Buffer.from('./', 'latin1'), Buffer.from(l.path.replace(/^(\.\/)+/, ''), 'latin1'), Buffer.from([0])]))
+}
+
+/**
+ * Gives each symlink its archived owner in the target's mount (`chown -h`):
+ * busybox tar creates links as the extracting user and never sets their owner.
+ * Only a root helper (CAP_CHOWN) can; the caller decides.
+ */
+export async function chownSymlinks(options: {api: KubeApi; namespace: string; target: TarTarget; links: SymlinkOwner[]; signal?: AbortSignal}): Promise<void> {
+  const input = chownLinksInput(options.links)
+  await execInPod(options.api, {
+    namespace: options.namespace,
+    pod: options.target.pod,
+    container: options.target.container,
+    command: ['sh', '-c', CHOWN_LINKS_SCRIPT, 'kubesnap-chown', options.target.mountPath, String(input.length)],
+    stdin: {length: input.length, stream: Readable.from([input])},
+    signal: options.signal,
+    label: `the owners of ${options.links.length} symlink(s)`,
+  })
 }

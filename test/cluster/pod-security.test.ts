@@ -148,10 +148,8 @@ test('privileged namespace: the user\'s root pod is admitted unchanged, as befor
   assert.equal(admitted?.spec?.containers[0].securityContext, {privileged: true})
 })
 
-// KNOWN FAILURE (for the lead, src/rbac/role.ts): kubesnap's Role grants `bind` on every
-// ClusterRole, so the namespace-only user can bind itself (or a restore can re-create) the
-// privileged policy's RoleBinding and leave `restricted` behind. Kept failing on purpose: the
-// fix is a `resourceNames` list on that rule, or no PSP bindings in what restore re-creates.
+// kubesnap's default Role has no escalate or bind (only `kubesnap rbac --restore-rbac` adds them), so
+// the namespace-only user of a restricted namespace cannot leave its policy.
 test('restricted namespace: the user cannot bind itself the privileged policy', async () => {
   const rbac = cluster.user().makeApiClient(RbacAuthorizationV1Api)
   const body = {
