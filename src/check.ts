@@ -4,10 +4,10 @@
  * the rights a kubesnap command needs the identity lacks, as Role rules to add.
  */
 import type {V1PolicyRule} from '@kubernetes/client-node'
-import type {KubeApi} from './cluster/api.js'
+import {isStatus, type KubeApi} from './cluster/api.js'
 import {canIAll, discoverResourceTypes, namespaceExists, namespacedListable, qualifiedName, serverVersion, whoAmI, type ResourceType} from './cluster/index.js'
 import type {Identity} from './cluster/identity.js'
-import {KubesnapError} from './errors.js'
+import {KubesnapError, messageOf} from './errors.js'
 import {missingRules, needsOf} from './rbac/needs.js'
 import {neededRows, type RoleExtras, type RoleMode, type RoleVolumes} from './rbac/role.js'
 import {listWorkloads} from './restore/restart.js'
@@ -59,6 +59,8 @@ export interface PermissionsResult {
   missingWhy: string[]
   /** With --volumes tar: whether each claim's helper pod would be admitted (a server-side dry run), and as whom. */
   helpers?: HelperAdmission[]
+  /** Why the helper dry run was left out, when it was. */
+  helpersUnchecked?: string
 }
 
 export type CheckPermissionsResult = CheckResult & PermissionsResult
@@ -75,7 +77,15 @@ export async function checkNamespaceFor(api: KubeApi, namespace: string, mode: R
   // Only with the rights the dry run needs (a missing one is already reported as a rule to add).
   const needed = new Set(['create pods', 'list pods', 'list persistentvolumeclaims', 'list statefulsets.apps', 'list deployments.apps'])
   const lacking = permissions.denied.some((d) => needed.has(`${d.verb} ${d.name}`))
-  if (volumes === 'tar' && !lacking) permissions.helpers = await checkHelperAdmission(api, namespace, helper)
+  if (volumes === 'tar' && !lacking) {
+    try {
+      permissions.helpers = await checkHelperAdmission(api, namespace, helper)
+    } catch (err) {
+      // A Role for restore only may not list claims or pods: the dry run is then left out, and said so.
+      if (!isStatus(err, 403)) throw err
+      permissions.helpersUnchecked = `the identity may not read what the check needs (${messageOf(err)})`
+    }
+  }
   return {...result, ...permissions}
 }
 

@@ -4,7 +4,8 @@
  * namespace-only user bring every object back and every volume file with its
  * bytes, mode and numeric owner, and the restored pods pass the restricted policy.
  */
-import {lstat, mkdtemp, rm} from 'node:fs/promises'
+import {chmod, chown, lstat, mkdtemp, readdir, rm, writeFile} from 'node:fs/promises'
+import {execa} from 'execa'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'uvu'
@@ -13,6 +14,8 @@ import {KubeApi} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {PSP_ANNOTATION, sharedCluster, type TestCluster} from './cluster/index.js'
 import {kubesnap} from './helpers/cli.js'
+import {helperPodSpec} from '../src/volumes/helper.js'
+import {waitFor} from './cluster/wait.js'
 import {archivedObjects, assertRestored, FIXTURE_CLAIMS, helperPods, seededTrees, volumeDir, volumeTrees, wipe} from './helpers/restore.js'
 
 let cluster: TestCluster
@@ -61,6 +64,56 @@ test('shop: wipe objects and claims; restore as the user brings every object, by
   }
   assert.equal(roots, ['data-db-0 2770 999:999', 'web-uploads 2775 1000:1000'])
   assert.equal(await volumeTrees(admin, ns), await seededTrees('shop'), 'every claim back, every file, mode, owner and link as seeded')
+  // The database runs as 999 again and can write its own files: a new one, and one of the restored 0600 ones.
+  const db = await execa('kubectl', ['--kubeconfig', cluster.kubeconfigs.admin, 'exec', '-n', ns, 'db-0', '-c', 'postgres', '--', 'sh', '-c',
+    'id -u && echo restored >> /var/lib/postgresql/data/pgdata/PG_VERSION && echo x > /var/lib/postgresql/data/pgdata/after-restore && cat /var/lib/postgresql/data/pgdata/PG_VERSION'], {reject: false})
+  assert.is(db.exitCode, 0, db.stderr)
+  assert.equal(db.stdout.trim().split('\n'), ['999', '13', 'restored'])
+})
+
+test('a file the copy cannot read (another owner, 0600) fails the snapshot, naming it; no archive is written', async () => {
+  const ns = await cluster.createNamespace({prefix: 'rr-unread', fixture: 'shop'})
+  namespaces.push(ns)
+  const data = await volumeDir(admin, ns, 'data-db-0')
+  await writeFile(join(data, 'pgdata', 'root-only.key'), 'secret')
+  await chown(join(data, 'pgdata', 'root-only.key'), 0, 0)
+  await chmod(join(data, 'pgdata', 'root-only.key'), 0o600)
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-rr-'))
+  dirs.push(dir)
+  const r = await kubesnap(['snapshot', '-n', ns, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--json'], {timeoutMs: 240_000})
+  assert.is(r.code, 1, r.stdout)
+  const message: string = r.json?.error?.message ?? ''
+  assert.match(message, /^Could not copy the data of claim data-db-0: 1 path could not be read by tar in pod db-0: "\.\/pgdata\/root-only\.key"; nothing of it is stored as complete\. Run the copy as those files' owner/)
+  assert.match(message, /--helper-as-root/)
+  assert.equal(await readdir(dir), [], 'no archive, no partial file, no lock')
+})
+
+test('the policy bites: a helper without kubesnap\'s securityContext is refused or cannot start; kubesnap\'s is admitted and runs as the application', async () => {
+  const ns = await cluster.createNamespace({prefix: 'rr-bite', fixture: 'shop'})
+  namespaces.push(ns)
+  const user = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.user}))
+  try {
+    const root = helperPodSpec({name: 'kubesnap-root', claim: 'web-uploads', image: 'busybox:1.36', mode: 'root'})
+    const refused = await user.post(`/api/v1/namespaces/${ns}/pods`, root).then(() => undefined, (err: Error) => err.message)
+    assert.match(refused ?? 'admitted', /PodSecurityPolicy: unable to admit pod: .*runAsUser: Invalid value: 0: running with the root UID is forbidden/)
+    // No securityContext at all: the policy adds runAsNonRoot, and busybox's user is root: the container never starts.
+    const bare = helperPodSpec({name: 'kubesnap-bare', claim: 'web-uploads', image: 'busybox:1.36', mode: 'app', app: {identity: {runAsUser: 1000}, from: 'test'}}) as any
+    delete bare.spec.securityContext
+    delete bare.spec.containers[0].securityContext
+    await user.post(`/api/v1/namespaces/${ns}/pods`, bare)
+    await waitFor('the bare helper refused by the node', async () => {
+      const pod = await user.get<any>(`/api/v1/namespaces/${ns}/pods/kubesnap-bare`)
+      return pod.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CreateContainerConfigError'
+    }, {timeoutMs: 60_000})
+    const check = await kubesnap(['check', '-n', ns, '--for', 'restore', '--kubeconfig', cluster.kubeconfigs.user, '--json'], {timeoutMs: 120_000})
+    assert.is(check.code, 0, check.stderr + check.stdout)
+    assert.equal(check.json.helpers.map((h: any) => [h.claim, h.admitted, h.runsAs]), [
+      ['data-db-0', true, 'uid 999, gid 999, fsGroup 999 (as pod db-0)'],
+      ['web-uploads', true, 'uid 1000, gid 1000, fsGroup 1000 (as pod ' + (await user.get<any>(`/api/v1/namespaces/${ns}/pods`, {query: {labelSelector: 'app.kubernetes.io/name=web'}})).items[0].metadata.name + ')'],
+    ])
+  } finally {
+    user.close()
+  }
 })
 
 test.run()

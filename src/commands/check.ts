@@ -57,6 +57,7 @@ Exits 1 with one sentence when the cluster is unreachable, the credentials are r
         if (!helper.admitted) this.note(`A helper pod for claim ${helper.claim} would be refused by the namespace's pod security policy (${helper.refused}): volume data of this claim cannot be copied until the namespace's owner allows a non-root pod with those settings.`)
         else if (helper.refused) this.note(`A helper pod for claim ${helper.claim} would be refused with the ids kubesnap asks for (${helper.refused}); it would run with the uid the platform assigns, so files of other owners may not be readable or keep their owners.`)
       }
+      if (permissions.helpersUnchecked) this.note(`Whether the namespace's pod security policy admits helper pods was not checked: ${permissions.helpersUnchecked}.`)
       if (permissions.helpers?.length) this.log(`Helper pods: ${permissions.helpers.filter((h) => h.admitted).length} of ${permissions.helpers.length} claim(s) admitted (server-side dry run).`)
       if (permissions.missing.length > 0) process.exitCode = EXIT.missingPermissions
     }

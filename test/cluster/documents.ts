@@ -28,7 +28,8 @@ export async function applyDocuments(admin: KubeConfig, namespace: string, docum
   // One client for all documents: it caches discovery per apiVersion.
   const objects = admin.makeApiClient(Discovery)
   for (const doc of namespaced) {
-    const deadline = Date.now() + 90_000
+    // Deleting a namespace full of pods takes minutes on a loaded machine: wait that long for its node port.
+    const deadline = Date.now() + 240_000
     for (;;) {
       try {
         await createDocument(admin, objects, {...doc, metadata: {...doc.metadata, namespace}})
