@@ -24,6 +24,9 @@ export type ArchiveProblem =
   | 'encrypted'
   | 'no matching identity'
   | 'decryption failed'
+  | 'unsigned'
+  | 'untrusted signer'
+  | 'bad signature'
 
 /** An archive that cannot be read or does not match its manifest; `entry` names the member when one is at fault. */
 export class ArchiveError extends Error {
