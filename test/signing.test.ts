@@ -176,6 +176,23 @@ test('verify --trust refuses an unsigned archive and one signed by another key; 
   assert.match(usage.stderr, 'is a private key; --trust needs the public key')
 })
 
+test('a plan signs (signWith) an encrypted snapshot; its signature is checked without the decryption key', async () => {
+  const key = join(dir, 'age-key.txt')
+  execFileSync('age-keygen', ['-o', key], {stdio: 'ignore'})
+  const recipient = execFileSync('age-keygen', ['-y', key]).toString().trim()
+  const plan = join(dir, 'signed-plan.yaml')
+  writeFileSync(plan, `version: 1\nnamespace: ${namespace}\nkubeconfig: ${cluster.kubeconfigs.user}\noutput: out-encrypted\nvolumes: {strategy: none}\nencryption: {recipients: [${recipient}]}\nsignWith: signing-key\ntrust: [signing-key.pub]\n`)
+  const s = await kubesnap(['snapshot', '--config', plan, '--json'])
+  assert.is(s.code, 0, s.stderr)
+  const v = await kubesnap(['verify', s.json.path, '--config', plan, '--json'])
+  assert.is(v.code, 0, v.stdout + v.stderr)
+  assert.is(v.json.signature.trusted, true)
+  const withKey = await kubesnap(['verify', s.json.path, '--trust', `${keys.sign}.pub`, '--identity', key, '--json'])
+  assert.is(withKey.code, 0, withKey.stdout + withKey.stderr)
+  assert.ok(withKey.json.decrypted > 0)
+  assert.is((await kubesnap(['verify', s.json.path, '--trust', `${keys.other}.pub`])).code, 1)
+})
+
 test('restore --trust: refused before any write when unsigned, signed by another key or tampered; restores when trusted', async () => {
   await admin.delete(cmPath('app'))
   const restore = (archive: string, ...extra: string[]) => user(['restore', archive, '-n', namespace, '--volumes', 'none', '--include-kinds', 'configmaps', ...extra])

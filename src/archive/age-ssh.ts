@@ -12,7 +12,8 @@
  * TAG is the first 4 bytes of the sha256 of the ssh wire-format public key.
  * Identities come from unencrypted OpenSSH private key files (openssh-key-v1,
  * parsed here) or PEM PKCS#1 RSA keys. Error messages name files and key
- * types, never key material.
+ * types, never key material. The same parsers read ssh-ed25519 keys for
+ * manifest signatures (sign.ts).
  */
 import {Stanza, type Identity, type Recipient} from 'age-encryption'
 import {constants, createHash, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, type KeyObject} from 'node:crypto'

@@ -5,6 +5,7 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {KubesnapError} from '../errors.js'
 import {ageKeys} from './age-keys.test.js'
+import {BLOCK, encodeTrailer, parseTrailerBody} from './layout.js'
 import {
   armorSshSignature,
   checkSignature,
@@ -162,6 +163,17 @@ test('loadTrustedKeys and loadSigningKey refuse what cannot be used, in one sent
   const signer = await loadSigningKey(k.ed25519)
   assert.is(signer.publicKey, pub(k.ed25519).split(' ').slice(0, 2).join(' '))
   assert.not.match(JSON.stringify(signer), /"d"/)
+})
+
+test('a signature fits the 512-byte trailer even at the largest offsets, and parses back; a trailer signature that is not base64 is damage', async () => {
+  const signature = (await loadSigningKey(ageKeys().ed25519)).sign(message).toString('base64')
+  assert.is(signature.length, 240)
+  const fields = {manifestOffset: Number.MAX_SAFE_INTEGER, manifestSize: 2 ** 40, manifestSha256: 'f'.repeat(64), signature}
+  const body = encodeTrailer(fields, new Date(0)).subarray(BLOCK)
+  assert.is(body.length, BLOCK)
+  assert.equal(parseTrailerBody(body), {trailer: {format: 'kubesnap-archive', formatVersion: 1, ...fields}})
+  const bad = encodeTrailer({...fields, signature: 'not base64!'}, new Date(0)).subarray(BLOCK)
+  assert.equal(parseTrailerBody(bad), {reason: "the trailer's signature is not base64"})
 })
 
 test.run()
