@@ -6,7 +6,7 @@
  * (so only the signature can tell), before any write.
  */
 import {execFileSync, spawnSync} from 'node:child_process'
-import {readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {copyFile, mkdtemp, open} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -61,6 +61,12 @@ test('snapshot --sign-with signs; verify --trust accepts it and says by which ke
   assert.is(u.code, 0, u.stderr)
   unsigned = u.json.path
 
+  // A key that cannot sign stops the run before it starts: exit 2, no archive.
+  const bad = await user(['snapshot', '-n', namespace, '-o', join(dir, 'never'), '--volumes', 'none', '--sign-with', `${keys.sign}.pub`])
+  assert.is(bad.code, 2, bad.stderr)
+  assert.match(bad.stderr, 'is a public key; --sign-with needs the private key file (without .pub).')
+  assert.not.ok(existsSync(join(dir, 'never')))
+
   const inspect = await kubesnap(['inspect', signed, '--json'])
   assert.is(inspect.json.signedBy, readFileSync(`${keys.sign}.pub`, 'utf8').split(' ').slice(0, 2).join(' '))
   const print = execFileSync('ssh-keygen', ['-l', '-f', `${keys.sign}.pub`]).toString().split(' ')[1]
@@ -70,9 +76,10 @@ test('snapshot --sign-with signs; verify --trust accepts it and says by which ke
   const plain = await kubesnap(['verify', signed])
   assert.is(plain.code, 0, plain.stderr)
   assert.match(plain.stdout, `signed by ${print} (not checked against trusted keys: give --trust)`)
-  const none = await kubesnap(['verify', unsigned])
+  // Unsigned archives verify as before: nothing to say about a signature.
+  const none = await kubesnap(['verify', unsigned, '--json'])
   assert.is(none.code, 0, none.stderr)
-  assert.match(none.stdout, '; not signed')
+  assert.is(none.json.signature, undefined)
 })
 
 /** The README's recipe (the shell block that runs ssh-keygen -Y verify), for archive `archive` and key `pub`. */

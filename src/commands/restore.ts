@@ -53,7 +53,7 @@ export interface RestoreSummary {
   rollouts: RolloutResult[]
   /** Application dumps streamed into their load commands (planned in a dry run, skipped without a Ready pod or with --no-dumps). */
   dumps: DumpOutcome[]
-  /** Whether the manifest is signed, by which key, and whether that key is trusted (--trust). */
+  /** When the manifest is signed: by which key, and whether that key is trusted (--trust). */
   signature?: SignatureSummary
   warnings: string[]
 }
@@ -340,7 +340,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     ], {json: this.jsonEnabled()})
 
     await tasks.run()
-    const summary = {...this.summarize(path, {...state, dumps}, dryRun), ...(signature ? {signature} : {})}
+    const summary = {...this.summarize(path, {...state, dumps}, dryRun), ...(signature?.signed ? {signature} : {})}
     this.report(summary)
     if (summary.status === 'partial') process.exitCode = EXIT.partial
     return summary

@@ -33,7 +33,7 @@ export interface VerifySummary {
   message?: string
   /** Entries decrypted and authenticated (an encrypted archive verified with --identity). */
   decrypted?: number
-  /** Whether the manifest is signed, by which key, and whether that key is trusted (--trust). */
+  /** When the manifest is signed: by which key, and whether that key is trusted (--trust). */
   signature?: SignatureSummary
 }
 
@@ -68,7 +68,8 @@ Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), mis
     const summary = await verifyWithProgress(path, {json: this.jsonEnabled()})
     if (summary.ok) {
       // Every byte matches the manifest; the signature says whether the manifest is the signer's.
-      summary.signature = await checkTrust(await openArchive(path), trust)
+      const signature = await checkTrust(await openArchive(path), trust)
+      if (signature.signed) summary.signature = signature
       // Without --identity only the manifest is read: contents stay encrypted, and that is said.
       const reader = this.flags.identity ? await openForContents(path, this.flags.identity) : await openArchive(path)
       if (reader.manifest.encrypted && this.flags.identity) summary.decrypted = await decryptAll(reader)
@@ -76,7 +77,7 @@ Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), mis
         ? '; contents are encrypted and were not decrypted (give --identity to check them too)'
         : `; ${summary.decrypted} encrypted entries decrypted and authenticated`
       const s = summary.signature
-      const signed = s.signed ? `; signed by ${s.fingerprint}${s.trusted ? ' (trusted)' : ' (not checked against trusted keys: give --trust)'}` : '; not signed'
+      const signed = s ? `; signed by ${s.fingerprint}${s.trusted ? ' (trusted)' : ' (not checked against trusted keys: give --trust)'}` : ''
       this.log(`OK: ${path}: ${summary.members} members, ${summary.bytes} bytes verified${contents}${signed}`)
       return summary
     }
