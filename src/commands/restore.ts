@@ -155,9 +155,14 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
             throw new KubesnapError(`The archive ${path} is damaged at ${verified.entry} (${verified.problem}); nothing was restored: restore from another snapshot.`)
           }
           // Then whose it is: a tampered, unsigned (with --trust) or untrusted archive stops here, before any content is read.
-          signature = await checkTrust(await openArchive(path), trust)
+          const checked = await openArchive(path)
+          signature = await checkTrust(checked, trust)
           // A missing or wrong key stops here, before any write.
           state.reader = await openForContents(path, flags.identity)
+          // Entries are read against this manifest: it must be the one whose signature was checked.
+          if (state.reader.trailer.manifestSha256 !== checked.trailer.manifestSha256) {
+            throw new KubesnapError(`${path} changed while it was being read; nothing was restored: make sure nothing writes the archive, and restore again.`)
+          }
           const signed = signature.signed ? `, signed by ${signature.fingerprint}${signature.trusted ? ' (trusted)' : ''}` : ''
           task.title = `Verified ${path} (${verified.members} members${state.reader.manifest.encrypted ? ', decrypted' : ''}${signed})`
         },
