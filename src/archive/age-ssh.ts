@@ -12,7 +12,8 @@
  * TAG is the first 4 bytes of the sha256 of the ssh wire-format public key.
  * Identities come from unencrypted OpenSSH private key files (openssh-key-v1,
  * parsed here) or PEM PKCS#1 RSA keys. Error messages name files and key
- * types, never key material.
+ * types, never key material. The same parsers read ssh-ed25519 keys for
+ * manifest signatures (sign.ts).
  */
 import {Stanza, type Identity, type Recipient} from 'age-encryption'
 import {constants, createHash, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, type KeyObject} from 'node:crypto'
@@ -52,20 +53,52 @@ export function sshTag(wireKey: Uint8Array): string {
 export function parseSshRecipient(line: string): SshEd25519Recipient | SshRsaRecipient {
   const [type, blob] = line.trim().split(/\s+/)
   checkKeyType(type)
-  const wire = blob === undefined ? undefined : decodePadded(blob)
-  if (!wire) throw new SshKeyError(`the ${type} public key is not valid base64`, 'malformed')
-  const reader = new WireReader(wire, `the ${type} public key`)
-  if (reader.text() !== type) throw new SshKeyError(`the ${type} public key says it is of another type`, 'malformed')
   if (type === 'ssh-ed25519') {
-    const point = reader.bytes()
-    reader.end()
-    if (point.length !== 32) throw new SshKeyError('the ssh-ed25519 public key is not 32 bytes', 'malformed')
+    const {wire, point} = parseSshEd25519PublicKey(blob)
     return new SshEd25519Recipient(wire, point)
   }
+  const {wire, reader} = decodeSshPublicKey(type, blob)
   const e = reader.bytes()
   const n = reader.bytes()
   reader.end()
   return new SshRsaRecipient(wire, rsaPublicKey(n, e))
+}
+
+/**
+ * Decodes the base64 of an `ssh-ed25519` public key (the second field of an
+ * authorized_keys line): returns the wire-format key and its 32-byte point.
+ * Throws SshKeyError when it is not one.
+ */
+export function parseSshEd25519PublicKey(blob: string | undefined): {wire: Buffer; point: Buffer} {
+  const {wire, reader} = decodeSshPublicKey('ssh-ed25519', blob)
+  const point = reader.bytes()
+  reader.end()
+  if (point.length !== 32) throw new SshKeyError('the ssh-ed25519 public key is not 32 bytes', 'malformed')
+  return {wire, point}
+}
+
+/** Decodes a public key's base64 and reads its type field; the reader is left at the key's own fields. */
+function decodeSshPublicKey(type: string, blob: string | undefined): {wire: Buffer; reader: WireReader} {
+  const wire = blob === undefined ? undefined : decodePadded(blob)
+  if (!wire) throw new SshKeyError(`the ${type} public key is not valid base64`, 'malformed')
+  const reader = new WireReader(wire, `the ${type} public key`)
+  if (reader.text() !== type) throw new SshKeyError(`the ${type} public key says it is of another type`, 'malformed')
+  return {wire, reader}
+}
+
+/**
+ * Reads an unencrypted OpenSSH `ssh-ed25519` private key file's text: its
+ * wire-format public key and 32-byte seed, for signing. Throws SshKeyError
+ * ('passphrase' for a protected key, 'unsupported' for another key type).
+ */
+export function parseSshEd25519PrivateKey(text: string): {wire: Buffer; seed: Buffer} {
+  const pem = /-----BEGIN OPENSSH PRIVATE KEY-----\r?\n([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(text)
+  if (!pem) throw new SshKeyError('it is not an OpenSSH private key file (ssh-keygen -t ed25519 writes one)', 'malformed')
+  const {type, wire, section} = readOpenSshKey(Buffer.from(pem[1].replace(/\s+/g, ''), 'base64'), (t) => {
+    if (t !== 'ssh-ed25519') throw new SshKeyError(`it is an ${t} key; kubesnap signs with ssh-ed25519 keys only (ssh-keygen -t ed25519)`, 'unsupported')
+  })
+  if (type !== 'ssh-ed25519') throw new SshKeyError('the OpenSSH private key is malformed', 'malformed')
+  return {wire, seed: readEd25519Seed(section)}
 }
 
 /**
@@ -229,9 +262,11 @@ export class SshRsaIdentity implements Identity {
 /**
  * openssh-key-v1 (PROTOCOL.key in OpenSSH): magic, cipher, kdf, kdf options,
  * the public keys, then the private section, encrypted unless the cipher is
- * "none". ssh-keygen writes one key per file.
+ * "none". ssh-keygen writes one key per file. Returns the key's type, its
+ * wire-format public key and a reader at the private section's key fields;
+ * `checkType` refuses types the caller cannot use before the passphrase check.
  */
-function parseOpenSshKey(data: Buffer): SshEd25519Identity | SshRsaIdentity {
+function readOpenSshKey(data: Buffer, checkType: (type: string) => void): {type: string; wire: Buffer; section: WireReader} {
   const magic = Buffer.from('openssh-key-v1\0')
   if (!data.subarray(0, magic.length).equals(magic)) throw new SshKeyError('the OpenSSH private key is malformed', 'malformed')
   const file = new WireReader(data.subarray(magic.length), 'the OpenSSH private key')
@@ -242,21 +277,29 @@ function parseOpenSshKey(data: Buffer): SshEd25519Identity | SshRsaIdentity {
   const wire = file.bytes()
   // The type is readable even when the key is encrypted: say the decisive thing first.
   const type = new WireReader(wire, 'the OpenSSH public key').text()
-  checkKeyType(type)
+  checkType(type)
   if (cipher !== 'none') throw new SshKeyError('the key is protected by a passphrase', 'passphrase')
   const section = new WireReader(file.bytes(), 'the OpenSSH private key')
   // Two equal random check numbers: a wrong passphrase (or damage) shows as a mismatch.
   if (section.u32() !== section.u32()) throw new SshKeyError('the OpenSSH private key is damaged (check numbers differ)', 'malformed')
   if (section.text() !== type) throw new SshKeyError('the OpenSSH private key is damaged (its two halves differ in type)', 'malformed')
-  if (type === 'ssh-ed25519') {
-    const publicKey = section.bytes()
-    const secret = section.bytes()
-    // The secret is seed ‖ public key.
-    if (publicKey.length !== 32 || secret.length !== 64 || !secret.subarray(32).equals(publicKey)) {
-      throw new SshKeyError('the ssh-ed25519 private key is malformed', 'malformed')
-    }
-    return new SshEd25519Identity(wire, secret.subarray(0, 32))
+  return {type, wire, section}
+}
+
+/** Reads an ssh-ed25519 private section's key fields: the public key, then seed ‖ public key. */
+function readEd25519Seed(section: WireReader): Buffer {
+  const publicKey = section.bytes()
+  const secret = section.bytes()
+  if (publicKey.length !== 32 || secret.length !== 64 || !secret.subarray(32).equals(publicKey)) {
+    throw new SshKeyError('the ssh-ed25519 private key is malformed', 'malformed')
   }
+  return secret.subarray(0, 32)
+}
+
+/** An openssh-key-v1 key as an age identity. */
+function parseOpenSshKey(data: Buffer): SshEd25519Identity | SshRsaIdentity {
+  const {type, wire, section} = readOpenSshKey(data, checkKeyType)
+  if (type === 'ssh-ed25519') return new SshEd25519Identity(wire, readEd25519Seed(section))
   const [n, e, d, iqmp, p, q] = [section.bytes(), section.bytes(), section.bytes(), section.bytes(), section.bytes(), section.bytes()]
   const big = (b: Buffer) => BigInt('0x' + (b.toString('hex') || '0'))
   const [dn, pn, qn] = [big(d), big(p), big(q)]
@@ -317,7 +360,7 @@ function modPow(base: bigint, exponent: bigint): bigint {
 }
 
 /** Reads the ssh wire format (RFC 4251 §5): uint32 and length-prefixed strings. */
-class WireReader {
+export class WireReader {
   #at = 0
 
   constructor(
@@ -353,7 +396,7 @@ class WireReader {
   }
 }
 
-function wireString(bytes: Buffer): Buffer {
+export function wireString(bytes: Buffer): Buffer {
   const length = Buffer.alloc(4)
   length.writeUInt32BE(bytes.length)
   return Buffer.concat([length, bytes])

@@ -119,7 +119,7 @@ export async function parseRecipients(args: readonly string[], files: readonly s
 }
 
 /** The keys of a recipients or identity file, as age reads them: trimmed, blank lines and `#` comments skipped; `at` is FILE:LINE for messages. */
-function* keyLines(file: string, text: string): Generator<{value: string; at: string}> {
+export function* keyLines(file: string, text: string): Generator<{value: string; at: string}> {
   for (const [index, line] of text.split('\n').entries()) {
     const value = line.trim()
     if (value !== '' && !value.startsWith('#')) yield {value, at: `${file}:${index + 1}`}
@@ -519,7 +519,7 @@ function quotePublic(value: string): string {
 }
 
 /** Reads a small key file; refuses large ones (a mistyped path) and says why a read failed. */
-async function readKeyFile(file: string, what: string): Promise<string> {
+export async function readKeyFile(file: string, what: string): Promise<string> {
   try {
     const info = await stat(file)
     if (!info.isFile()) throw new KubesnapError(`The ${what} ${file} is not a file.`, {exit: EXIT.usage})

@@ -27,6 +27,9 @@ export type ArchiveProblem =
   | 'identity mismatch'
   | 'duplicate member'
   | 'name mismatch'
+  | 'unsigned'
+  | 'untrusted signer'
+  | 'bad signature'
 
 /** An archive that cannot be read or does not match its manifest; `entry` names the member when one is at fault. */
 export class ArchiveError extends Error {

@@ -17,6 +17,16 @@ export {
   type ArchiveName,
 } from './naming.js'
 export {ArchiveReader, openArchive, type OpenOptions} from './reader.js'
+export {
+  checkArchiveSignature,
+  fingerprint,
+  loadSigningKey,
+  loadTrustedKeys,
+  ManifestSigner,
+  SIGNATURE_NAMESPACE,
+  type SignatureCheck,
+  type TrustedKey,
+} from './sign.js'
 export {verifyArchive, type VerifyOptions, type VerifyResult} from './verify.js'
 export {
   abortOnSignals,
@@ -28,6 +38,7 @@ export {
   type EntryCipher,
   type FinishFields,
   type FinishResult,
+  type ManifestSigning,
   type ObjectMeta,
   type StreamMeta,
   type StreamOptions,

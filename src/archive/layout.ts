@@ -80,6 +80,11 @@ export interface Trailer {
   manifestOffset: number
   manifestSize: number
   manifestSha256: string
+  /**
+   * The manifest's signature, when the snapshot was signed: an SSHSIG blob
+   * (sign.ts), base64. Readers that predate it ignore the field.
+   */
+  signature?: string
 }
 
 /** Encodes the trailer member: its header block, then the JSON body padded with spaces to one block. */
@@ -88,7 +93,7 @@ export function encodeTrailer(fields: Omit<Trailer, 'format' | 'formatVersion'>,
   const json = JSON.stringify(trailer)
   // Ends in a newline so `tar xOf … kubesnap/trailer.json` prints cleanly.
   const body = Buffer.from(json.padEnd(BLOCK - 1, ' ') + '\n', 'utf8')
-  if (body.length !== BLOCK) throw new Error(`trailer is ${body.length} bytes, not ${BLOCK}`)
+  if (body.length !== BLOCK) throw new Error(`trailer is ${json.length + 1} bytes, more than ${BLOCK}`)
   return Buffer.concat([encodeMemberHeader(TRAILER_MEMBER, BLOCK, mtime), body])
 }
 
@@ -123,5 +128,6 @@ export function parseTrailerBody(body: Buffer): {trailer: Trailer} | {reason: st
   if (!count(t.manifestOffset) || !count(t.manifestSize) || typeof t.manifestSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(t.manifestSha256)) {
     return {reason: 'the trailer fields are malformed'}
   }
+  if (t.signature !== undefined && (typeof t.signature !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(t.signature))) return {reason: 'the trailer\'s signature is not base64'}
   return {trailer: t as Trailer}
 }

@@ -96,6 +96,12 @@ export interface Manifest {
   encrypted: boolean
   /** The public age or ssh recipients the entries are encrypted to (when encrypted). */
   recipients?: string[]
+  /**
+   * When signed: the signer's public key (`ssh-ed25519 AAAA…`). The signature
+   * itself is in the trailer; a manifest that names a signer but has no valid
+   * signature has been tampered with.
+   */
+  signedBy?: string
   entries: ManifestEntry[]
   skipped: SkippedItem[]
   warnings: string[]
@@ -145,6 +151,7 @@ export function validateManifest(value: unknown, archivePath: string): Manifest 
   if (!isCount(m.number)) fail('number is not a non-negative integer')
   if (typeof m.encrypted !== 'boolean') fail('encrypted is not a boolean')
   if (m.recipients !== undefined && !(Array.isArray(m.recipients) && m.recipients.every((r) => typeof r === 'string'))) fail('recipients is not a list of strings')
+  if (m.signedBy !== undefined && typeof m.signedBy !== 'string') fail('signedBy is not a string')
   const cluster = m.cluster
   if (!isRecord(cluster) || typeof cluster.server !== 'string' || typeof cluster.context !== 'string') fail('cluster needs server and context strings')
   if (!Array.isArray(m.warnings) || !m.warnings.every((w) => typeof w === 'string')) fail('warnings is not a list of strings')

@@ -75,8 +75,16 @@ export interface ArchiveWriterOptions {
   cipher?: EntryCipher
   /** The public recipients `cipher` encrypts to, recorded in the manifest so a reader knows which key it needs. */
   recipients?: string[]
+  /** Signs the manifest (sign.ts): the signature goes into the trailer, the signer's public key into the manifest. */
+  signer?: ManifestSigning
   /** Clock, for tests. */
   now?: () => Date
+}
+
+/** The seam for signing: the signer's public key (`ssh-ed25519 AAAA…`) and a function from manifest bytes to an SSHSIG blob. */
+export interface ManifestSigning {
+  publicKey: string
+  sign(manifest: Buffer): Buffer
 }
 
 /** What addObject needs to know about an object. */
@@ -351,6 +359,7 @@ export class ArchiveWriter {
         finishedAt: this.#s.now().toISOString(),
         encrypted: this.#s.options.cipher !== undefined,
         ...(this.#s.options.cipher && this.#s.options.recipients ? {recipients: this.#s.options.recipients} : {}),
+        ...(this.#s.options.signer ? {signedBy: this.#s.options.signer.publicKey} : {}),
         entries: this.#entries,
         skipped: fields.skipped ?? [],
         warnings: [...this.#s.warnings, ...(fields.warnings ?? [])],
@@ -358,7 +367,10 @@ export class ArchiveWriter {
       const json = Buffer.from(JSON.stringify(manifest, null, 2) + '\n')
       const {offset} = await this.#writeMember(MANIFEST_MEMBER, json)
       await this.#flush()
-      const tail = Buffer.concat([encodeTrailer({manifestOffset: offset, manifestSize: json.length, manifestSha256: sha256(json)}, this.#s.now()), END_OF_ARCHIVE])
+      // The signature covers the manifest's bytes as stored, so ssh-keygen -Y verify checks the very member tar extracts.
+      const signature = this.#s.options.signer?.sign(json).toString('base64')
+      const trailer = encodeTrailer({manifestOffset: offset, manifestSize: json.length, manifestSha256: sha256(json), ...(signature ? {signature} : {})}, this.#s.now())
+      const tail = Buffer.concat([trailer, END_OF_ARCHIVE])
       await writeAt(this.#s.fh, tail, this.#position)
       this.#position += tail.length
       this.#flushed = this.#position

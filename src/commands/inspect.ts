@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {AGE_SUFFIX} from '../archive/crypto.js'
+import {fingerprint} from '../archive/sign.js'
 import {isStreamEntry, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import {archiveSelectionFlags, openSelected, selectArchive} from '../archive/select.js'
@@ -88,6 +89,7 @@ export function describeManifest(manifest: Manifest, path: string, fileSize: num
       ['Cluster', `${manifest.cluster.server} (context ${manifest.cluster.context})`],
       ['Written by', `kubesnap ${manifest.kubesnapVersion}, archive format ${manifest.formatVersion}`],
       ['Encrypted', manifest.encrypted ? 'yes' : 'no'],
+      ['Signed', manifest.signedBy ? `by ${fingerprint(Buffer.from(manifest.signedBy.split(' ')[1] ?? '', 'base64'))} (verify checks the signature)` : 'no'],
     ]),
   )
 

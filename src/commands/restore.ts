@@ -2,6 +2,9 @@ import {Args, Flags} from '@oclif/core'
 import {verifyArchive} from '../archive/verify.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import {identityFlag, openForContents} from '../encryption.js'
+import {openArchive} from '../archive/reader.js'
+import {loadPlan} from '../plan/plan.js'
+import {checkTrust, readPlanFlag, trustedKeys, trustFlag, type SignatureSummary} from '../signing.js'
 import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
 import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
@@ -62,6 +65,8 @@ export interface RestoreSummary {
   rollouts: RolloutResult[]
   /** Application dumps streamed into their load commands (planned in a dry run, skipped without a Ready pod or with --no-dumps). */
   dumps: DumpOutcome[]
+  /** When the manifest is signed: by which key, and whether that key is trusted (--trust). */
+  signature?: SignatureSummary
   warnings: string[]
 }
 
@@ -72,7 +77,8 @@ export default class Restore extends KubesnapCommand<typeof Restore> {
 Objects are cleaned (server-set fields, allocated IPs and node ports, volume bindings, generated tokens) and created in the order of a priorities table: ServiceAccounts, Secrets, ConfigMaps, claims, Services, RBAC, custom resources, then workloads.
 Then volume data, before the workloads that use it are created: each claim's tar stream (checked first: a member that would land outside the mount refuses the whole restore) goes into a helper pod that mounts the claim, while a StatefulSet or Deployment already writing it is scaled to 0 and back; with --live into the running pod instead.
 Finally, existing workloads that read a restored Secret or ConfigMap (or a claim written live) are restarted as \`kubectl rollout restart\` does, and the restore waits for them and for the workloads it created to be ready.
-Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, unmet preconditions), 2 usage, 3 partial (some objects or volumes failed, or workloads were not ready within --timeout; the summary lists them).`
+A signed archive's signature is checked after its bytes; with --trust (or a --config plan's trust list) the archive must be signed by a trusted key.
+Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, unsigned with --trust or untrusted archive, unmet preconditions), 2 usage, 3 partial (some objects or volumes failed, or workloads were not ready within --timeout; the summary lists them).`
 
   static override examples = [
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap',
@@ -81,6 +87,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     '<%= config.bin %> restore --number 42 -n shop --dry-run',
     '<%= config.bin %> restore --latest -n shop --live --volume-mode merge',
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --identity ~/keys/shop-key.txt',
+    '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --trust /etc/kubesnap/signing-key.pub',
   ]
 
   static override args = {
@@ -92,6 +99,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     latest: archiveSelectionFlags.latest,
     output: archiveSelectionFlags.output,
     identity: identityFlag,
+    trust: trustFlag,
+    config: readPlanFlag,
     'to-namespace': Flags.string({summary: 'Restore into this namespace instead of the snapshot\'s own (RoleBinding subjects follow).'}),
     'create-namespace': Flags.boolean({summary: 'Create the target namespace when it does not exist.'}),
     existing: Flags.string({summary: 'What to do with objects that exist already.', options: ['skip', 'update', 'fail'], default: 'skip'}),
@@ -116,6 +125,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
 
   public async run(): Promise<RestoreSummary> {
     const flags = this.flags
+    // Trusted keys are read first: a typo in a key file is a usage error before anything else.
+    const trust = await trustedKeys(flags.trust, flags.config ? await loadPlan(flags.config) : undefined)
     const path = await selectArchive(this.args.archive, flags)
     const {api} = await this.connect()
     const dryRun = flags['dry-run']
@@ -144,6 +155,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
     } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumesApproved: new Map(), volumePlans: [], volumes: [], workloadsBefore: [], restarted: [], rollouts: []}
     /** Application dumps: loaded after volume data and restarts, before the final wait. */
     let dumps: DumpOutcome[] = []
+    let signature: SignatureSummary | undefined
     const beforeData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) < FIRST_WORKLOAD_RANK)
     const afterData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) >= FIRST_WORKLOAD_RANK)
 
@@ -156,9 +168,17 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
           if (!verified.ok) {
             throw new KubesnapError(`The archive ${path} is damaged at ${verified.entry} (${verified.problem}); nothing was restored: restore from another snapshot.`)
           }
+          // Then whose it is: a tampered, unsigned (with --trust) or untrusted archive stops here, before any content is read.
+          const checked = await openArchive(path)
+          signature = await checkTrust(checked, trust)
           // A missing or wrong key stops here, before any write.
           state.reader = await openForContents(path, flags.identity)
-          task.title = `Verified ${path} (${verified.members} members${state.reader.manifest.encrypted ? ', decrypted' : ''})`
+          // Entries are read against this manifest: it must be the one whose signature was checked.
+          if (state.reader.trailer.manifestSha256 !== checked.trailer.manifestSha256) {
+            throw new KubesnapError(`${path} changed while it was being read; nothing was restored: make sure nothing writes the archive, and restore again.`)
+          }
+          const signed = signature.signed ? `, signed by ${signature.fingerprint}${signature.trusted ? ' (trusted)' : ''}` : ''
+          task.title = `Verified ${path} (${verified.members} members${state.reader.manifest.encrypted ? ', decrypted' : ''}${signed})`
         },
       },
       {
@@ -358,7 +378,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged or hostile archive, u
       if (!(err instanceof Interrupted)) throw err
       interrupted = err
     }
-    const summary = this.summarize(path, {...state, dumps}, dryRun)
+    const summary = {...this.summarize(path, {...state, dumps}, dryRun), ...(signature?.signed ? {signature} : {})}
     if (interrupted) summary.status = 'interrupted'
     this.report(summary)
     if (interrupted) this.note(`The restore was ${interrupted.message} during the volume copy and stopped there: the objects and volumes above are as listed, helper pods are deleted, and every workload it had scaled down is scaled back; restore again to finish.`)

@@ -6,6 +6,8 @@ import {LockedError} from '../archive/lock.js'
 import type {Manifest, SkippedItem} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {cipherFor} from '../encryption.js'
+import {loadSigningKey, type ManifestSigner} from '../archive/sign.js'
+import {signWithFlag} from '../signing.js'
 import {discoverResourceTypes, namespaceExists, qualifiedName} from '../cluster/index.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {formatBytes} from '../format.js'
@@ -73,6 +75,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     "<%= config.bin %> snapshot -n shop --pre-hook 'deployment/app:touch /data/.frozen' --post-hook 'deployment/app:rm -f /data/.frozen'",
     '<%= config.bin %> snapshot --config /etc/kubesnap/shop.yaml --prune --quiet',
     '<%= config.bin %> snapshot -n shop --encrypt-to age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p --recipients-file ~/.ssh/team.pub',
+    '<%= config.bin %> snapshot -n shop -o /var/backups/kubesnap --sign-with /etc/kubesnap/signing-key',
     '<%= config.bin %> snapshot -n shop -o /var/backups/kubesnap --prune --keep-daily 7 --keep-weekly 4 --pushgateway http://127.0.0.1:9091',
   ]
 
@@ -98,6 +101,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     ...keepFlags('RETENTION'),
     'encrypt-to': Flags.string({summary: 'Encrypt every entry to this age recipient (age1…) or ssh public key (ssh-ed25519/ssh-rsa …); repeatable.', multiple: true, helpGroup: 'ENCRYPTION'}),
     'recipients-file': Flags.string({summary: 'Encrypt to every recipient in this file (one per line, # comments, as age -R reads); repeatable.', multiple: true, helpGroup: 'ENCRYPTION'}),
+    'sign-with': signWithFlag,
     pushgateway: Flags.string({summary: 'Push the run\'s outcome (success or failure, duration, bytes, objects, volumes) to this Prometheus Pushgateway, under job kubesnap and the namespace.', helpGroup: 'METRICS'}),
   }
 
@@ -108,13 +112,14 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     const startedAt = new Date()
     const plan = this.flags.config ? await loadPlan(this.flags.config) : undefined
     const settings = snapshotSettings(this.flags, plan)
-    // Recipients are checked before anything else: a typo in a key must not cost a whole run.
+    // Recipients and the signing key are checked before anything else: a typo in a key must not cost a whole run.
     const encryption = await cipherFor(settings.encryption)
+    const signer = settings.signWith === undefined ? undefined : await loadSigningKey(settings.signWith)
     this.namespace = settings.connection.namespace
     let summary: SnapshotSummary | undefined
     try {
       // A full, read-only or forbidden output directory is one sentence with its fix, wherever it surfaced.
-      summary = await this.snapshot(settings, encryption).catch((err: unknown) => {
+      summary = await this.snapshot(settings, encryption, signer).catch((err: unknown) => {
         throw diskError(err, settings.output, 'no archive was written') ?? err
       })
       if (settings.prune) {
@@ -135,7 +140,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
   }
 
   /** Takes the snapshot: objects, dumps, hooks and volume data into a finished archive. */
-  private async snapshot(settings: SnapshotSettings, encryption: Awaited<ReturnType<typeof cipherFor>>): Promise<SnapshotSummary> {
+  private async snapshot(settings: SnapshotSettings, encryption: Awaited<ReturnType<typeof cipherFor>>, signer?: ManifestSigner): Promise<SnapshotSummary> {
     const dumpPlan = settings.dumps
     const {api, namespace, config} = await this.connect(settings.connection)
     this.namespace = namespace
@@ -148,6 +153,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
       cluster: {server: config.server, context: config.context},
       cipher: encryption?.cipher,
       recipients: encryption?.recipients,
+      signer,
     })
     const detachSignals = abortOnSignals(writer)
 

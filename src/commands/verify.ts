@@ -12,6 +12,8 @@ import {KubesnapCommand} from '../base-command.js'
 import {identityFlag, openForContents} from '../encryption.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {taskList} from '../progress.js'
+import {loadPlan} from '../plan/plan.js'
+import {checkTrust, readPlanFlag, trustedKeys, trustFlag, type SignatureSummary} from '../signing.js'
 import {formatBytes} from '../format.js'
 
 /** What `verify --json` prints: ok with the counts, or the first bad member and what is wrong with it. */
@@ -31,6 +33,8 @@ export interface VerifySummary {
   message?: string
   /** Entries decrypted and authenticated (an encrypted archive verified with --identity). */
   decrypted?: number
+  /** When the manifest is signed: by which key, and whether that key is trusted (--trust). */
+  signature?: SignatureSummary
 }
 
 /** Archives smaller than this verify in well under a second: no progress display. */
@@ -41,31 +45,40 @@ export default class Verify extends KubesnapCommand<typeof Verify> {
 
   static override description = `Reads the whole archive once and checks every tar header, every member's sha256, size and position, their order, the manifest against the trailer, and the end of the file.
 restore runs the same check before its first write to the cluster. Needs no cluster access. The check covers encrypted archives as stored; with --identity it also decrypts and authenticates every entry and checks each volume and dump against its rawSha256.
-Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), missing or not a kubesnap archive, 2 usage.`
+A signed archive's signature is checked too; with --trust it must be there and made by a trusted key.
+Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), missing, not a kubesnap archive, or its signature fails or is not trusted, 2 usage.`
 
   static override examples = [
     '<%= config.bin %> verify /var/backups/kubesnap/shop-000042-20261121T163000Z.kubesnap.tar',
     '<%= config.bin %> verify --latest -o /var/backups/kubesnap -n shop --json',
     '<%= config.bin %> verify --latest -o /var/backups/kubesnap -n shop --identity ~/keys/shop-key.txt',
+    '<%= config.bin %> verify --latest -o /var/backups/kubesnap -n shop --trust /etc/kubesnap/signing-key.pub',
   ]
 
   static override args = {
     archive: Args.string({description: 'The archive file; or use --number/--latest.'}),
   }
 
-  static override flags = {...archiveSelectionFlags, identity: identityFlag}
+  static override flags = {...archiveSelectionFlags, identity: identityFlag, trust: trustFlag, config: readPlanFlag}
 
   public async run(): Promise<VerifySummary> {
+    // Trusted keys are read first: a typo in a key file is a usage error, not a verdict on the archive.
+    const trust = await trustedKeys(this.flags.trust, this.flags.config ? await loadPlan(this.flags.config) : undefined)
     const path = await selectArchive(this.args.archive, this.flags)
     const summary = await verifyWithProgress(path, {json: this.jsonEnabled()})
     if (summary.ok) {
+      // Every byte matches the manifest; the signature says whether the manifest is the signer's.
+      const signature = await checkTrust(await openArchive(path), trust)
+      if (signature.signed) summary.signature = signature
       // Without --identity only the manifest is read: contents stay encrypted, and that is said.
       const reader = this.flags.identity ? await openForContents(path, this.flags.identity) : await openArchive(path)
       if (reader.manifest.encrypted && this.flags.identity) summary.decrypted = await decryptAll(reader)
       const contents = !reader.manifest.encrypted ? '' : summary.decrypted === undefined
         ? '; contents are encrypted and were not decrypted (give --identity to check them too)'
         : `; ${summary.decrypted} encrypted entries decrypted and authenticated`
-      this.log(`OK: ${path}: ${summary.members} members, ${summary.bytes} bytes verified${contents}`)
+      const s = summary.signature
+      const signed = s ? `; signed by ${s.fingerprint}${s.trusted ? ' (trusted)' : ' (not checked against trusted keys: give --trust)'}` : ''
+      this.log(`OK: ${path}: ${summary.members} members, ${summary.bytes} bytes verified${contents}${signed}`)
       return summary
     }
     // --json prints the result itself (with exit 1); people get the one sentence as an error.

@@ -38,6 +38,14 @@ test('relative paths resolve against the plan directory, not the working directo
   assert.equal(plan.encryption.recipientsFiles, ['/etc/kubesnap/keys/r.txt'])
 })
 
+test('signWith and trust: key lines are checked and kept with their place, files resolve against the plan directory', () => {
+  const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl backup@shop'
+  const plan = parsePlan(`version: 1\nnamespace: a\nsignWith: keys/sign\ntrust:\n  - ${key}\n  - keys/team.pub\n`, '/etc/kubesnap/plan.yaml')
+  assert.is(plan.signWith, '/etc/kubesnap/keys/sign')
+  assert.equal(plan.trust, {keys: [{value: key, at: '/etc/kubesnap/plan.yaml:5:5'}], files: ['/etc/kubesnap/keys/team.pub']})
+  assert.equal(parsePlan('version: 1\nnamespace: a\n', 'p.yaml').trust, {keys: [], files: []})
+})
+
 const cases: [string, string, string[]][] = [
   ['minimal', 'version: 1\nnamespace: shop\n', []],
   ['empty file', '', ['plan.yaml: the plan is empty; it needs at least "version: 1" and "namespace:".']],
@@ -57,6 +65,8 @@ const cases: [string, string, string[]][] = [
   ['a dump without command, a bad workload', 'version: 1\nnamespace: a\ndumps:\n  - name: db\n    workload: mariadb\n', ['plan.yaml:5:15: dumps[0].workload must be KIND/NAME with KIND statefulset, deployment or pod (e.g. statefulset/mariadb), not "mariadb".', 'plan.yaml:4:5: dumps[0] has no command; a dump needs name, workload and command.']],
   ['two dumps with one name', 'version: 1\nnamespace: a\ndumps:\n  - {name: db, workload: sts/db, command: a}\n  - {name: db, workload: sts/db, command: b}\n', ['plan.yaml:5:5: dumps[1]: the dump name db is used twice; give each dump its own name.']],
   ['container inside workload', 'version: 1\nnamespace: a\nhooks:\n  pre:\n    - workload: sts/db,container=x\n      command: sync\n', ['plan.yaml:5:17: hooks.pre[0].workload must be KIND/NAME (e.g. statefulset/mariadb); give the container with its own "container:" key.']],
+  ['trust: an rsa key, a cut key, not a list', 'version: 1\nnamespace: a\ntrust:\n  - ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 me\n  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\n', ['plan.yaml:4:5: trust[0]: kubesnap signs with ssh-ed25519 keys only; give an ssh-ed25519 public key.', 'plan.yaml:5:5: trust[1]: the ssh-ed25519 public key is malformed (cut short).']],
+  ['trust as a string', 'version: 1\nnamespace: a\ntrust: keys.pub\n', ['plan.yaml:3:8: trust must be a list (lines starting with "- "), not "keys.pub".']],
   ['pushgateway without scheme', 'version: 1\nnamespace: a\nmetrics:\n  pushgateway: pushgw:9091\n', ['plan.yaml:4:16: metrics.pushgateway must be an http:// or https:// URL, not "pushgw:9091".']],
   ['a key twice', 'version: 1\nnamespace: a\nnamespace: b\n', ['plan.yaml:3:1: ']],
 ]

@@ -12,6 +12,7 @@ import {dirname, resolve} from 'node:path'
 import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap} from 'yaml'
 import {parseRecipient} from '../archive/crypto.js'
 import {DNS_LABEL} from '../archive/naming.js'
+import {parseTrustLine} from '../archive/sign.js'
 import {DUMP_NAME, DumpSyntaxError, OBJECT_NAME as OBJECT_NAME_PATTERN, parseTarget, type DumpSpec, type HookSpec} from '../dumps/spec.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import type {RetentionPolicy} from '../archive/retention.js'
@@ -44,6 +45,10 @@ export interface Plan {
   hooks: {pre: HookSpec[]; post: HookSpec[]}
   retention?: RetentionPolicy
   encryption: {recipients: string[]; recipientsFiles: string[]}
+  /** OpenSSH ssh-ed25519 private key that signs each snapshot (--sign-with). */
+  signWith?: string
+  /** Keys verify and restore require a signature by (--trust): key lines with their place, and key files. */
+  trust: {keys: Array<{value: string; at: string}>; files: string[]}
   metrics: {pushgateway?: string}
 }
 
@@ -117,7 +122,7 @@ class Checker {
       this.problems.push(`${this.file}: the plan is empty; it needs at least "version: ${PLAN_VERSION}" and "namespace:".`)
       return undefined
     }
-    const plan: Plan = {file: resolve(this.file), namespace: '', selection: {}, volumes: {claims: {}}, dumps: [], hooks: {pre: [], post: []}, encryption: {recipients: [], recipientsFiles: []}, metrics: {}}
+    const plan: Plan = {file: resolve(this.file), namespace: '', selection: {}, volumes: {claims: {}}, dumps: [], hooks: {pre: [], post: []}, encryption: {recipients: [], recipientsFiles: []}, trust: {keys: [], files: []}, metrics: {}}
     const seen = this.map(root, '', {
       version: (n) => this.integer(n, 'version', PLAN_VERSION, PLAN_VERSION),
       namespace: (n) => (plan.namespace = this.string(n, 'namespace', NAMESPACE) ?? ''),
@@ -154,6 +159,8 @@ class Checker {
             if (file) plan.encryption.recipientsFiles = [file]
           },
         }),
+      signWith: (n) => (plan.signWith = this.path(n, 'signWith')),
+      trust: (n) => this.list(n, 'trust', (item, at) => this.trusted(item, at, plan.trust)),
       metrics: (n) =>
         this.map(n, 'metrics', {
           pushgateway: (m) => (plan.metrics.pushgateway = this.string(m, 'metrics.pushgateway', HTTP_URL)),
@@ -247,6 +254,26 @@ class Checker {
     } catch (err) {
       return this.problem(node, `${at}: ${(err as Error).message}.`)
     }
+  }
+
+  /**
+   * One `trust` item: an ssh-ed25519 public key line (checked here, kept with
+   * its place for messages) or the path of a key file (read when used).
+   */
+  trusted(node: Node, at: string, into: Plan['trust']): undefined {
+    const text = this.string(node, at)
+    if (text === undefined) return undefined
+    if (!/(^|\s)(ssh-|ecdsa-|sk-)\S*\s+AAAA/.test(text)) {
+      into.files.push(resolve(this.#dir, text))
+      return undefined
+    }
+    try {
+      if (!parseTrustLine(text)) return this.problem(node, `${at}: kubesnap signs with ssh-ed25519 keys only; give an ssh-ed25519 public key.`)
+      into.keys.push({value: text, at: this.place(node.range?.[0])})
+    } catch (err) {
+      return this.problem(node, `${at}: ${(err as Error).message}.`)
+    }
+    return undefined
   }
 
   claims(node: Node, into: Record<string, VolumeStrategy>): void {

@@ -14,6 +14,7 @@ dumps: [{name: db, workload: sts/db, command: dump}]
 retention: {keepDaily: 7}
 encryption: {recipients: [age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p]}
 metrics: {pushgateway: http://127.0.0.1:9091}
+signWith: keys/signing-key
 `, '/etc/kubesnap/shop.yaml')
 
 test('no plan, no flags: the defaults', () => {
@@ -37,6 +38,7 @@ test('the plan fills what flags leave out', () => {
   assert.is(s.prune, undefined, 'retention applies only with --prune')
   assert.equal(s.encryption, {recipients: [PLAN_KEY], recipientsFiles: []})
   assert.is(s.pushgateway, 'http://127.0.0.1:9091')
+  assert.is(s.signWith, '/etc/kubesnap/keys/signing-key')
 })
 
 test('flags win over the plan; --volumes drops the per-claim choices', () => {
@@ -48,6 +50,8 @@ test('flags win over the plan; --volumes drops the per-claim choices', () => {
   assert.equal(s.includeKinds, ['configmaps'])
   assert.equal(s.dumps.dumps.map((d) => d.name), ['web'])
   assert.equal(s.encryption, {recipients: ['age1flag'], recipientsFiles: []})
+  assert.is(snapshotSettings({'sign-with': '/k'}, plan).signWith, '/k')
+  assert.is(snapshotSettings({}).signWith, undefined)
 })
 
 test('--prune takes --keep-* over the plan\'s retention, and needs one of them', () => {

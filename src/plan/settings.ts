@@ -36,6 +36,7 @@ export interface SnapshotFlags {
   'keep-yearly'?: number
   'encrypt-to'?: string[]
   'recipients-file'?: string[]
+  'sign-with'?: string
   pushgateway?: string
 }
 
@@ -58,6 +59,8 @@ export interface SnapshotSettings {
   /** Retention to apply after a successful run (--prune), or undefined. */
   prune?: RetentionPolicy
   encryption: {recipients: string[]; recipientsFiles: string[]}
+  /** The private key that signs the manifest, or undefined. */
+  signWith?: string
   pushgateway?: string
 }
 
@@ -105,6 +108,7 @@ export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSet
     encryption: recipientsFromFlags
       ? {recipients: flags['encrypt-to'] ?? [], recipientsFiles: flags['recipients-file'] ?? []}
       : {recipients: plan?.encryption.recipients ?? [], recipientsFiles: plan?.encryption.recipientsFiles ?? []},
+    signWith: flags['sign-with'] ?? plan?.signWith,
     pushgateway: flags.pushgateway ?? plan?.metrics.pushgateway,
   }
 }
