@@ -38,6 +38,20 @@ function changed(edit: (m: Record<string, any>) => void): unknown {
   return m
 }
 
+/** Each case's manifest is refused by validateManifest with its problem and a message matching its pattern. */
+function assertRefused(cases: Array<[string, unknown, ArchiveProblem, RegExp]>): void {
+  for (const [name, value, problem, message] of cases) {
+    try {
+      validateManifest(value, 'a.tar')
+      assert.unreachable(name)
+    } catch (err) {
+      assert.instance(err, ArchiveError, name)
+      assert.is((err as ArchiveError).problem, problem, name)
+      assert.match((err as Error).message, message, name)
+    }
+  }
+}
+
 test('accepts a well-formed manifest as is', () => {
   assert.equal(validateManifest(structuredClone(valid), 'a.tar'), valid)
 })
@@ -58,16 +72,7 @@ test('refuses malformed manifests, naming the field', () => {
     ['stream with a bad part', changed((m) => (m.entries[1].parts[0].offset = 'x')), 'corrupt manifest', /entries\[1\] has a malformed part/],
     ['unknown compression', changed((m) => (m.entries[1].compression = 'zstd')), 'corrupt manifest', /entries\[1\] has an unknown compression/],
   ]
-  for (const [name, value, problem, message] of cases) {
-    try {
-      validateManifest(value, 'a.tar')
-      assert.unreachable(name)
-    } catch (err) {
-      assert.instance(err, ArchiveError, name)
-      assert.is((err as ArchiveError).problem, problem, name)
-      assert.match((err as Error).message, message, name)
-    }
-  }
+  assertRefused(cases)
 })
 
 test('refuses entries whose path disagrees with their record, and anything recorded twice', () => {
@@ -87,16 +92,7 @@ test('refuses entries whose path disagrees with their record, and anything recor
     ['the same object at two versions', changed((m) => m.entries.push({...secret(), version: 'v1beta1', path: 'objects/core/v1beta1/secrets/db.json'})), 'duplicate member', /secrets\/db is in the manifest twice/],
     ['the same volume twice', changed((m) => m.entries.push(structuredClone(m.entries[1]))), 'duplicate member', /volumes\/data\/part-000000\.tar\.gz is in the manifest twice/],
   ]
-  for (const [name, value, problem, message] of cases) {
-    try {
-      validateManifest(value, 'a.tar')
-      assert.unreachable(name)
-    } catch (err) {
-      assert.instance(err, ArchiveError, name)
-      assert.is((err as ArchiveError).problem, problem, name)
-      assert.match((err as Error).message, message, name)
-    }
-  }
+  assertRefused(cases)
   // The same name in two types, and a dump named as a volume, are different things.
   const fine = changed((m) => {
     m.entries.push({...secret(), kind: 'ConfigMap', resource: 'configmaps', path: 'objects/core/v1/configmaps/db.json'})

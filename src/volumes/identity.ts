@@ -42,17 +42,12 @@ export interface IdentityWorkload {
   }
 }
 
-/** The pod-level securityContext a helper takes over from the application. */
-export interface AppIdentity {
-  runAsUser?: number
-  runAsGroup?: number
-  /** The application declares it never runs as root (its uid may come from the image). */
-  runAsNonRoot?: boolean
-  fsGroup?: number
-  fsGroupChangePolicy?: string
-  supplementalGroups?: number[]
-  seLinuxOptions?: Record<string, string>
-}
+/**
+ * The pod-level securityContext a helper takes over from the application: the
+ * same fields, merged from the pod and its mounting container (`runAsNonRoot`:
+ * the application never runs as root, its uid may come from its image).
+ */
+export type AppIdentity = SecurityContextLike
 
 /** An application identity and where it was read, for messages (`pod db-0`, `StatefulSet db in the archive`). */
 export interface IdentitySource {
