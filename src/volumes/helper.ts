@@ -292,7 +292,7 @@ export function helperPodSpec(options: {name: string; claim: string; image: stri
 export function policyRefusal(err: unknown): string | undefined {
   if (!isStatus(err, 403) && !isStatus(err, 422) && !isStatus(err, 400)) return undefined
   const message = messageOf(err)
-  if (!/PodSecurityPolicy|violates PodSecurity|security context constraint/i.test(message)) return undefined
+  if (!/PodSecurityPolicy|pod security policy|violates PodSecurity|security context constraint/i.test(message)) return undefined
   // The refused fields, without the long policy preamble: `spec.securityContext.runAsUser: Invalid value: 0: running with the root UID is forbidden`.
   const fields = [...message.matchAll(/((?:spec|metadata)\.[\w.[\]-]+: Invalid value: [^:\]]*: [^\],]+)/g)].map((m) => m[1].trim())
   return fields.length > 0 ? [...new Set(fields)].join('; ') : message.replace(/\.$/, '')
