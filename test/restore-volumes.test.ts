@@ -207,7 +207,7 @@ test('a hostile archive is refused before any write: exit 1 naming the volume an
     'evil-absolute': tarOf([{path: '/etc/cron.d/evil', content: '* * * * * root sh'}]),
     'evil-symlink': tarOf([{path: 'link', type: 'SymbolicLink', linkpath: '../../../../etc'}, {path: 'link/cron.d/evil', content: 'x'}]),
     // 2 MiB of files for a 1 MiB claim: a small archive that would fill the disk (a gzip bomb is the same case).
-    'too-big': tarOf([{path: './'}, {path: 'zeros', content: '\0'.repeat(2 * 1024 * 1024)}]),
+    'too-big': tarOf([{path: './', type: 'Directory'}, {path: 'zeros', content: '\0'.repeat(2 * 1024 * 1024)}]),
     // Issue 16: busybox ignores the PAX size and reads the "data" as a character device's header; node-tar did not see it.
     'evil-pax-device': rawTar(
       rawEntry({name: 'PaxHeaders/innocent', flag: 'x'}, paxData([['size', '1024']])),
