@@ -62,7 +62,12 @@ test('shop: wipe objects and claims; restore as the user brings every object, by
     const stats = await lstat(await volumeDir(admin, ns, claim))
     roots.push(`${claim} ${(stats.mode & 0o7777).toString(8).padStart(4, '0')} ${stats.uid}:${stats.gid}`)
   }
-  assert.equal(roots, ['data-db-0 2770 999:999', 'web-uploads 2775 1000:1000'])
+  // A copy as 999 (1000) cannot change a root it does not own: the roots are as the provisioner made them, with
+  // the application's fsGroup and setgid (so it can write), and the restore says so.
+  assert.equal(roots, ['data-db-0 2777 0:999', 'web-uploads 2777 0:1000'])
+  for (const [claim, archived] of [['data-db-0', '999:999 mode 2770'], ['web-uploads', '1000:1000 mode 2775']]) {
+    assert.ok(r.json.warnings.some((w: string) => w.startsWith(`The root directory of claim ${claim} is 0:`) && w.includes(`not ${archived} as archived`)), r.json.warnings.join('\n'))
+  }
   assert.equal(await volumeTrees(admin, ns), await seededTrees('shop'), 'every claim back, every file, mode, owner and link as seeded')
   // The database runs as 999 again and can write its own files: a new one, and one of the restored 0600 ones.
   const db = await execa('kubectl', ['--kubeconfig', cluster.kubeconfigs.admin, 'exec', '-n', ns, 'db-0', '-c', 'postgres', '--', 'sh', '-c',
@@ -96,7 +101,8 @@ test('the policy bites: a helper without kubesnap\'s securityContext is refused 
     const root = helperPodSpec({name: 'kubesnap-root', claim: 'web-uploads', image: 'busybox:1.36', mode: 'root'})
     const refused = await user.post(`/api/v1/namespaces/${ns}/pods`, root).then(() => undefined, (err: Error) => err.message)
     assert.match(refused ?? 'admitted', /PodSecurityPolicy: unable to admit pod/, refused)
-    assert.match(refused ?? 'admitted', /running with the root UID is forbidden/, refused)
+    assert.match(refused ?? 'admitted', /runAsNonRoot: Invalid value: false: must be true/, refused)
+    assert.match(refused ?? 'admitted', /capability may not be added/, refused)
     // No securityContext at all: the policy adds runAsNonRoot, and busybox's user is root: the container never starts.
     const bare = helperPodSpec({name: 'kubesnap-bare', claim: 'web-uploads', image: 'busybox:1.36', mode: 'app', app: {identity: {runAsUser: 1000}, from: 'test'}}) as any
     delete bare.spec.securityContext

@@ -18,7 +18,7 @@ import {isManagedByKubesnap, SNAPSHOT_NUMBER_LABEL} from '../labels.js'
 import {listPods} from '../volumes/index.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js'
 import {identityOfClaim, type IdentityWorkload} from '../volumes/identity.js'
-import {chownSymlinks, ownersNotKept, type SymlinkOwner, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
+import {chownSymlinks, ownersNotKept, type FileOwner, type SymlinkOwner, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
 import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type WorkloadRef} from './restart.js'
 
 /** How a volume's data is put back: streamed from the archive, from VolumeSnapshots (csi), or not at all. */
@@ -73,6 +73,8 @@ export interface ApprovedVolume {
   canonical: CanonicalDigest
   /** Symlinks whose archived owner is not root: a root helper gives it to them after the copy. */
   symlinkOwners: SymlinkOwner[]
+  /** The archived mount root, to compare with the one the claim ends up with. */
+  root?: FileOwner
 }
 
 /** What the scan of the archived volumes found: one problem sentence per refused volume, and each approved volume. */
@@ -96,7 +98,7 @@ export async function checkVolumeArchives(reader: ArchiveReader, entries: Stream
     try {
       const scan = await scanVolumeTar(reader.readStream(entry))
       if (scan.unsafe) problems.push(`Volume ${entry.name}: the member ${JSON.stringify(scan.unsafe.path)} is refused (${scan.unsafe.reason}); this archive cannot be restored safely: restore from another snapshot, or leave volumes out with --volumes none.`)
-      else if (scan.canonical) approved.set(entry.name, {owners: scan.owners, canonical: scan.canonical, symlinkOwners: scan.symlinkOwners})
+      else if (scan.canonical) approved.set(entry.name, {owners: scan.owners, canonical: scan.canonical, symlinkOwners: scan.symlinkOwners, ...(scan.root ? {root: scan.root} : {})})
       const capacity = capacities.get(entry.name)
       if (capacity && scan.contentBytes > capacity.bytes) {
         problems.push(`Volume ${entry.name}: its files hold ${formatBytes(scan.contentBytes)}, more than the ${formatBytes(capacity.bytes)} of claim ${entry.name} (${capacity.from}), so the copy would fill the volume; create the claim with more room first (restore keeps an existing claim), or leave volumes out with --volumes none.`)
@@ -249,6 +251,11 @@ export async function restoreVolumes(options: RestoreVolumesOptions): Promise<Vo
   return outcomes
 }
 
+/** `uid:gid mode 2770`, for messages. */
+function describeOwner(o: FileOwner): string {
+  return `${o.uid}:${o.gid} mode ${o.mode.toString(8).padStart(4, '0')}`
+}
+
 /** What stopped the restore, from its AbortSignal's reason (`interrupted by SIGTERM`). */
 function interruption(signal: AbortSignal | undefined): string {
   const reason = signal?.reason
@@ -296,6 +303,10 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
     }
     outcome.action = 'restored'
     outcome.verified = result.verified
+    const archivedRoot = approved.root
+    if (archivedRoot && result.root && describeOwner(result.root) !== describeOwner(archivedRoot)) {
+      warnings.push(`The root directory of claim ${claim} is ${describeOwner(result.root)} as the platform made it (its provisioner, fsGroup), not ${describeOwner(archivedRoot)} as archived: a copy as uid ${result.uid ?? '?'} cannot change a directory it does not own; restore with --helper-as-root where the namespace's policy allows it to keep it.`)
+    }
     if (result.uid !== undefined) {
       const lost = ownersNotKept(approved.owners, result.uid, result.gids ?? [])
       if (lost.first) {

@@ -294,7 +294,13 @@ export function policyRefusal(err: unknown): string | undefined {
   const message = messageOf(err)
   if (!/PodSecurityPolicy|pod security policy|violates PodSecurity|security context constraint/i.test(message)) return undefined
   // The refused fields, without the long policy preamble: `spec.securityContext.runAsUser: Invalid value: 0: running with the root UID is forbidden`.
-  const fields = [...message.matchAll(/((?:spec|metadata)\.[\w.[\]-]+: Invalid value: [^:\]]*: [^\],]+)/g)].map((m) => m[1].trim())
+  // PodSecurityPolicy lists them space-separated inside [...]: each starts where a field path does.
+  const starts = [...message.matchAll(/(?:spec|metadata)\.[\w.[\]-]+: Invalid value: /g)].map((m) => m.index!)
+  const fields = starts.map((start, i) => {
+    const field = message.slice(start, starts[i + 1] ?? message.length).trim().replace(/,$/, '')
+    // The last one ends with the list's closing bracket.
+    return i === starts.length - 1 ? field.replace(/\]\.?$/, '') : field
+  })
   return fields.length > 0 ? [...new Set(fields)].join('; ') : message.replace(/\.$/, '')
 }
 

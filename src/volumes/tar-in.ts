@@ -57,6 +57,15 @@ export interface TarScanResult {
   canonical?: CanonicalDigest
   /** Symlinks owned by someone other than root: tar sets no owner on a link it makes (busybox), chownSymlinks does. */
   symlinkOwners: SymlinkOwner[]
+  /** The archived mount root (the `./` member), when the stream has one. */
+  root?: FileOwner
+}
+
+/** A file's owner and permission bits (with setuid, setgid and sticky). */
+export interface FileOwner {
+  uid: number
+  gid: number
+  mode: number
 }
 
 /** A symlink's archived owner; `path` holds the member's bytes as latin1. */
@@ -174,12 +183,14 @@ export async function scanVolumeTar(stream: Readable): Promise<TarScanResult> {
   const hash = createHash('sha256')
   let bytes = 0
   const symlinkOwners: SymlinkOwner[] = []
-  const found = () => ({members, owners: [...owners.values()], contentBytes, symlinkOwners})
+  let root: FileOwner | undefined
+  const found = () => ({members, owners: [...owners.values()], contentBytes, symlinkOwners, ...(root ? {root} : {})})
   try {
     for await (const chunk of canonicalVolumeTar(stream, (member) => {
       members++
       if (member.type === 'File') contentBytes += member.size
       if (member.type === 'SymbolicLink' && (member.uid !== 0 || member.gid !== 0)) symlinkOwners.push({path: member.path, uid: member.uid, gid: member.gid})
+      if (member.type === 'Directory' && normalize(member.path) === '.') root = {uid: member.uid, gid: member.gid, mode: member.mode & 0o7777}
       const owner = owners.get(`${member.uid}:${member.gid}`)
       if (owner) owner.members++
       else owners.set(`${member.uid}:${member.gid}`, {uid: member.uid, gid: member.gid, members: 1, example: displayName(member.path)})
@@ -236,9 +247,11 @@ export type VolumeMode = (typeof VOLUME_MODES)[number]
  * numeric owners (a name in the container's /etc/passwd must never remap an
  * archived id), drains what tar leaves unread (the end-of-archive padding),
  * and, when it has the tools, hashes what it received. It reports on stderr,
- * with the ids it ran as (which files can keep their owners depends on them):
+ * with the ids it ran as (which files can keep their owners depends on them)
+ * and the mount's root as it ended up (tar cannot change a root it does not
+ * own, which the platform made):
  *
- *   kubesnap-untar: tar-exit=0 uid=999 gids=999,1000 sha256=<hex>     (or `unhashed`)
+ *   kubesnap-untar: tar-exit=0 uid=999 gids=999,1000 root=0:999:2777 sha256=<hex>     (or `unhashed`)
  *
  * No byte count, as in TAR_OUT_SCRIPT: `head -c N` bounds what is read, equal
  * sha256 means equal bytes, and a busybox `wc -c` reading a FIFO nearly
@@ -257,8 +270,9 @@ if have sha256sum && have tee && have mkfifo && have mktemp; then
   t=$(mktemp -d 2>/dev/null) && mkfifo "$t/sum" 2>/dev/null || { [ -n "$t" ] && rm -rf "$t"; t=; }
 fi
 ids="uid=$(id -u 2>/dev/null) gids=$(id -G 2>/dev/null | tr ' ' ,)"
+root() { echo "root=$(stat -c %u:%g:%a "$d" 2>/dev/null)"; }
 if [ -z "$t" ]; then
-  head -c "$n" | { tar --numeric-owner -xf - -C "$d"; e=$?; cat >/dev/null; echo "kubesnap-untar: tar-exit=$e $ids unhashed" >&2; exit $e; }
+  head -c "$n" | { tar --numeric-owner -xf - -C "$d"; e=$?; cat >/dev/null; echo "kubesnap-untar: tar-exit=$e $ids $(root) unhashed" >&2; exit $e; }
   exit $?
 fi
 trap 'rm -rf "$t"' EXIT
@@ -266,7 +280,7 @@ sha256sum < "$t/sum" > "$t/sum.out" &
 head -c "$n" | tee "$t/sum" | { tar --numeric-owner -xf - -C "$d"; echo $? > "$t/exit"; cat >/dev/null; }
 wait
 read s _ < "$t/sum.out"; read e < "$t/exit"
-echo "kubesnap-untar: tar-exit=$e $ids sha256=$s" >&2
+echo "kubesnap-untar: tar-exit=$e $ids $(root) sha256=$s" >&2
 exit $e
 `
 
@@ -279,6 +293,8 @@ export function tarInCommand(dir: string, bytes: number, mode: VolumeMode): stri
 export interface PodUntarReport {
   tarExit: number
   sha256?: string
+  /** The mount's root after the extraction, when the container has `stat`. */
+  root?: FileOwner
   /** The ids tar ran with, when the container has `id`. */
   uid?: number
   gids?: number[]
@@ -288,13 +304,14 @@ export interface PodUntarReport {
 export function parseUntarReport(stderr: string): PodUntarReport | undefined {
   const line = stderr.split('\n').reverse().find((l) => l.startsWith('kubesnap-untar: '))
   if (!line) return undefined
-  const match = /^kubesnap-untar: tar-exit=(\d+)(?: uid=(\d*) gids=([\d,]*))? (?:sha256=([0-9a-f]{64})|unhashed)$/.exec(line)
+  const match = /^kubesnap-untar: tar-exit=(\d+)(?: uid=(\d*) gids=([\d,]*))?(?: root=(?:(\d+):(\d+):([0-7]+))?)? (?:sha256=([0-9a-f]{64})|unhashed)$/.exec(line)
   if (!match) return undefined
-  const [, exit, uid, gids, sha256] = match
+  const [, exit, uid, gids, rootUid, rootGid, rootMode, sha256] = match
   return {
     tarExit: Number(exit),
     ...(sha256 ? {sha256} : {}),
     ...(uid ? {uid: Number(uid), gids: (gids ?? '').split(',').filter(Boolean).map(Number)} : {}),
+    ...(rootUid ? {root: {uid: Number(rootUid), gid: Number(rootGid), mode: parseInt(rootMode!, 8)}} : {}),
   }
 }
 
@@ -328,6 +345,8 @@ export interface TarInResult {
   /** The ids tar ran with in the pod, when it could say. */
   uid?: number
   gids?: number[]
+  /** The mount's root as it ended up, when the pod could say. */
+  root?: FileOwner
 }
 
 /** Streams one archived volume, re-encoded canonically, into the target's mount; throws unless the pod got every approved byte and tar succeeded. */
@@ -359,7 +378,7 @@ export async function streamVolumeIn(options: TarInOptions): Promise<TarInResult
       throw new Error(`what the pod received has sha256 ${report.sha256.slice(0, 12)}…, the ${canonical.bytes} bytes approved by the scan have sha256 ${canonical.sha256.slice(0, 12)}…`)
     }
     if (result.stdinBytes !== canonical.bytes) throw new Error(`only ${result.stdinBytes} of ${canonical.bytes} bytes were sent`)
-    return {bytes: result.stdinBytes, verified: report.sha256 ? 'pod-sha256' : 'exit-status', protocol: result.protocol, uid: report.uid, gids: report.gids}
+    return {bytes: result.stdinBytes, verified: report.sha256 ? 'pod-sha256' : 'exit-status', protocol: result.protocol, uid: report.uid, gids: report.gids, root: report.root}
   } finally {
     clearInterval(timer)
     options.stream.destroy()
