@@ -18,7 +18,7 @@ import {isManagedByKubesnap, SNAPSHOT_NUMBER_LABEL} from '../labels.js'
 import {listPods} from '../volumes/index.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js'
 import {identityOfClaim, type IdentityWorkload} from '../volumes/identity.js'
-import {chownSymlinks, ownersNotKept, type FileOwner, type SymlinkOwner, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
+import {fixUpMembers, ownersNotKept, type FileOwner, type MemberMode, type SymlinkOwner, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
 import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type WorkloadRef} from './restart.js'
 
 /** How a volume's data is put back: streamed from the archive, from VolumeSnapshots (csi), or not at all. */
@@ -75,6 +75,8 @@ export interface ApprovedVolume {
   symlinkOwners: SymlinkOwner[]
   /** The archived mount root, to compare with the one the claim ends up with. */
   root?: FileOwner
+  /** Every other directory's archived mode: a copy by anyone but root sets them after tar. */
+  dirModes: MemberMode[]
 }
 
 /** What the scan of the archived volumes found: one problem sentence per refused volume, and each approved volume. */
@@ -98,7 +100,7 @@ export async function checkVolumeArchives(reader: ArchiveReader, entries: Stream
     try {
       const scan = await scanVolumeTar(reader.readStream(entry))
       if (scan.unsafe) problems.push(`Volume ${entry.name}: the member ${JSON.stringify(scan.unsafe.path)} is refused (${scan.unsafe.reason}); this archive cannot be restored safely: restore from another snapshot, or leave volumes out with --volumes none.`)
-      else if (scan.canonical) approved.set(entry.name, {owners: scan.owners, canonical: scan.canonical, symlinkOwners: scan.symlinkOwners, ...(scan.root ? {root: scan.root} : {})})
+      else if (scan.canonical) approved.set(entry.name, {owners: scan.owners, canonical: scan.canonical, symlinkOwners: scan.symlinkOwners, dirModes: scan.dirModes, ...(scan.root ? {root: scan.root} : {})})
       const capacity = capacities.get(entry.name)
       if (capacity && scan.contentBytes > capacity.bytes) {
         problems.push(`Volume ${entry.name}: its files hold ${formatBytes(scan.contentBytes)}, more than the ${formatBytes(capacity.bytes)} of claim ${entry.name} (${capacity.from}), so the copy would fill the volume; create the claim with more room first (restore keeps an existing claim), or leave volumes out with --volumes none.`)
@@ -297,9 +299,13 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
       signal: options.signal,
       onProgress: (bytes) => options.onStatus?.(`${claim}: ${formatBytes(bytes)} of ${formatBytes(plan.bytes)}`),
     })
-    // tar gave files and directories their owners; symlinks only a root helper can give theirs.
+    // What tar leaves undone: as root it owns and chmods all but symlinks (chown -h here); as anyone else it
+    // sets no modes, and new directories inherit a setgid parent's bit (an fsGroup volume's): chmod them, deepest first.
     if (result.uid === 0 && approved.symlinkOwners.length > 0) {
-      await chownSymlinks({api, namespace, target, links: approved.symlinkOwners, signal: options.signal})
+      await fixUpMembers({api, namespace, target, command: ['chown', '-h'], members: approved.symlinkOwners.map((l) => ({arg: `${l.uid}:${l.gid}`, path: l.path})), signal: options.signal})
+    }
+    if (result.uid !== 0 && approved.dirModes.length > 0) {
+      await fixUpMembers({api, namespace, target, command: ['chmod'], members: [...approved.dirModes].reverse().map((d) => ({arg: d.mode.toString(8), path: d.path})), signal: options.signal})
     }
     outcome.action = 'restored'
     outcome.verified = result.verified

@@ -7,6 +7,8 @@
  * claim. Pure functions over pod specs, so every rule has a table test.
  */
 
+import {isKubesnapHelper} from '../labels.js'
+
 /** The parts of a pod's or container's securityContext read here. */
 export interface SecurityContextLike {
   runAsUser?: number
@@ -114,9 +116,10 @@ export function identityOfWorkload(workload: IdentityWorkload, claim: string): A
  */
 export function identityOfClaim(
   claim: string,
-  sources: {pods?: Array<{metadata?: {name?: string}; spec?: IdentityPodSpec}>; workloads?: IdentityWorkload[]; workloadsFrom?: string},
+  sources: {pods?: Array<{metadata?: {name?: string; labels?: Record<string, string>}; spec?: IdentityPodSpec}>; workloads?: IdentityWorkload[]; workloadsFrom?: string},
 ): IdentitySource | undefined {
-  for (const pod of sources.pods ?? []) {
+  // Not a helper's (this run's or another's): it runs as kubesnap chose, not as the application.
+  for (const pod of (sources.pods ?? []).filter((p) => !isKubesnapHelper(p.metadata?.labels))) {
     const identity = identityOfPod(pod, claim)
     if (identity) return {identity, from: `pod ${pod.metadata?.name}`}
   }

@@ -59,12 +59,20 @@ export interface TarScanResult {
   symlinkOwners: SymlinkOwner[]
   /** The archived mount root (the `./` member), when the stream has one. */
   root?: FileOwner
+  /** Every directory but the root, with its archived mode: a copy by anyone but root sets them after tar (setModes). */
+  dirModes: MemberMode[]
 }
 
 /** A file's owner and permission bits (with setuid, setgid and sticky). */
 export interface FileOwner {
   uid: number
   gid: number
+  mode: number
+}
+
+/** A member's archived permission bits; `path` holds its bytes as latin1. */
+export interface MemberMode {
+  path: string
   mode: number
 }
 
@@ -184,13 +192,15 @@ export async function scanVolumeTar(stream: Readable): Promise<TarScanResult> {
   let bytes = 0
   const symlinkOwners: SymlinkOwner[] = []
   let root: FileOwner | undefined
-  const found = () => ({members, owners: [...owners.values()], contentBytes, symlinkOwners, ...(root ? {root} : {})})
+  const dirModes: MemberMode[] = []
+  const found = () => ({members, owners: [...owners.values()], contentBytes, symlinkOwners, dirModes, ...(root ? {root} : {})})
   try {
     for await (const chunk of canonicalVolumeTar(stream, (member) => {
       members++
       if (member.type === 'File') contentBytes += member.size
       if (member.type === 'SymbolicLink' && (member.uid !== 0 || member.gid !== 0)) symlinkOwners.push({path: member.path, uid: member.uid, gid: member.gid})
       if (member.type === 'Directory' && normalize(member.path) === '.') root = {uid: member.uid, gid: member.gid, mode: member.mode & 0o7777}
+      else if (member.type === 'Directory') dirModes.push({path: member.path, mode: member.mode & 0o7777})
       const owner = owners.get(`${member.uid}:${member.gid}`)
       if (owner) owner.members++
       else owners.set(`${member.uid}:${member.gid}`, {uid: member.uid, gid: member.gid, members: 1, example: displayName(member.path)})
@@ -243,7 +253,9 @@ export type VolumeMode = (typeof VOLUME_MODES)[number]
  * The pod-side script, run as `sh -c SCRIPT kubesnap-untar DIR BYTES MODE`
  * (arguments as `$1…`, never pasted into shell code). POSIX sh, as TAR_OUT_SCRIPT.
  * It empties DIR first in replace mode (hidden names too, DIR itself kept: it
- * is the mount point), reads exactly BYTES of stdin, extracts them with
+ * is the mount point), reads exactly BYTES of stdin, extracts them (umask 0:
+ * busybox tar run by anyone but root creates files with the header's mode
+ * less the umask and never chmods them) with
  * numeric owners (a name in the container's /etc/passwd must never remap an
  * archived id), drains what tar leaves unread (the end-of-archive padding),
  * and, when it has the tools, hashes what it received. It reports on stderr,
@@ -258,6 +270,7 @@ export type VolumeMode = (typeof VOLUME_MODES)[number]
  * doubled the script's CPU (measured: 256 MiB in 5.2 s of CPU instead of 2.8).
  */
 export const TAR_IN_SCRIPT = `d=$1 n=$2 m=$3
+umask 0
 have() { command -v "$1" >/dev/null 2>&1; }
 have tar || { echo "kubesnap: this container has no tar" >&2; exit 127; }
 have head || { echo "kubesnap: this container has no head" >&2; exit 127; }
@@ -388,35 +401,33 @@ export async function streamVolumeIn(options: TarInOptions): Promise<TarInResult
 }
 
 /**
- * The pod-side script that gives symlinks their owners after `tar x`:
- * `sh -c SCRIPT kubesnap-chown DIR BYTES`, reading BYTES of stdin made of
- * NUL-separated `uid:gid` and `./path` pairs (so no name is ever parsed by a
- * shell, and a name starting with `-` is no option), run as
- * `xargs -0 -n 2 chown -h`.
+ * The pod-side script that finishes what `tar x` leaves undone, one command
+ * per member: `sh -c SCRIPT kubesnap-fixup DIR BYTES COMMAND…` reads BYTES of
+ * stdin made of NUL-separated `ARG` and `./path` pairs (so no name is ever
+ * parsed by a shell, and a name starting with `-` is no option) and runs
+ * `COMMAND ARG ./path` for each (`chown -h 999:999`, `chmod 700`).
  */
-export const CHOWN_LINKS_SCRIPT = `cd "$1" || exit 1
-head -c "$2" | xargs -0 -n 2 chown -h
+export const FIXUP_SCRIPT = `cd "$1" || exit 1
+n=$2
+shift 2
+head -c "$n" | xargs -0 -n 2 "$@"
 `
 
-/** The stdin of CHOWN_LINKS_SCRIPT for `links`. */
-export function chownLinksInput(links: SymlinkOwner[]): Buffer {
-  return Buffer.concat(links.flatMap((l) => [Buffer.from(`${l.uid}:${l.gid}\0`), Buffer.from('./', 'latin1'), Buffer.from(l.path.replace(/^(\.\/)+/, ''), 'latin1'), Buffer.from([0])]))
+/** The stdin of FIXUP_SCRIPT: each member's argument, then its path from the mount. */
+export function fixupInput(members: Array<{arg: string; path: string}>): Buffer {
+  return Buffer.concat(members.flatMap((m) => [Buffer.from(`${m.arg}\0`), Buffer.from('./', 'latin1'), Buffer.from(m.path.replace(/^(\.\/)+/, ''), 'latin1'), Buffer.from([0])]))
 }
 
-/**
- * Gives each symlink its archived owner in the target's mount (`chown -h`):
- * busybox tar creates links as the extracting user and never sets their owner.
- * Only a root helper (CAP_CHOWN) can; the caller decides.
- */
-export async function chownSymlinks(options: {api: KubeApi; namespace: string; target: TarTarget; links: SymlinkOwner[]; signal?: AbortSignal}): Promise<void> {
-  const input = chownLinksInput(options.links)
+/** Runs `command ARG ./path` for each member in the target's mount (FIXUP_SCRIPT). */
+export async function fixUpMembers(options: {api: KubeApi; namespace: string; target: TarTarget; command: string[]; members: Array<{arg: string; path: string}>; signal?: AbortSignal}): Promise<void> {
+  const input = fixupInput(options.members)
   await execInPod(options.api, {
     namespace: options.namespace,
     pod: options.target.pod,
     container: options.target.container,
-    command: ['sh', '-c', CHOWN_LINKS_SCRIPT, 'kubesnap-chown', options.target.mountPath, String(input.length)],
+    command: ['sh', '-c', FIXUP_SCRIPT, 'kubesnap-fixup', options.target.mountPath, String(input.length), ...options.command],
     stdin: {length: input.length, stream: Readable.from([input])},
     signal: options.signal,
-    label: `the owners of ${options.links.length} symlink(s)`,
+    label: `\`${options.command.join(' ')}\` on ${options.members.length} member(s)`,
   })
 }
