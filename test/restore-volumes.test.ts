@@ -311,7 +311,7 @@ test('softwarefactory --to-namespace beside its original: every object and volum
     assert.is(r.json.status, 'complete')
     assert.is(r.json.namespace, target)
     assert.equal(volumeOutcomes(r.json), SF_CLAIMS)
-    // The original holds nodePort 30080: the copy gets one from the server.
+    // The original holds its fixed nodePort: the copy gets one from the server.
     assert.ok(r.json.warnings.some((w: string) => w.startsWith('Service/gateway: its node ports are taken')), r.json.warnings.join('\n'))
     await assertRestored(admin, objects.filter(({entry}) => !isHarness(entry)), source, target, {assignedNodePorts: ['gateway']})
     assert.equal(await volumeTrees(admin, target), await seededTrees('softwarefactory'), 'the new claims hold the archived trees')

@@ -45,11 +45,15 @@ for (const fixture of ['jenkins', 'softwarefactory'] as const) {
   })
 }
 
+/** The nodePort of the softwarefactory gateway's http port. */
+const gatewayHttpPort = (service: any): number | undefined => service.spec.ports.find((p: any) => p.port === 80)?.nodePort
+
 test('--to-namespace restores into another namespace and moves ServiceAccount subjects with it', async () => {
   const source = await cluster.createNamespace({prefix: 'sf-src', fixture: 'softwarefactory'})
   const {path} = await snapshot(source)
   const objects = await archivedObjects(path)
-  // The fixture pins nodePort 30080: the source must be gone for the copy to get it.
+  // The fixture pins a nodePort (its own per namespace, see withOwnNodePorts): the source must be gone for the copy to get it.
+  const chosen = gatewayHttpPort(objects.find(({entry}) => entry.resource === 'services' && entry.name === 'gateway')!.object)
   await cluster.deleteNamespace(source, {wait: true})
   const target = await cluster.createNamespace({prefix: 'sf-dst'})
   const r = await kubesnap(['restore', path, '--to-namespace', target, '--kubeconfig', cluster.kubeconfigs.user, '--json'])
@@ -61,7 +65,7 @@ test('--to-namespace restores into another namespace and moves ServiceAccount su
   // A subject without a namespace means the binding's own, which is now the target.
   assert.equal(binding.subjects.map((s: any) => `${s.kind}/${s.namespace ?? target}/${s.name}`), [`ServiceAccount/${target}/zuul`])
   const gateway = await admin.get<any>(`/api/v1/namespaces/${target}/services/gateway`)
-  assert.is(gateway.spec.ports.find((p: any) => p.port === 80)?.nodePort, 30080, 'the nodePort the user chose is kept')
+  assert.is(gatewayHttpPort(gateway), chosen, 'the nodePort the user chose is kept')
   await cluster.deleteNamespace(target)
 })
 
@@ -73,8 +77,9 @@ test('a copy restored beside its original gets server-assigned node ports, with 
   assert.is(r.code, 0, r.stderr + r.stdout)
   assert.ok(r.json.warnings.some((w: string) => /^Service\/gateway: its node ports are taken/.test(w)), r.json.warnings.join('\n'))
   const copy = await admin.get<any>(`/api/v1/namespaces/${target}/services/gateway`)
-  const port = copy.spec.ports.find((p: any) => p.port === 80)?.nodePort
-  assert.ok(port && port !== 30080, `assigned ${port}`)
+  const port = gatewayHttpPort(copy)
+  const original = gatewayHttpPort(await admin.get<any>(`/api/v1/namespaces/${source}/services/gateway`))
+  assert.ok(port && port !== original, `assigned ${port}, the original holds ${original}`)
   await cluster.deleteNamespace(target)
   await cluster.deleteNamespace(source, {wait: true})
 })

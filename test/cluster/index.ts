@@ -295,7 +295,7 @@ function clusterFrom(state: ClusterState, stop: () => Promise<void>): TestCluste
       const security = opts.security ?? (opts.fixture ? fixtures?.FIXTURE_POD_SECURITY[opts.fixture] : undefined) ?? 'privileged'
       await createTestNamespace(admin(), name, {bindUser: opts.bindUser === false ? undefined : cluster.userName, security})
       if (opts.fixture && fixtures) {
-        await applyDocuments(admin(), name, await fixtures.loadFixtureDocuments(opts.fixture))
+        await applyDocuments(admin(), name, withOwnNodePorts(await fixtures.loadFixtureDocuments(opts.fixture)))
         // Without a node nothing runs, so nothing can become Ready.
         if (cluster.nodeName) await waitForWorkloads(admin(), name)
         if (cluster.storageClass) await seedVolumes(admin(), name, opts.fixture)
@@ -341,6 +341,31 @@ function clusterFrom(state: ClusterState, stop: () => Promise<void>): TestCluste
     stop,
   }
   return cluster
+}
+
+// Where the node ports of the next fixture namespace start (per process, spread by pid): 30000–32767 is the range.
+let nextNodePort = 30000 + (process.pid % 100) * 20
+
+/**
+ * The fixture's documents with each explicitly chosen nodePort replaced by one
+ * no earlier fixture namespace of this run used. A fixed port shared by every
+ * copy of a fixture makes each test wait for the last copy's deletion, and on
+ * 1.20 the allocator's repair loop can hold a just-released port as leaked for
+ * minutes (measured: 30080 still taken 4 minutes after its Service was gone).
+ * The ports stay explicit, so restore's rules for chosen ports are what is tested.
+ */
+function withOwnNodePorts<T extends {kind?: string; spec?: unknown}>(documents: T[]): T[] {
+  return documents.map((document) => {
+    const spec = document.spec as {ports?: Array<{nodePort?: number}>} | undefined
+    if (document.kind !== 'Service' || !spec?.ports?.some((p) => p.nodePort !== undefined)) return document
+    const ports = spec.ports.map((p) => {
+      if (p.nodePort === undefined) return p
+      const nodePort = nextNodePort
+      nextNodePort = nextNodePort >= 32767 ? 30000 : nextNodePort + 1
+      return {...p, nodePort}
+    })
+    return {...document, spec: {...spec, ports}}
+  })
 }
 
 /** A per-part directory in the state dir, so node and storage files never collide with ours. */
