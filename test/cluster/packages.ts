@@ -34,7 +34,7 @@ const TESTS: readonly Command[] = ['test', 'test:unit']
 
 /** Every Debian package a command of this project needs (see TEST-CLUSTER.md for the cluster's). */
 export const PACKAGES: readonly DebianPackage[] = [
-  {name: 'golang-1.19', why: 'builds the v1.20.2 control plane, once, into the cache', for: CLUSTER},
+  {name: 'golang-1.19', why: "builds the v1.20.2 control plane and the test node's container-init, once, into the cache", for: CLUSTER},
   {name: 'golang-github-modern-go-reflect2-dev', why: 'reflect2 1.0.2 for that build (the vendored 1.0.1 crashes)', for: CLUSTER},
   {name: 'rsync', why: "that build's `make gen_openapi`", for: CLUSTER},
   {name: 'make', why: "that build's `make gen_openapi`", for: CLUSTER},
@@ -46,7 +46,7 @@ export const PACKAGES: readonly DebianPackage[] = [
   // The machines ship a newer kubectl at /usr/bin/kubectl; Debian's is only a fallback.
   {name: 'kubernetes-client', why: 'kubectl, driving the test node as it drives a kubelet', for: ['test', 'bench'], unlessOnPath: 'kubectl'},
   {name: 'age', why: 'archives checked against the age CLI', for: TESTS},
-  {name: 'openssh-client', why: 'ssh-keygen, for ssh-ed25519 recipients', for: TESTS},
+  {name: 'openssh-client', why: 'ssh-keygen, for ssh-ed25519 recipients and the signing recipe', for: TESTS},
   {name: 'prometheus-pushgateway', why: 'a real Pushgateway for the metrics tests', for: ['test']},
   {name: 'time', why: 'peak RSS in the benchmarks', for: ['bench']},
 ]
