@@ -10,7 +10,8 @@ import {identityFlag, openForContents} from '../encryption.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {formatBytes} from '../format.js'
 import {LAST_APPLIED} from '../resources/secrets.js'
-import {walkTar} from '../volumes/tar-walk.js'
+import {displayName, RefusedMember, TarFormatError} from '../volumes/canonical-tar.js'
+import {canonicalVolumeTar} from '../volumes/tar-in.js'
 
 export default class Inspect extends KubesnapCommand<typeof Inspect> {
   static override summary = 'Show what a snapshot archive holds, from its manifest.'
@@ -215,12 +216,25 @@ export function hideSecretValues(object: ShownObject): object {
   }
 }
 
-/** The members of a volume's tar stream, as `tar tv` would list them. */
+/**
+ * The members of a volume's tar stream, as `tar tv` would list them, read by
+ * the same strict reader restore's scan uses (so inspect never lists what
+ * restore would refuse or extract differently).
+ */
 async function listVolumeFiles(reader: ArchiveReader, entry: StreamEntry): Promise<ShownFile[]> {
   const files: ShownFile[] = []
-  await walkTar(reader.readStream(entry), (e) => {
-    files.push({path: e.path, type: e.type, mode: modeString(e.type, e.mode ?? 0), size: e.size ?? 0, ...(e.linkpath ? {linkpath: e.linkpath} : {})})
-  })
+  try {
+    for await (const _chunk of canonicalVolumeTar(reader.readStream(entry), (m) => {
+      files.push({path: displayName(m.path), type: m.type, mode: modeString(m.type, m.mode), size: m.size, ...(m.linkpath ? {linkpath: displayName(m.linkpath)} : {})})
+    })) {
+      // Only the members are wanted: the re-encoded bytes are dropped.
+    }
+  } catch (err) {
+    if (err instanceof RefusedMember || err instanceof TarFormatError) {
+      throw new KubesnapError(`Volume ${entry.name} of this archive cannot be listed safely: ${err.message}; restore would refuse it too.`, {cause: err})
+    }
+    throw err
+  }
   return files
 }
 

@@ -55,7 +55,7 @@ export interface TarScanResult {
   contentBytes: number
   /** The canonical stream streamVolumeIn sends; undefined when a member is refused. */
   canonical?: CanonicalDigest
-  /** Symlinks owned by someone other than root: tar sets no owner on a link it makes (busybox), chownSymlinks does. */
+  /** Symlinks owned by someone other than root: tar sets no owner on a link it makes (busybox), fixUpMembers does after a root copy. */
   symlinkOwners: SymlinkOwner[]
   /** The archived mount root (the `./` member), when the stream has one. */
   root?: FileOwner
