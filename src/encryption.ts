@@ -78,5 +78,6 @@ export async function checkIdentity(reader: ArchiveReader, files: string[] | und
 export async function openForContents(path: string, files: string[] | undefined): Promise<ArchiveReader> {
   const reader = await openSelected(path, await decryptOptions(files, path))
   await checkIdentity(reader, files)
+  await reader.unseal()
   return reader
 }

@@ -290,6 +290,47 @@ test('restore: on a v4-only node the load is framed by head -c N and gets exactl
   }
 })
 
+test('encrypted archive: command lines and stderr are sealed to the recipients, not in the plain manifest; age -d opens them, restore runs them', async () => {
+  const dir = await tempDir()
+  const key = join(dir, 'key.txt')
+  await execa('age-keygen', ['-o', key])
+  const recipient = (await execa('age-keygen', ['-y', key])).stdout.trim()
+  // What an operator should not do, and what must then not leak: a credential on the command lines.
+  const command = `MARK=dump-cred-4711; echo warn-cred-0815 >&2; cat ${SEED}`
+  const load = 'MARK=load-cred-9924; cat > /tmp/sealed-loaded'
+  const r = await snapshot(dir, ['--dump', `home=statefulset/jenkins:${command}`, '--load', `home=${load}`, '--volumes', 'none', '--encrypt-to', recipient])
+  assert.is(r.code, 0, r.stderr + r.stdout)
+  const path = r.json.path as string
+
+  // The manifest as tar gives it to anyone who can read the file: no command line, no stderr.
+  const manifestText = (await execa('tar', ['xOf', path, 'kubesnap/manifest.json'])).stdout
+  for (const secret of ['dump-cred-4711', 'warn-cred-0815', 'load-cred-9924']) assert.not.ok(manifestText.includes(secret), `${secret} is not in the plain manifest`)
+  const entry = JSON.parse(manifestText).entries.find((e: any) => e.type === 'dump')
+  assert.equal(Object.keys(entry.extra).sort(), ['container', 'pod', 'sealed', 'workload'])
+
+  // The README's recipe: the sealed field is an armored age file that age -d opens with the key.
+  const opened = await execa('age', ['-d', '-i', key], {input: entry.extra.sealed})
+  assert.equal(JSON.parse(opened.stdout), {command, load, stderr: 'warn-cred-0815'})
+
+  // inspect without the key says they are sealed; with --identity nothing prints them either.
+  const inspect = await kubesnap(['inspect', path])
+  assert.is(inspect.code, 0, inspect.stderr)
+  assert.match(inspect.stdout, /sealed: \(command, load, stderr encrypted to the archive's recipients\)/)
+  for (const secret of ['dump-cred-4711', 'warn-cred-0815', 'load-cred-9924']) assert.not.ok(inspect.stdout.includes(secret) || inspect.stderr.includes(secret), secret)
+
+  // restore opens them with the identity: the dry run shows the load command whole, the restore runs it.
+  const restore = (args: string[]) => kubesnap(['restore', path, '--kubeconfig', cluster.kubeconfigs.user, '-i', key, '--volumes', 'none', ...args], {timeoutMs: 240_000})
+  const dry = await restore(['--dry-run'])
+  assert.is(dry.code, 0, dry.stderr + dry.stdout)
+  assert.ok(dry.stdout.includes(`\`${load}\``), dry.stdout)
+  await inPod('rm -f /tmp/sealed-loaded')
+  const done = await restore(['--json'])
+  assert.is(done.code, 0, done.stderr + done.stdout)
+  assert.equal(done.json.dumps.map((d: any) => [d.name, d.action]), [['home', 'loaded']])
+  assert.not.ok(done.stdout.includes('load-cred-9924') || done.stderr.includes('load-cred-9924'), 'a restore\'s result and progress hold no command line')
+  assert.ok(Buffer.compare(await inPod('cat /tmp/sealed-loaded'), await inPod(`cat ${SEED}`)) === 0, 'the sealed load command got the dump')
+})
+
 test.after(async () => {
   if (ns) await cluster.deleteNamespace(ns)
   for (const dir of dirs) await rm(dir, {recursive: true, force: true})

@@ -68,9 +68,21 @@ export interface StreamEntry {
   rawSize: number
   /** sha256 of the input before compression: compare with `sha256sum` in the pod. */
   rawSha256: string
-  /** Free-form details from the volume or dump layer (mount path, command, strategy…). */
+  /**
+   * Free-form details from the volume or dump layer (mount path, command,
+   * strategy…). In an encrypted archive the SEALED_EXTRA_FIELDS are in
+   * `sealed` instead, an ASCII-armored age file of their JSON object (sealed.ts).
+   */
   extra?: Record<string, unknown>
 }
+
+/**
+ * The fields of a stream entry's `extra` that may carry credentials: a dump's
+ * command and load command lines and what its command wrote on stderr. Never
+ * printed as they are (inspect gives a command's length), and sealed in
+ * encrypted archives.
+ */
+export const SEALED_EXTRA_FIELDS = ['command', 'load', 'stderr'] as const
 
 export type ManifestEntry = ObjectEntry | StreamEntry
 
@@ -234,6 +246,8 @@ function entryProblem(e: unknown): string | undefined {
     for (const p of e.parts as unknown[]) {
       if (!isRecord(p) || typeof p.path !== 'string' || typeof p.sha256 !== 'string' || !isCount(p.offset) || !isCount(p.size)) return 'has a malformed part'
     }
+    if (e.extra !== undefined && !isRecord(e.extra)) return 'has an extra that is not an object'
+    if (isRecord(e.extra) && e.extra.sealed !== undefined && typeof e.extra.sealed !== 'string') return 'has a sealed field that is not a string'
     return undefined
   }
   return `has unknown type ${JSON.stringify(e.type)}`

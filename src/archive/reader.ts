@@ -10,8 +10,9 @@ import {PassThrough, pipeline, Readable, Transform, type TransformCallback} from
 import {buffer} from 'node:stream/consumers'
 import {createGunzip} from 'node:zlib'
 import {ArchiveError} from './errors.js'
+import {decryptWith, unsealEntry} from './sealed.js'
 import {BLOCK, decodeHeader, parseTrailer, TRAILER_SPAN, type Trailer} from './layout.js'
-import {FORMAT_MEMBER, MANIFEST_MEMBER, TRAILER_MEMBER, validateManifest, type Manifest, type ObjectEntry, type StreamEntry, type StreamPart} from './manifest.js'
+import {FORMAT_MEMBER, isStreamEntry, MANIFEST_MEMBER, TRAILER_MEMBER, validateManifest, type Manifest, type ObjectEntry, type StreamEntry, type StreamPart} from './manifest.js'
 
 export interface OpenOptions {
   /** Returns a fresh decrypting transform; needed to read the content of an encrypted archive. */
@@ -119,6 +120,22 @@ export class ArchiveReader {
     const out = new PassThrough()
     pipeline([...stages, out], (err) => err && out.destroy(err))
     return out
+  }
+
+  /**
+   * Opens the sealed fields of the manifest's stream entries (a dump's command
+   * lines in an encrypted archive, see sealed.ts) with this reader's identities,
+   * so `extra` reads as in a plain archive. Does nothing without identities or
+   * sealed fields; throws an ArchiveError when a sealed field is damaged.
+   */
+  async unseal(): Promise<void> {
+    if (!this.manifest.encrypted || !this.#options.decrypt) return
+    const decrypt = decryptWith(this.#options.decrypt)
+    const entries = this.manifest.entries
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]
+      if (isStreamEntry(entry) && entry.extra?.sealed !== undefined) entries[i] = await unsealEntry(entry, decrypt, this.path)
+    }
   }
 
   #rawMember(member: {offset: number; size: number; path: string}): Readable {

@@ -18,6 +18,7 @@ import {pipeline} from 'node:stream/promises'
 import {BLOCK, encodeMemberHeader, encodeTrailer, END_OF_ARCHIVE, MAX_USTAR_SIZE, paddingFor} from './layout.js'
 import {acquireLock, removeLeftoverPartials, type DirLock} from './lock.js'
 import {ParallelGzip} from './parallel-gzip.js'
+import {sealEntry} from './sealed.js'
 import {
   ARCHIVE_FORMAT,
   FORMAT_MEMBER,
@@ -348,6 +349,9 @@ export class ArchiveWriter {
    */
   finish(fields: FinishFields = {}): Promise<FinishResult> {
     return this.#exclusive(async () => {
+      const cipher = this.#s.options.cipher
+      // Command lines and stderr may carry credentials: an encrypted archive keeps them out of the plain manifest.
+      const entries = cipher ? await Promise.all(this.#entries.map((e) => sealEntry(e, (data) => encryptObject(cipher, data)))) : this.#entries
       const manifest: Manifest = {
         format: ARCHIVE_FORMAT,
         formatVersion: FORMAT_VERSION,
@@ -360,7 +364,7 @@ export class ArchiveWriter {
         encrypted: this.#s.options.cipher !== undefined,
         ...(this.#s.options.cipher && this.#s.options.recipients ? {recipients: this.#s.options.recipients} : {}),
         ...(this.#s.options.signer ? {signedBy: this.#s.options.signer.publicKey} : {}),
-        entries: this.#entries,
+        entries,
         skipped: fields.skipped ?? [],
         warnings: [...this.#s.warnings, ...(fields.warnings ?? [])],
       }

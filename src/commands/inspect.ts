@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {AGE_SUFFIX} from '../archive/crypto.js'
 import {fingerprint} from '../archive/sign.js'
-import {isStreamEntry, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
+import {isStreamEntry, SEALED_EXTRA_FIELDS, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import {archiveSelectionFlags, openSelected, selectArchive} from '../archive/select.js'
 import {KubesnapCommand} from '../base-command.js'
@@ -129,17 +129,23 @@ export function describeManifest(manifest: Manifest, path: string, fileSize: num
   return lines
 }
 
-/** The fields of a dump's `extra` that hold command lines, which may carry credentials: never printed (restore --dry-run shows the load command). */
-const COMMAND_FIELDS = new Set(['command', 'load'])
-
 /** One volume or dump: name, stored and raw size, compression, parts, and what it came from. */
 function describeStream(e: StreamEntry): string {
   const parts = `${e.parts.length} part${e.parts.length === 1 ? '' : 's'}`
   const stored = e.compression === 'gzip' ? `${formatBytes(e.size)} stored (gzip)` : `${formatBytes(e.size)} stored`
-  const from = e.extra && Object.keys(e.extra).length > 0
-    ? `  [${Object.entries(e.extra).map(([k, v]) => `${k}: ${COMMAND_FIELDS.has(k) ? `(a ${String(v).length}-character command, not shown)` : typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ')}]`
-    : ''
+  const from = e.extra && Object.keys(e.extra).length > 0 ? `  [${Object.entries(e.extra).map(([k, v]) => `${k}: ${extraValue(k, v)}`).join(', ')}]` : ''
   return `${e.name}: ${formatBytes(e.rawSize)} raw, ${stored}, ${parts}${from}`
+}
+
+/**
+ * One `extra` value as inspect shows it: command lines and stderr (which may
+ * carry credentials) by their length only, and sealed ones as sealed.
+ */
+function extraValue(key: string, value: unknown): string {
+  if (key === 'sealed') return `(${SEALED_EXTRA_FIELDS.join(', ')} encrypted to the archive's recipients)`
+  if (key === 'stderr') return `(${String(value).length} characters of stderr, not shown)`
+  if ((SEALED_EXTRA_FIELDS as readonly string[]).includes(key)) return `(a ${String(value).length}-character command, not shown)`
+  return typeof value === 'string' ? value : JSON.stringify(value)
 }
 
 /** A resource as kubectl names it: `secrets`, `deployments.apps`, with its version: `secrets (v1)`. */

@@ -318,8 +318,9 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
         enabled: () => loadableDumps(state.reader?.manifest.entries ?? []).length > 0,
         task: async (_ctx, task) => {
           const entries = loadableDumps(state.reader!.manifest.entries)
+          // The load command (which may carry credentials) is in the result only in a dry run, the plan an operator reads.
           const outcome = (e: (typeof entries)[number], action: DumpOutcome['action'], reason?: string): DumpOutcome =>
-            ({name: e.name, workload: String(e.extra?.workload), load: String(e.extra?.load), bytes: e.rawSize, action, ...(reason ? {reason} : {})})
+            ({name: e.name, workload: String(e.extra?.workload), ...(action === 'planned' ? {load: String(e.extra?.load)} : {}), bytes: e.rawSize, action, ...(reason ? {reason} : {})})
           if (!flags.dumps || flags['only-secrets']) {
             dumps = entries.map((e) => outcome(e, 'skipped', flags.dumps ? 'not loaded with --only-secrets' : 'not loaded with --no-dumps'))
             task.title = `Left ${entries.length} application dump(s) unloaded`
@@ -478,7 +479,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
       else if (v.action === 'failed') this.log(`failed   volume ${v.claim}: ${v.error}`)
     }
     for (const d of summary.dumps) {
-      if (summary.dryRun && d.action === 'planned') this.log(describeDumpLoad(d))
+      if (summary.dryRun && d.action === 'planned' && d.load !== undefined) this.log(describeDumpLoad({...d, load: d.load}))
       else if (d.action === 'failed') this.log(`failed   dump ${d.name}: ${d.reason}`)
     }
     for (const r of summary.restarted) {

@@ -199,7 +199,8 @@ export async function runDump(api: KubeApi, namespace: string, dump: DumpSpec & 
 export interface DumpOutcome {
   name: string
   workload: string
-  load: string
+  /** The load command, in a dry run's `planned` outcomes only: a result that may be logged never holds a command line. */
+  load?: string
   bytes: number
   action: 'loaded' | 'planned' | 'skipped' | 'failed'
   pod?: string
@@ -246,7 +247,7 @@ export async function loadDumps(options: {
   const outcomes: DumpOutcome[] = []
   for (const entry of options.entries) {
     const load = String(entry.extra!.load)
-    const outcome: DumpOutcome = {name: entry.name, workload: String(entry.extra?.workload ?? ''), load, bytes: entry.rawSize, action: 'failed'}
+    const outcome: DumpOutcome = {name: entry.name, workload: String(entry.extra?.workload ?? ''), bytes: entry.rawSize, action: 'failed'}
     outcomes.push(outcome)
     try {
       const target = entryTarget(entry)
@@ -299,7 +300,7 @@ export async function loadDumps(options: {
  * The command is the archive's, run as is: shown whole (a script on its own
  * indented lines), since a dry run is where an operator reads what will run.
  */
-export function describeDumpLoad(d: Pick<DumpOutcome, 'name' | 'bytes' | 'load' | 'workload'>): string {
+export function describeDumpLoad(d: Pick<DumpOutcome, 'name' | 'bytes' | 'workload'> & {load: string}): string {
   const head = `${'dump'.padEnd(8)} ${d.name}: ${formatBytes(d.bytes)} into`
   if (!d.load.includes('\n')) return `${head} \`${d.load}\` in the first Ready pod of ${d.workload}`
   return [`${head} the first Ready pod of ${d.workload}, through this command:`, ...d.load.split('\n').map((line) => `${' '.repeat(11)}${line}`)].join('\n')
