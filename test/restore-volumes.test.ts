@@ -1,3 +1,4 @@
+// npm test: runs alone (its exclusive private nodes cordon the shared node)
 /**
  * Volume data and restarts in `kubesnap restore`: the pure parts (which tar
  * members are refused, which workloads restart, when a rollout is done, the

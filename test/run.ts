@@ -9,15 +9,22 @@
  * `npm run test:unit [-- PATTERN]` (`--unit`) runs only the unit tests (see
  * isUnitTest): no cluster, in seconds.
  *
+ * Test files run two at a time (KUBESNAP_TEST_JOBS), each in its own
+ * process; a file with the line `// npm test: runs alone` runs after them,
+ * by itself (see runAll).
+ *
  * First of all, the preflight (cluster/packages.ts) installs the Debian
  * packages the run needs, or stops. A set-up failure (a package missing and
  * not root, a failed build, a port, the cache directory) is one sentence on
  * stderr, then `0 passed, 1 failed` and exit code 2.
  */
 import {spawn} from 'node:child_process'
-import {join} from 'node:path'
+import {readFileSync, statSync} from 'node:fs'
+import {mkdir, readFile, writeFile} from 'node:fs/promises'
+import {dirname, join} from 'node:path'
 import {parseArgs} from 'node:util'
 import {parse} from 'uvu/parse'
+import {binaryDir} from './cluster/controlplane.js'
 import {startTestCluster, type TestCluster} from './cluster/index.js'
 import {ensurePackages} from './cluster/packages.js'
 import {SetupError, setupFailureMessage} from './cluster/setup-error.js'
@@ -63,18 +70,65 @@ async function testFiles(flags: {unit: boolean; pattern: string}): Promise<strin
   return flags.unit ? files.filter(isUnitTest) : files
 }
 
-/** Runs uvu on `files` in a child (test/uvu.ts) so a crashing test cannot take the cluster teardown with it. */
+/** Runs uvu on `files` in a child (test/uvu.ts) so a crashing test cannot take the cluster teardown with it; its output is returned, not printed. */
 function runUvu(files: string[], env: NodeJS.ProcessEnv): Promise<{code: number; output: string}> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'test/uvu.ts'), ...files],
-      {cwd: root, env: {...env, FORCE_COLOR: '1'}, stdio: ['ignore', 'pipe', 'inherit']})
+      {cwd: root, env: {...env, FORCE_COLOR: '1'}, stdio: ['ignore', 'pipe', 'pipe']})
     let output = ''
-    child.stdout.on('data', (chunk: Buffer) => {
-      process.stdout.write(chunk)
-      output += chunk.toString()
-    })
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
     child.on('close', (code) => resolve({code: code ?? 1, output}))
   })
+}
+
+/** A file that must have the cluster to itself says so on a line of its own (it cordons the shared node, say). */
+const ALONE_MARKER = /^\/\/ npm test: runs alone\b/m
+
+/** How many test files run at once: KUBESNAP_TEST_JOBS, default 2 (the suite mostly waits on the cluster, not the CPU). */
+export function testJobs(value = process.env.KUBESNAP_TEST_JOBS): number {
+  if (value === undefined || value === '') return 2
+  const jobs = Number(value)
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 16) throw new SetupError(`KUBESNAP_TEST_JOBS=${value} is not a number of parallel test files from 1 to 16; unset it for the default of 2.`)
+  return jobs
+}
+
+/** Where the last run's duration of each file is kept, to start the longest first. */
+const durationsFile = () => join(dirname(binaryDir()), 'test-durations.json')
+
+/**
+ * Runs the files, `jobs` at a time, each in its own uvu process against the
+ * same cluster (test files share nothing but the cluster: each makes its own
+ * namespaces), the longest first by the last run's durations (else by size);
+ * files marked ALONE_MARKER run afterwards, one at a time. Each file's output
+ * is printed whole when it ends; returns the totals of all of them.
+ */
+async function runAll(files: string[], env: NodeJS.ProcessEnv, jobs: number): Promise<{passed: number; failed: number; skipped: number}> {
+  const known: Record<string, number> = await readFile(durationsFile(), 'utf8').then((t) => JSON.parse(t) as Record<string, number>, () => ({}))
+  const estimate = (file: string) => known[file] ?? statSync(join(root, file)).size
+  const alone = new Set(files.filter((file) => ALONE_MARKER.test(readFileSync(join(root, file), 'utf8'))))
+  const pool = files.filter((file) => !alone.has(file)).sort((a, b) => estimate(b) - estimate(a))
+  const totals = {passed: 0, failed: 0, skipped: 0}
+  const durations: Record<string, number> = {...known}
+  const runOne = async (file: string) => {
+    const started = Date.now()
+    const {code, output} = await runUvu([file], env)
+    const seconds = (Date.now() - started) / 1000
+    durations[file] = seconds
+    const r = summarize(output, code)
+    totals.passed += r.passed
+    totals.failed += r.failed
+    totals.skipped += r.skipped
+    // uvu's own totals are per file here; the run's are the last line.
+    process.stdout.write(`${output.replace(/\n\s*Total:[\s\S]*$/, '\n')}  ${file}: ${r.passed} passed, ${r.failed} failed in ${seconds.toFixed(1)} s\n`)
+  }
+  const worker = async () => {
+    for (let file = pool.shift(); file !== undefined; file = pool.shift()) await runOne(file)
+  }
+  await Promise.all(Array.from({length: Math.min(jobs, pool.length)}, worker))
+  for (const file of alone) await runOne(file)
+  await mkdir(dirname(binaryDir()), {recursive: true}).then(() => writeFile(durationsFile(), JSON.stringify(durations, null, 2) + '\n')).catch(() => {})
+  return totals
 }
 
 /** Reads uvu's totals; a run that died before printing them counts as one failure. */
@@ -117,8 +171,9 @@ try {
   } else {
     env.KUBESNAP_TEST_UNIT = '1'
   }
-  const {code, output} = await runUvu(files, env)
-  result = summarize(output, code)
+  const started = Date.now()
+  result = await runAll(files, env, testJobs())
+  console.log(`${files.length} test files in ${((Date.now() - started) / 1000).toFixed(0)} s`)
 } catch (err) {
   // Nothing ran yet: whatever failed was setting up.
   console.error(setupFailureMessage(err))
