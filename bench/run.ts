@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- CASE...]`: performance figures on the local test cluster.
  * Cases: objects (10,000 objects snapshotted, then inspect and verify of the
- * archive), volumes (256 MiB, 1 GiB, 2 GiB volumes against two baselines).
+ * archive), rest (the CLI at rest: `--version`, `--help`, `list`), volumes
+ * (256 MiB, 1 GiB, 2 GiB volumes against two baselines).
  * Figures are printed, not asserted: targets live in the README. A set-up
  * failure (packages, build, ports) is one sentence and exit code 2.
  */
@@ -10,6 +11,7 @@ import {startTestCluster, type TestCluster} from '../test/cluster/index.js'
 import {ensurePackages} from '../test/cluster/packages.js'
 import {setupFailureMessage} from '../test/cluster/setup-error.js'
 import {benchObjects} from './objects.js'
+import {benchRest} from './rest.js'
 import {benchVolume} from './volumes.js'
 
 const wanted = new Set(process.argv.slice(2))
@@ -28,11 +30,13 @@ const stop = () => cluster.stop()
 process.once('SIGINT', () => void stop().then(() => process.exit(130)))
 try {
   console.log(`test cluster: ${cluster.server}`)
+  let objectsArchive: string | undefined
   if (runs('objects')) {
     const r = await benchObjects(cluster)
+    objectsArchive = r.archive
     console.log(`\nsnapshot of ${r.objects} objects (namespace-only user; loaded in ${r.loadSeconds.toFixed(1)} s)`)
     console.log(`  wall time     ${r.snapshotSeconds.toFixed(2)} s   (target < 10 s)`)
-    console.log(`  peak RSS      ${r.peakRssMiB.toFixed(0)} MiB   (target < 200 MiB)`)
+    console.log(`  peak RSS      ${r.peakRssMiB.toFixed(0)} MiB   (target ≤ 150 MiB)`)
     console.log(`  API requests  ${r.apiRequests}`)
     console.log(`  archive       ${r.archiveMiB.toFixed(1)} MiB`)
     const t0 = process.hrtime.bigint()
@@ -45,6 +49,13 @@ try {
     console.log(`restore of the same archive into an empty namespace (namespace-only user)`)
     console.log(`  wall time     ${r.restoreSeconds.toFixed(2)} s   (${r.restored} objects created)`)
     console.log(`  peak RSS      ${r.restorePeakRssMiB.toFixed(0)} MiB`)
+  }
+  if (runs('rest')) {
+    console.log('\nthe CLI at rest (peak RSS and wall time, lowest–highest of 3 runs; check: the least a cluster command loads)')
+    for (const f of await benchRest(cluster, objectsArchive)) {
+      const target = f.command.startsWith('check') ? '' : '   (target ≤ 80 MiB)'
+      console.log(`  ${f.command.padEnd(26)}  ${f.peakRssMiB[0].toFixed(0)}–${f.peakRssMiB[1].toFixed(0)} MiB   ${f.seconds[0].toFixed(2)}–${f.seconds[1].toFixed(2)} s${target}`)
+    }
   }
   if (runs('volumes')) {
     console.log('\nvolume snapshot (namespace-only user; half random, half text data)')

@@ -46,9 +46,8 @@ export abstract class KubesnapCommand<T extends typeof Command> extends Command 
 
   /**
    * Opens the connection the flags describe, or `settings` when a command
-   * merged them with a plan. The cluster code (and @kubernetes/client-node,
-   * about 0.4 s and 70 MiB to import) is loaded here, so commands that only
-   * read archives never load it.
+   * merged them with a plan. The cluster code is loaded here, so commands
+   * that only read archives never load it (test/module-graph.test.ts).
    */
   protected async connect(settings?: {kubeconfig?: string; context?: string; namespace?: string}): Promise<Connection> {
     const {connect} = await import('./cluster/index.js')

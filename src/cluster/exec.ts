@@ -18,9 +18,11 @@
  */
 import type {Readable, Writable} from 'node:stream'
 import {finished} from 'node:stream/promises'
-import type {KubeConfig, V1Status} from '@kubernetes/client-node'
+import type https from 'node:https'
+import type {V1Status} from '@kubernetes/client-node'
 import WebSocket from 'ws'
 import type {KubeApi} from './api.js'
+import type {RequestConfig} from './kubeconfig.js'
 
 export const V5_PROTOCOL = 'v5.channel.k8s.io'
 export const V4_PROTOCOL = 'v4.channel.k8s.io'
@@ -123,14 +125,14 @@ export class ExecError extends Error {
  * exit code and stderr when it failed, `cut` when the stream ended without a
  * status.
  */
-export async function execInPod(client: KubeApi | KubeConfig, options: ExecOptions): Promise<ExecResult> {
+export async function execInPod(client: KubeApi | RequestConfig, options: ExecOptions): Promise<ExecResult> {
   const kc = 'config' in client ? client.config.kc : client
   const cluster = kc.getCurrentCluster()
   if (!cluster) throw new Error('The kubeconfig has no current cluster; pass --context.')
   const url = execUrl(cluster.server, options)
   // TLS material, bearer token or exec-plugin credentials, and the proxy agent, as for any request.
   const tls: Record<string, unknown> & {headers?: Record<string, string>} = {}
-  await kc.applyToHTTPSOptions(tls as Parameters<KubeConfig['applyToHTTPSOptions']>[0])
+  await kc.applyToHTTPSOptions(tls as https.RequestOptions)
   return new ExecSession(options).run(() =>
     new WebSocket(url, PROTOCOLS, {...tls, headers: {...tls.headers, 'user-agent': 'kubesnap'}, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024}),
   )

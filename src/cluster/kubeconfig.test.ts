@@ -1,10 +1,12 @@
-import {copyFileSync, mkdirSync, mkdtempSync, writeFileSync} from 'node:fs'
+import {copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import type https from 'node:https'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {KubeConfig} from '@kubernetes/client-node'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {KubesnapError} from '../errors.js'
-import {loadKubeConfig} from './kubeconfig.js'
+import {ClientConfig, loadKubeConfig} from './kubeconfig.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'kubesnap-kubeconfig-'))
 
@@ -78,5 +80,91 @@ for (const f of failures) {
     }
   })
 }
+
+// ClientConfig stands in for client-node's KubeConfig: for every kind of
+// credential, both must give a request the same TLS options, headers and agent.
+const creds = mkdtempSync(join(dir, 'creds-'))
+mkdirSync(join(creds, 'pki'))
+writeFileSync(join(creds, 'pki', 'ca.crt'), 'ca from a file')
+writeFileSync(join(creds, 'pki', 'client.crt'), 'client cert from a file')
+writeFileSync(join(creds, 'pki', 'client.key'), 'client key from a file')
+writeFileSync(join(creds, 'token'), 'token-from-a-file')
+const b64 = (text: string) => Buffer.from(text).toString('base64')
+const execCount = join(creds, 'exec-count')
+// An exec credential plugin as EKS/GKE ship them: prints an ExecCredential, valid for an hour.
+const credential = JSON.stringify({apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: {token: 'token-from-exec', expirationTimestamp: new Date(Date.now() + 3600_000).toISOString()}})
+const execPlugin = {apiVersion: 'client.authentication.k8s.io/v1', command: 'sh', args: ['-c', `echo run >> '${execCount}'; printf '%s' '${credential}'`], interactiveMode: 'Never'}
+
+const credentialCases: {name: string; cluster: Record<string, unknown>; user: Record<string, unknown>}[] = [
+  {name: 'bearer token and CA data', cluster: {server: 'https://k.example:6443', 'certificate-authority-data': b64('ca data')}, user: {token: 'static-token'}},
+  {name: 'client certificate files relative to the kubeconfig', cluster: {server: 'https://k.example:6443', 'certificate-authority': 'pki/ca.crt'}, user: {'client-certificate': 'pki/client.crt', 'client-key': 'pki/client.key'}},
+  {name: 'client certificate data', cluster: {server: 'https://k.example:6443'}, user: {'client-certificate-data': b64('cert data'), 'client-key-data': b64('key data')}},
+  {name: 'skip TLS verify, TLS server name, impersonation', cluster: {server: 'https://10.0.0.1:6443', 'insecure-skip-tls-verify': true, 'tls-server-name': 'api.internal'}, user: {token: 't', as: 'someone-else'}},
+  {name: 'basic auth', cluster: {server: 'https://k.example:6443'}, user: {username: 'admin', password: 'secret'}},
+  {name: 'an exec credential plugin', cluster: {server: 'https://k.example:6443', 'certificate-authority-data': b64('ca data')}, user: {exec: execPlugin}},
+  {name: 'a token-file auth provider', cluster: {server: 'https://k.example:6443'}, user: {'auth-provider': {name: 'tokenFile', config: {tokenFile: join(creds, 'token')}}}},
+  {name: 'plain HTTP with skip TLS verify', cluster: {server: 'http://127.0.0.1:8080', 'insecure-skip-tls-verify': true}, user: {token: 't'}},
+  {name: 'an HTTP proxy', cluster: {server: 'https://k.example:6443', 'proxy-url': 'http://proxy.example:3128'}, user: {token: 't'}},
+  {name: 'a SOCKS proxy', cluster: {server: 'https://k.example:6443', 'proxy-url': 'socks5://proxy.example:1080'}, user: {token: 't'}},
+]
+
+/** What a request gets from a config: comparable across the two implementations. */
+async function applied(kc: {applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>}): Promise<Record<string, unknown>> {
+  const opts: https.RequestOptions = {}
+  await kc.applyToHTTPSOptions(opts)
+  const text = (v: unknown) => (v === undefined ? undefined : String(v))
+  const agent = opts.agent as (https.Agent & {options?: https.AgentOptions; proxy?: URL}) | undefined
+  return {
+    headers: opts.headers ?? {}, ca: text(opts.ca), cert: text(opts.cert), key: text(opts.key), auth: opts.auth,
+    rejectUnauthorized: opts.rejectUnauthorized, servername: opts.servername,
+    agent: agent?.constructor.name, agentCa: text(agent?.options?.ca), agentCert: text(agent?.options?.cert), agentProxy: text(agent?.proxy),
+  }
+}
+
+for (const c of credentialCases) {
+  test(`kubeconfig: ${c.name} are applied as client-node applies them`, async () => {
+    const file = join(creds, `${c.name.replace(/\W+/g, '-')}.yaml`)
+    writeFileSync(file, JSON.stringify({
+      apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
+      clusters: [{name: 'k', cluster: c.cluster}], users: [{name: 'u', user: c.user}], contexts: [{name: 'c', context: {cluster: 'k', user: 'u'}}],
+    }))
+    const ours = loadKubeConfig({kubeconfig: file}, {}).kc
+    const theirs = new KubeConfig()
+    theirs.loadFromFile(file)
+    const expected = await applied(theirs)
+    assert.equal(await applied(ours), expected)
+    assert.ok(expected.agent, 'an agent is always set')
+  })
+}
+
+test('kubeconfig: an exec plugin runs once per config while its credential is valid', async () => {
+  const file = join(creds, 'exec-once.yaml')
+  writeFileSync(file, JSON.stringify({
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
+    clusters: [{name: 'k', cluster: {server: 'https://k.example:6443'}}], users: [{name: 'u', user: {exec: execPlugin}}], contexts: [{name: 'c', context: {cluster: 'k', user: 'u'}}],
+  }))
+  writeFileSync(execCount, '')
+  const kc = new ClientConfig()
+  kc.loadFromFile(file)
+  for (let i = 0; i < 3; i++) {
+    const opts: https.RequestOptions = {}
+    await kc.applyToHTTPSOptions(opts)
+    assert.is((opts.headers as Record<string, string>).Authorization, 'Bearer token-from-exec')
+  }
+  assert.is(readFileSync(execCount, 'utf8'), 'run\n')
+})
+
+test('kubeconfig: a plain HTTP server without skip TLS verify is refused as client-node refuses it', async () => {
+  const kc = new ClientConfig()
+  const file = join(creds, 'http.yaml')
+  writeFileSync(file, JSON.stringify({clusters: [{name: 'k', cluster: {server: 'http://127.0.0.1:8080'}}], users: [{name: 'u', user: {token: 't'}}], contexts: [{name: 'c', context: {cluster: 'k', user: 'u'}}], 'current-context': 'c'}))
+  kc.loadFromFile(file)
+  try {
+    await kc.applyToHTTPSOptions({})
+    assert.unreachable('should have thrown')
+  } catch (err) {
+    assert.match((err as Error).message, /HTTP protocol is not allowed when skipTLSVerify is not set/)
+  }
+})
 
 test.run()

@@ -3,11 +3,22 @@
  * (a list of files, merged), else `~/.kube/config`, else the in-cluster
  * service account; `--context` picks a context; the namespace is `-n`, else the
  * context's namespace, else `default`.
+ *
+ * The file is read with client-node's own parts (its kubeconfig entry parsers
+ * and its exec, token-file, OIDC, Azure and GCP authenticators), but not with
+ * its `KubeConfig` class: that module imports client-node's whole generated
+ * API (≈0.3 s and ≈65 MiB of RSS) for `makeApiClient`, which kubesnap never calls.
  */
-import {existsSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
+import http from 'node:http'
+import https from 'node:https'
 import {homedir} from 'node:os'
-import {join} from 'node:path'
-import {KubeConfig} from '@kubernetes/client-node'
+import {dirname, isAbsolute, join} from 'node:path'
+import {isIPv6} from 'node:net'
+import yaml from 'js-yaml'
+// Deep imports: client-node has no `exports` map, and these modules import nothing of its generated API.
+import {newClusters, newContexts, newUsers, type Cluster, type Context, type User} from '@kubernetes/client-node/dist/config_types.js'
+import type {Authenticator} from '@kubernetes/client-node/dist/auth.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 
 export interface ConnectionFlags {
@@ -17,7 +28,7 @@ export interface ConnectionFlags {
 }
 
 export interface LoadedConfig {
-  kc: KubeConfig
+  kc: ClientConfig
   /** The context in use, or `in-cluster`. */
   context: string
   /** The API server URL. */
@@ -32,7 +43,7 @@ const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token'
 
 /** Loads the kubeconfig for the given flags and environment. */
 export function loadKubeConfig(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
-  const kc = new KubeConfig()
+  const kc = new ClientConfig()
   try {
     if (flags.kubeconfig) {
       if (!existsSync(flags.kubeconfig)) {
@@ -75,14 +86,14 @@ export function loadKubeConfig(flags: ConnectionFlags, env: NodeJS.ProcessEnv = 
  * Merges a `KUBECONFIG` list as kubectl does: the first file to set a value
  * wins, and the first file's current-context is used.
  */
-function loadFromList(kc: KubeConfig, list: string): void {
+function loadFromList(kc: ClientConfig, list: string): void {
   const files = list.split(':').filter((f) => f && existsSync(f))
   if (files.length === 0) {
     throw new KubesnapError(`None of the files in KUBECONFIG (${list}) exist; fix KUBECONFIG or pass --kubeconfig.`, {exit: EXIT.usage})
   }
   kc.loadFromFile(files[0])
   for (const file of files.slice(1)) {
-    const next = new KubeConfig()
+    const next = new ClientConfig()
     next.loadFromFile(file)
     // client-node's mergeConfig throws on a repeated name; kubectl keeps the first.
     const has = (list: {name: string}[], name: string) => list.some((item) => item.name === name)
@@ -91,4 +102,173 @@ function loadFromList(kc: KubeConfig, list: string): void {
     for (const context of next.contexts) if (!has(kc.contexts, context.name)) kc.addContext(context)
     if (!kc.getCurrentContext() && next.getCurrentContext()) kc.setCurrentContext(next.getCurrentContext())
   }
+}
+
+/** What a request needs from a kubeconfig; client-node's `KubeConfig` has the same shape (tests pass either). */
+export interface RequestConfig {
+  getCurrentCluster(): Cluster | null
+  applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>
+}
+
+/** TLS and header options as client-node's authenticators fill them in. */
+type HTTPSOptions = Omit<https.RequestOptions, 'headers'> & {headers?: Record<string, string | string[] | number | undefined>}
+
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
+
+/**
+ * The clusters, users and contexts of a kubeconfig, and the TLS options and
+ * credentials for a request to the current context. It behaves as client-node's
+ * `KubeConfig` for everything kubesnap calls (entries parsed by client-node's
+ * own functions, credentials applied by its own authenticators, in its order),
+ * without importing the generated API that `KubeConfig`'s module pulls in.
+ */
+export class ClientConfig implements RequestConfig {
+  clusters: Cluster[] = []
+  users: User[] = []
+  contexts: Context[] = []
+  private currentContext = ''
+  // One set per config, as in client-node: the exec authenticator caches its credential until it expires.
+  private authenticators?: Promise<Authenticator[]>
+
+  /** Reads a kubeconfig file; relative certificate paths are taken from the file's directory. */
+  loadFromFile(file: string): void {
+    const doc = yaml.load(readFileSync(file, 'utf8')) as Record<string, unknown> | null
+    if (!doc || typeof doc !== 'object') throw new Error(`${file} is not a kubeconfig (no YAML mapping)`)
+    this.clusters = newClusters(doc.clusters)
+    this.users = newUsers(doc.users)
+    this.contexts = newContexts(doc.contexts)
+    this.currentContext = typeof doc['current-context'] === 'string' ? doc['current-context'] : ''
+    const root = dirname(file)
+    const absolute = (path: string | undefined) => (path && !isAbsolute(path) ? join(root, path) : path)
+    for (const cluster of this.clusters) cluster.caFile = absolute(cluster.caFile)
+    for (const user of this.users) {
+      user.certFile = absolute(user.certFile)
+      user.keyFile = absolute(user.keyFile)
+    }
+  }
+
+  /** Uses the pod's service account, as client-node's `loadFromCluster` does: its CA, its token file (re-read every minute), its namespace. */
+  loadFromCluster(env: NodeJS.ProcessEnv = process.env): void {
+    const host = env.KUBERNETES_SERVICE_HOST ?? ''
+    const port = env.KUBERNETES_SERVICE_PORT ?? ''
+    const scheme = ['80', '8080', '8001'].includes(port) ? 'http' : 'https'
+    const namespaceFile = `${SERVICE_ACCOUNT_DIR}/namespace`
+    this.clusters = [{name: 'inCluster', caFile: `${SERVICE_ACCOUNT_DIR}/ca.crt`, server: `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`, skipTLSVerify: false}]
+    this.users = [{name: 'inClusterUser', authProvider: {name: 'tokenFile', config: {tokenFile: `${SERVICE_ACCOUNT_DIR}/token`}}}]
+    this.contexts = [{name: 'inClusterContext', cluster: 'inCluster', user: 'inClusterUser', namespace: existsSync(namespaceFile) ? readFileSync(namespaceFile, 'utf8') : undefined}]
+    this.currentContext = 'inClusterContext'
+  }
+
+  getContexts(): Context[] {
+    return this.contexts
+  }
+
+  getCurrentContext(): string {
+    return this.currentContext
+  }
+
+  setCurrentContext(name: string): void {
+    this.currentContext = name
+  }
+
+  getContextObject(name: string): Context | null {
+    return this.contexts.find((c) => c.name === name) ?? null
+  }
+
+  getCurrentCluster(): Cluster | null {
+    const context = this.getContextObject(this.currentContext)
+    return (context && this.clusters.find((c) => c.name === context.cluster)) ?? null
+  }
+
+  getCurrentUser(): User | null {
+    const context = this.getContextObject(this.currentContext)
+    return (context && this.users.find((u) => u.name === context.user)) ?? null
+  }
+
+  addCluster(cluster: Cluster): void {
+    this.clusters.push(cluster)
+  }
+
+  addUser(user: User): void {
+    this.users.push(user)
+  }
+
+  addContext(context: Context): void {
+    this.contexts.push(context)
+  }
+
+  /**
+   * Fills in a request's TLS options, credentials and agent for the current
+   * context, as client-node's `applyToHTTPSOptions` does: CA, client
+   * certificate and key (files or data), skip-TLS-verify, TLS server name,
+   * impersonation, exec plugins and auth providers, bearer token, basic auth,
+   * and a proxy agent for `proxy-url`.
+   */
+  async applyToHTTPSOptions(options: https.RequestOptions): Promise<void> {
+    const opts = options as HTTPSOptions
+    const cluster = this.getCurrentCluster()
+    const user = this.getCurrentUser()
+    if (user) {
+      if (cluster?.skipTLSVerify) opts.rejectUnauthorized = false
+      if (cluster?.tlsServerName) opts.servername = cluster.tlsServerName
+      const ca = cluster && fileOrData(cluster.caFile, cluster.caData)
+      if (ca) opts.ca = ca
+      const cert = fileOrData(user.certFile, user.certData)
+      if (cert) opts.cert = cert
+      const key = fileOrData(user.keyFile, user.keyData)
+      if (key) opts.key = key
+      opts.headers ??= {}
+      if (user.impersonateUser != null) opts.headers['Impersonate-User'] = user.impersonateUser
+      // Only users with an exec plugin or an auth provider load the authenticators (OIDC's client is ≈6 MiB).
+      if (user.exec || user.authProvider) {
+        const authenticator = (await this.loadAuthenticators()).find((a) => a.isAuthProvider(user))
+        await authenticator?.applyAuthentication(user, opts)
+      }
+      if (user.token) opts.headers.Authorization = `Bearer ${user.token}`
+      if (user.username) opts.auth = `${user.username}:${user.password}`
+    }
+    opts.agent = await createAgent(cluster, opts)
+  }
+
+  private loadAuthenticators(): Promise<Authenticator[]> {
+    this.authenticators ??= Promise.all([
+      import('@kubernetes/client-node/dist/azure_auth.js').then((m) => new m.AzureAuth()),
+      import('@kubernetes/client-node/dist/gcp_auth.js').then((m) => new m.GoogleCloudPlatformAuth()),
+      import('@kubernetes/client-node/dist/exec_auth.js').then((m) => new m.ExecAuth()),
+      import('@kubernetes/client-node/dist/file_auth.js').then((m) => new m.FileAuth()),
+      import('@kubernetes/client-node/dist/oidc_auth.js').then((m) => new m.OpenIDConnectAuth()),
+    ])
+    return this.authenticators
+  }
+}
+
+/** A file's bytes, else base64 data decoded, else undefined. */
+function fileOrData(file: string | undefined, data: string | undefined): Buffer | undefined {
+  if (file) return readFileSync(file)
+  if (data) return Buffer.from(data, 'base64')
+  return undefined
+}
+
+/** The agent client-node would make for this cluster: through its `proxy-url` (SOCKS or HTTP), or direct with the TLS options. */
+async function createAgent(cluster: Cluster | null, opts: HTTPSOptions): Promise<http.Agent> {
+  const tls: https.AgentOptions = {
+    ca: opts.ca, cert: opts.cert, key: opts.key, pfx: opts.pfx, passphrase: opts.passphrase,
+    servername: opts.servername, timeout: opts.timeout,
+    ...(opts.rejectUnauthorized !== undefined ? {rejectUnauthorized: opts.rejectUnauthorized} : {}),
+  }
+  if (cluster?.proxyUrl) {
+    if (cluster.proxyUrl.startsWith('socks')) {
+      const {SocksProxyAgent} = await import('socks-proxy-agent')
+      return new SocksProxyAgent(cluster.proxyUrl, tls)
+    }
+    const {HttpProxyAgent, HttpsProxyAgent} = await import('hpagent')
+    if (cluster.server.startsWith('https')) return new HttpsProxyAgent({...tls, proxy: cluster.proxyUrl})
+    if (cluster.server.startsWith('http')) return new HttpProxyAgent({...tls, proxy: cluster.proxyUrl})
+    throw new Error('Unsupported proxy type')
+  }
+  if (cluster?.server?.startsWith('http:')) {
+    if (!cluster.skipTLSVerify) throw new Error('HTTP protocol is not allowed when skipTLSVerify is not set or false')
+    return new http.Agent(tls)
+  }
+  return new https.Agent(tls)
 }
