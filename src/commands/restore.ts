@@ -11,7 +11,7 @@ import {KubesnapCommand} from '../base-command.js'
 import {discoverResourceTypes, matchType, qualifiedName, type KubeApi, type ResourceType} from '../cluster/index.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {formatBytes} from '../format.js'
-import {taskList} from '../progress.js'
+import {quietFlag, taskList} from '../progress.js'
 import {interruptOnSignals} from '../signals.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
@@ -117,6 +117,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     'helper-as-root': Flags.boolean({summary: 'Run helper pods as root with only the capabilities a copy needs, so every file keeps its archived owner, where the namespace\'s policy allows it (default: as the application runs).', helpGroup: 'VOLUMES'}),
     timeout: Flags.string({summary: 'How long to wait for claims, scaling and rollouts (e.g. 90s, 5m, 1h).', default: '5m', helpGroup: 'WORKLOADS'}),
     wait: Flags.boolean({summary: 'Wait for restarted and created workloads to be ready (--no-wait: return once they are started).', default: true, allowNo: true, helpGroup: 'WORKLOADS'}),
+    quiet: quietFlag,
     dumps: Flags.boolean({summary: 'Stream each application dump that has a load command into it, in the first Ready pod of its workload (--no-dumps: leave them).', default: true, allowNo: true, helpGroup: 'DUMPS'}),
   }
 
@@ -369,7 +370,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
           task.title = late.length === 0 ? `${state.rollouts.length} workload(s) ready` : `${late.length} of ${state.rollouts.length} workload(s) not ready within ${flags.timeout}`
         },
       },
-    ], {json: this.jsonEnabled()})
+    ], {json: this.jsonEnabled(), quiet: this.flags.quiet})
 
     let interrupted: Interrupted | undefined
     try {
@@ -491,6 +492,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     const restarts = summary.restarted.length > 0 ? `; ${summary.restarted.length} workload(s) ${summary.dryRun ? 'to restart' : 'restarted'}` : ''
     const dumps = summary.dumps.length === 0 ? '' : summary.dryRun ? `; ${summary.dumps.filter((d) => d.action === 'planned').length} dump(s) to load`
       : `; ${summary.dumps.filter((d) => d.action === 'loaded').length}/${summary.dumps.length} dump(s) loaded`
+    if (this.flags.quiet && summary.status === 'complete' && !summary.dryRun) return
     this.log(`${summary.dryRun ? 'Dry run: would restore' : 'Restored'} into ${summary.namespace}: ${o.create} created, ${o.update} updated, ${o.skip} skipped (exist), ${o.conflict} conflicts, ${o.failed} failed${volumes}${restarts}${dumps}.`)
   }
 }
