@@ -454,6 +454,15 @@ test('verify shows its progress on a large archive on stderr, nothing with --qui
   assert.is(json.stdout.trim()[0], '{')
 })
 
+test('a namespace Kubernetes cannot have is a usage error (exit 2) on every command', async () => {
+  const results = await runAll([['list', root, '-n', 'Shop_1'], ['verify', '--latest', '-o', root, '-n', 'Shop_1'], ['snapshot', '-n', 'Shop_1', '-o', root]])
+  for (const r of results) {
+    assert.is(r.code, 2, r.stderr)
+    assert.is(r.stdout, '')
+    assert.is(r.stderr, `Error: -n "Shop_1" is not a valid Kubernetes namespace name; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit.\n`)
+  }
+})
+
 test('the archive commands need no kubeconfig and ignore the connection flags', async () => {
   const r = await run(['verify', sf[0].path, '--kubeconfig', '/nonexistent', '--context', 'nope'])
   assert.is(r.code, 0, r.stderr)
