@@ -8,7 +8,7 @@ import {checkTrust, readPlanFlag, trustedKeys, trustFlag, type SignatureSummary}
 import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
 import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
-import {discoverResourceTypes, matchType, qualifiedName, type KubeApi, type ResourceType} from '../cluster/index.js'
+import {createNamespace, discoverResourceTypes, matchType, qualifiedName, type KubeApi, type ResourceType} from '../cluster/index.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {formatBytes} from '../format.js'
 import {quietFlag, taskList} from '../progress.js'
@@ -241,7 +241,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
         enabled: () => state.preconditions?.namespaceExists === false,
         skip: () => dryRun && 'dry run: the namespace would be created',
         task: async () => {
-          await api.post('/api/v1/namespaces', {apiVersion: 'v1', kind: 'Namespace', metadata: {name: state.namespace}})
+          await createNamespace(api, state.namespace)
           state.namespaceCreated = true
         },
       },
