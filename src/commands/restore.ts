@@ -21,7 +21,7 @@ import {checkPreconditions, type Preconditions} from '../restore/preconditions.j
 import {restoreTarget} from '../restore/target.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
 import {
-  listWorkloads, parseDuration, planRestarts, rolloutRestart, waitForRollouts, workloadKey,
+  listWorkloads, parseDuration, planRestarts, restoredChanges, rolloutRestart, waitForRollouts, workloadKey,
   type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
 } from '../restore/restart.js'
 import {
@@ -300,15 +300,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
         title: 'Restart workloads that read restored data',
         enabled: () => state.workloadsBefore.length > 0,
         task: async (_ctx, task) => {
-          const changed = (resource: string) => new Set(state.outcomes
-            .filter((o) => o.resource === resource && (o.action === 'create' || (o.action === 'update' && (o.diff?.length ?? 0) > 0)))
-            .map((o) => o.name))
-          const scaled = new Set(state.volumes.flatMap((v) => (v.scaled ? [workloadKey(v.scaled)] : [])))
-          state.restarted = planRestarts(state.workloadsBefore, {
-            secrets: changed('secrets'),
-            configMaps: changed('configmaps'),
-            claims: new Set(state.volumes.filter((v) => v.action === 'restored' && v.target.startsWith('live ')).map((v) => v.claim)),
-          }, scaled)
+          const {changes, scaled} = restoredChanges(state.outcomes, state.volumes)
+          state.restarted = planRestarts(state.workloadsBefore, changes, scaled)
           if (!dryRun) for (const plan of state.restarted) await rolloutRestart(api, state.namespace, plan)
           task.title = state.restarted.length === 0 ? 'No running workload needs a restart'
             : `${dryRun ? 'Would restart' : 'Restarted'} ${state.restarted.map((r) => workloadKey(r)).join(', ')}`

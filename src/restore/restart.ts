@@ -121,6 +121,29 @@ export interface RestoredChanges {
   claims: Set<string>
 }
 
+/**
+ * What a restore's outcomes changed that running pods would not see: Secrets
+ * and ConfigMaps created, or updated with a difference (an update that changed
+ * nothing restarts nothing), and claims written into a live pod. `scaled` are
+ * the workloads already restarted by being scaled down and up. Pure.
+ */
+export function restoredChanges(
+  outcomes: ReadonlyArray<{resource: string; name: string; action: string; diff?: string[]}>,
+  volumes: ReadonlyArray<{claim: string; action: string; target: string; scaled?: WorkloadRef}>,
+): {changes: RestoredChanges; scaled: Set<string>} {
+  const changed = (resource: string) => new Set(outcomes
+    .filter((o) => o.resource === resource && (o.action === 'create' || (o.action === 'update' && (o.diff?.length ?? 0) > 0)))
+    .map((o) => o.name))
+  return {
+    changes: {
+      secrets: changed('secrets'),
+      configMaps: changed('configmaps'),
+      claims: new Set(volumes.filter((v) => v.action === 'restored' && v.target.startsWith('live ')).map((v) => v.claim)),
+    },
+    scaled: new Set(volumes.flatMap((v) => (v.scaled ? [workloadKey(v.scaled)] : []))),
+  }
+}
+
 /** A live workload and why it must restart. */
 export interface RestartPlan extends WorkloadRef {
   reasons: string[]
