@@ -5,7 +5,7 @@
  * `restore --dry-run > plan.txt` holds the plan and nothing else.
  */
 import {Flags} from '@oclif/core'
-import {Listr, ListrLogger, PRESET_TIMESTAMP, ProcessOutput, type ListrTask} from 'listr2'
+import {Listr, ListrLogger, ListrLogLevels, PRESET_TIMESTAMP, ProcessOutput, type ListrTask} from 'listr2'
 
 export interface ProgressOptions {
   json: boolean
@@ -34,7 +34,14 @@ export function taskList<C>(tasks: ListrTask<C>[], options: ProgressOptions): Li
   }
   // Both of listr2's streams are stderr: its renderers write to "stdout" by default.
   const toStderr = (useIcons: boolean) => new ListrLogger({useIcons, processOutput: new ProcessOutput(process.stderr, process.stderr)})
-  const plain = {timestamp: PRESET_TIMESTAMP, logTitleChange: false, logger: toStderr(false)}
+  // Plain lines are for logs: no colours, whatever a terminal on stdout would allow (listr2 asks stdout).
+  const uncoloured = (message?: string) => message ?? ''
+  const plain = {
+    timestamp: {...PRESET_TIMESTAMP, format: () => uncoloured},
+    color: Object.fromEntries(Object.values(ListrLogLevels).map((level) => [level, uncoloured])),
+    logTitleChange: false,
+    logger: toStderr(false),
+  }
   if (!tty) {
     return new Listr<C, 'verbose'>(tasks, {renderer: 'verbose', exitOnError: true, registerSignalListeners: false, rendererOptions: plain}) as unknown as Listr<C>
   }
