@@ -4,6 +4,7 @@
  */
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {Connection} from './cluster/index.js'
+import {checkNamespace} from './archive/naming.js'
 import {EXIT, KubesnapError} from './errors.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof KubesnapCommand)['baseFlags'] & T['flags']>
@@ -42,6 +43,8 @@ export abstract class KubesnapCommand<T extends typeof Command> extends Command 
     })
     this.flags = flags as CommandFlags<T>
     this.args = args as CommandArgs<T>
+    // A namespace Kubernetes cannot have is a typo: a usage error before anything runs.
+    if (this.flags.namespace !== undefined) checkNamespace(this.flags.namespace, '-n')
   }
 
   /**
@@ -52,6 +55,7 @@ export abstract class KubesnapCommand<T extends typeof Command> extends Command 
   protected async connect(settings?: {kubeconfig?: string; context?: string; namespace?: string}): Promise<Connection> {
     const {connect} = await import('./cluster/index.js')
     const connection = connect(settings ?? {kubeconfig: this.flags.kubeconfig, context: this.flags.context, namespace: this.flags.namespace})
+    if (connection.config.namespaceSource === 'context') checkNamespace(connection.namespace, `The namespace of context ${connection.config.context}`)
     this.connections.push(connection)
     return connection
   }

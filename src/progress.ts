@@ -1,14 +1,25 @@
 /**
  * How long work is shown: listr2's live renderer on a terminal, plain
- * timestamped lines when not a TTY (cron, CI, pipes), nothing with --json.
+ * timestamped lines when not a TTY (cron, CI, pipes), nothing with --json or
+ * --quiet. Progress is written to stderr, so stdout carries only the result:
+ * `restore --dry-run > plan.txt` holds the plan and nothing else.
  */
-import {Listr, PRESET_TIMESTAMP, type ListrTask} from 'listr2'
+import {Flags} from '@oclif/core'
+import {Listr, ListrLogger, ListrLogLevels, PRESET_TIMESTAMP, ProcessOutput, type ListrTask} from 'listr2'
 
 export interface ProgressOptions {
   json: boolean
   quiet?: boolean
-  /** Whether stdout is a terminal; defaults to process.stdout.isTTY. */
+  /** Whether progress is shown on a terminal; defaults to {@link progressOnTerminal}. */
   tty?: boolean
+}
+
+/** The `--quiet` flag of every command that shows progress. */
+export const quietFlag = Flags.boolean({char: 'q', summary: 'Print only warnings and errors (for cron): no progress, and no summary line when all went well.'})
+
+/** Tells whether progress goes to a terminal (stderr is a TTY): then it is redrawn live, otherwise written as plain lines. */
+export function progressOnTerminal(): boolean {
+  return Boolean(process.stderr.isTTY)
 }
 
 /**
@@ -17,17 +28,30 @@ export interface ProgressOptions {
  * handlers can remove the partial archive or delete helper pods.
  */
 export function taskList<C>(tasks: ListrTask<C>[], options: ProgressOptions): Listr<C> {
-  const tty = options.tty ?? Boolean(process.stdout.isTTY)
+  const tty = options.tty ?? progressOnTerminal()
   if (options.json || options.quiet) {
     return new Listr<C, 'silent'>(tasks, {renderer: 'silent', exitOnError: true, registerSignalListeners: false}) as unknown as Listr<C>
   }
-  if (!tty) {
-    return new Listr<C, 'verbose'>(tasks, {
-      renderer: 'verbose',
-      exitOnError: true,
-      registerSignalListeners: false,
-      rendererOptions: {timestamp: PRESET_TIMESTAMP, logTitleChange: false},
-    }) as unknown as Listr<C>
+  // Both of listr2's streams are stderr: its renderers write to "stdout" by default.
+  const toStderr = (useIcons: boolean) => new ListrLogger({useIcons, processOutput: new ProcessOutput(process.stderr, process.stderr)})
+  // Plain lines are for logs: no colours, whatever a terminal on stdout would allow (listr2 asks stdout).
+  const uncoloured = (message?: string) => message ?? ''
+  const plain = {
+    timestamp: {...PRESET_TIMESTAMP, format: () => uncoloured},
+    color: Object.fromEntries(Object.values(ListrLogLevels).map((level) => [level, uncoloured])),
+    logTitleChange: false,
+    logger: toStderr(false),
   }
-  return new Listr<C>(tasks, {renderer: 'default', exitOnError: true, registerSignalListeners: false, rendererOptions: {collapseSubtasks: false}})
+  if (!tty) {
+    return new Listr<C, 'verbose'>(tasks, {renderer: 'verbose', exitOnError: true, registerSignalListeners: false, rendererOptions: plain}) as unknown as Listr<C>
+  }
+  // listr2 draws live only when stdout is a TTY too; with stdout redirected the lines stay plain (still on stderr).
+  return new Listr<C, 'default', 'verbose'>(tasks, {
+    renderer: 'default',
+    fallbackRenderer: 'verbose',
+    exitOnError: true,
+    registerSignalListeners: false,
+    rendererOptions: {collapseSubtasks: false, logger: toStderr(true)},
+    fallbackRendererOptions: plain,
+  }) as unknown as Listr<C>
 }

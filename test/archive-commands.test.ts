@@ -427,7 +427,7 @@ test('verify of a file that is not a kubesnap archive, or not there, exits 1 wit
   assert.match(missing.stderr, /^Error: \S+gone\.kubesnap\.tar does not exist; give the path of a \.kubesnap\.tar file\.\n$/)
 })
 
-test('verify shows its progress on a large archive, and nothing but JSON with --json', async () => {
+test('verify shows its progress on a large archive on stderr, nothing with --quiet, and nothing but JSON with --json', async () => {
   const largeDir = join(root, 'large')
   const writer = await createArchiveWriter({dir: largeDir, namespace: 'large', kubesnapVersion: 't', cluster: {server: 's', context: 'c'}, partSize: 16 * 1024 * 1024})
   const mib = Buffer.alloc(1024 * 1024, 7)
@@ -439,15 +439,28 @@ test('verify shows its progress on a large archive, and nothing but JSON with --
 
   const r = await run(['verify', path])
   assert.is(r.code, 0, r.stderr)
-  // Not a TTY: listr2's line renderer, as in cron logs.
-  assert.match(r.stdout, /\bVerify large-000001-\S+ \(65\.0 MiB\)/)
-  assert.match(r.stdout, /\bVerified large-000001-\S+: 65\.0 MiB/)
-  assert.ok(r.stdout.endsWith(`\nOK: ${path}: ${members} members, ${(await readFile(path)).length} bytes verified\n`), r.stdout)
+  // Not a TTY: listr2's line renderer, as in cron logs, on stderr; stdout holds the result alone.
+  assert.match(r.stderr, /^\[STARTED\] \[\d\d:\d\d:\d\d\] Verify large-000001-\S+ \(65\.0 MiB\)$/m)
+  assert.match(r.stderr, /^\[COMPLETED\] \[\d\d:\d\d:\d\d\] Verified large-000001-\S+: 65\.0 MiB$/m)
+  assert.is(r.stdout, `OK: ${path}: ${members} members, ${(await readFile(path)).length} bytes verified\n`)
+
+  const quiet = await run(['verify', path, '--quiet'])
+  assert.is(quiet.code, 0, quiet.stderr)
+  assert.is(quiet.stdout + quiet.stderr, '', 'no progress and no OK line: the exit code is the result')
 
   const json = await run(['verify', path, '--json'])
   assert.is(json.code, 0, json.stderr)
   assert.is(json.json.ok, true)
   assert.is(json.stdout.trim()[0], '{')
+})
+
+test('a namespace Kubernetes cannot have is a usage error (exit 2) on every command', async () => {
+  const results = await runAll([['list', root, '-n', 'Shop_1'], ['verify', '--latest', '-o', root, '-n', 'Shop_1'], ['snapshot', '-n', 'Shop_1', '-o', root]])
+  for (const r of results) {
+    assert.is(r.code, 2, r.stderr)
+    assert.is(r.stdout, '')
+    assert.is(r.stderr, `Error: -n "Shop_1" is not a valid Kubernetes namespace name; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit.\n`)
+  }
 })
 
 test('the archive commands need no kubeconfig and ignore the connection flags', async () => {

@@ -1,10 +1,11 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
-import {readdir, readFile, stat, utimes, writeFile} from 'node:fs/promises'
+import {readdir, readFile, stat, symlink, utimes, writeFile} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
+import {KubesnapError} from '../errors.js'
 import {acquireLock, LOCK_FILE, LockedError, removeLeftoverPartials} from './lock.js'
 import {removeDir, tempDir, writerOptions} from './sample.test.js'
 import {createArchiveWriter} from './writer.js'
@@ -148,6 +149,20 @@ test('a writer after a killed run takes over its lock and removes its .partial',
     assert.ok(manifest.warnings.some((w) => w.includes(leftover)), 'removal is recorded')
     assert.ok(manifest.warnings.some((w) => w.includes('Took over the lock')), 'takeover is recorded')
     assert.equal((await readdir(dir)).sort(), [path.slice(dir.length + 1)])
+  } finally {
+    await removeDir(dir)
+  }
+})
+
+test('a lock that keeps changing under every attempt is exit 5, as a held lock is', async () => {
+  // A dangling symlink: creating the file always finds it there (EEXIST), reading it always finds nothing (ENOENT).
+  const dir = await tempDir()
+  try {
+    await symlink(join(dir, 'nowhere'), join(dir, LOCK_FILE))
+    const err = await acquireLock(dir).then(() => undefined, (e: unknown) => e)
+    assert.instance(err, KubesnapError)
+    assert.is((err as KubesnapError).exitCode, 5)
+    assert.match((err as Error).message, /other kubesnap runs keep changing it; wait for them and try again\.$/)
   } finally {
     await removeDir(dir)
   }

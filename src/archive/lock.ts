@@ -109,7 +109,7 @@ export async function acquireLock(dir: string, options: LockOptions = {}): Promi
     await takeOver(path, current)
     tookOverFrom = current
   }
-  throw new Error(`Could not take ${path}: other kubesnap runs keep changing it; try again.`)
+  throw new KubesnapError(`Could not take ${path}: other kubesnap runs keep changing it; wait for them and try again.`, {exit: EXIT.locked})
 }
 
 /** Process start times are in clock ticks; USER_HZ is 100 on every Linux architecture Node runs on. */

@@ -2,8 +2,10 @@ import {mkdir, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
+import {KubesnapError} from '../errors.js'
 import {
   crdMemberPath,
+  checkNamespace,
   formatArchiveName,
   formatTimestamp,
   listArchiveFiles,
@@ -33,6 +35,20 @@ test('refuses names that would not parse back', () => {
   for (const [namespace, number] of [['SF', 1], ['sf_x', 1], ['-sf', 1], ['', 1], ['a'.repeat(64), 1], ['sf', 0], ['sf', 1.5]] as const) {
     assert.throws(() => formatArchiveName({namespace, number, time: T}), undefined, `${namespace} ${number}`)
   }
+})
+
+test('an invalid namespace name is a usage error (exit 2) that says what a valid one is', () => {
+  for (const namespace of ['SF', 'sf_x', '-sf', 'sf-', '', 'a'.repeat(64), 'a.b']) {
+    try {
+      checkNamespace(namespace, '-n')
+      assert.unreachable(namespace)
+    } catch (err) {
+      assert.instance(err, KubesnapError, namespace)
+      assert.is((err as KubesnapError).exitCode, 2)
+      assert.is((err as Error).message, `-n ${JSON.stringify(namespace)} is not a valid Kubernetes namespace name; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit.`)
+    }
+  }
+  for (const namespace of ['sf', 'a', 'shop-dr-2', 'a'.repeat(63)]) checkNamespace(namespace)
 })
 
 test('parses archive names, including namespaces with dashes and digits', () => {

@@ -4,6 +4,7 @@
  */
 import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
+import {EXIT, KubesnapError} from '../errors.js'
 
 /** Suffix of every final archive file. */
 export const ARCHIVE_SUFFIX = '.kubesnap.tar'
@@ -38,9 +39,14 @@ export function formatTimestamp(time: Date): string {
   return time.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '')
 }
 
-/** Throws unless a namespace name is a DNS label, as Kubernetes requires (and file names rely on). */
-export function checkNamespace(namespace: string): void {
-  if (!DNS_LABEL.test(namespace)) throw new Error(`Namespace ${JSON.stringify(namespace)} is not a valid Kubernetes namespace name.`)
+/**
+ * Throws a usage error (exit 2) unless a namespace name is a DNS label, as
+ * Kubernetes requires (and file names rely on); `flag` names where it was given.
+ */
+export function checkNamespace(namespace: string, flag = 'The namespace'): void {
+  if (!DNS_LABEL.test(namespace)) {
+    throw new KubesnapError(`${flag} ${JSON.stringify(namespace)} is not a valid Kubernetes namespace name; use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit.`, {exit: EXIT.usage})
+  }
 }
 
 /** Formats the file name of a final archive. Throws on a namespace that is not a DNS label. */

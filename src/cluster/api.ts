@@ -269,6 +269,22 @@ export function isStatus(err: unknown, code: number): err is ApiError {
   return err instanceof ApiError && err.statusCode === code
 }
 
+/**
+ * Turns a failed API call into one sentence of what could not be done, the
+ * server's reason and what to do; `forbidden` is what to do about a 403 (which
+ * right to grant, and where). Sentences the client made already
+ * (unreachable server, refused credentials) and other errors pass through.
+ */
+export function apiFailure(err: unknown, action: string, forbidden?: string): Error {
+  if (!(err instanceof ApiError)) return err instanceof Error ? err : new Error(String(err))
+  const reason = `${err.statusCode}${err.reason ? ` ${err.reason}` : ''}: ${err.message.replace(/\.$/, '')}`
+  const fix = err.statusCode === 403 && forbidden ? forbidden
+    : err.statusCode === 409 ? 'something else changed it at the same time: run again'
+      : err.statusCode === 429 || err.statusCode >= 500 ? 'the API server kept failing after retries: check its health and run again'
+        : 'fix what the server says and run again'
+  return new KubesnapError(`Could not ${action} (${reason}); ${fix}.`, {cause: err})
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }

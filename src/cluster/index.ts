@@ -17,9 +17,9 @@ export function connect(flags: ConnectionFlags, options: ApiClientOptions = {}):
   return {config, api: new KubeApi(config, options), namespace: config.namespace}
 }
 
-export {ApiError, ByteBuffer, KubeApi, isStatus} from './api.js'
+export {ApiError, ByteBuffer, KubeApi, apiFailure, isStatus} from './api.js'
 export {collectionPath, discoverResourceTypes, matchType, namespacedListable, qualifiedName, type ResourceType} from './discovery.js'
 export {listAll, type ListedObject} from './paging.js'
 export {canI, canIAll} from './access.js'
 export {serverVersion, whoAmI} from './identity.js'
-export {namespaceExists} from './namespace.js'
+export {createNamespace, namespaceExists} from './namespace.js'

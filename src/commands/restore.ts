@@ -8,10 +8,10 @@ import {checkTrust, readPlanFlag, trustedKeys, trustFlag, type SignatureSummary}
 import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
 import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
-import {discoverResourceTypes, matchType, qualifiedName, type KubeApi, type ResourceType} from '../cluster/index.js'
+import {createNamespace, discoverResourceTypes, matchType, qualifiedName, type KubeApi, type ResourceType} from '../cluster/index.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {formatBytes} from '../format.js'
-import {taskList} from '../progress.js'
+import {quietFlag, taskList} from '../progress.js'
 import {interruptOnSignals} from '../signals.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
@@ -21,7 +21,7 @@ import {checkPreconditions, type Preconditions} from '../restore/preconditions.j
 import {restoreTarget} from '../restore/target.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
 import {
-  listWorkloads, parseDuration, planRestarts, rolloutRestart, waitForRollouts, workloadKey,
+  listWorkloads, parseDuration, planRestarts, restoredChanges, rolloutRestart, waitForRollouts, workloadKey,
   type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
 } from '../restore/restart.js'
 import {
@@ -117,6 +117,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     'helper-as-root': Flags.boolean({summary: 'Run helper pods as root with only the capabilities a copy needs, so every file keeps its archived owner, where the namespace\'s policy allows it (default: as the application runs).', helpGroup: 'VOLUMES'}),
     timeout: Flags.string({summary: 'How long to wait for claims, scaling and rollouts (e.g. 90s, 5m, 1h).', default: '5m', helpGroup: 'WORKLOADS'}),
     wait: Flags.boolean({summary: 'Wait for restarted and created workloads to be ready (--no-wait: return once they are started).', default: true, allowNo: true, helpGroup: 'WORKLOADS'}),
+    quiet: quietFlag,
     dumps: Flags.boolean({summary: 'Stream each application dump that has a load command into it, in the first Ready pod of its workload (--no-dumps: leave them).', default: true, allowNo: true, helpGroup: 'DUMPS'}),
   }
 
@@ -240,7 +241,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
         enabled: () => state.preconditions?.namespaceExists === false,
         skip: () => dryRun && 'dry run: the namespace would be created',
         task: async () => {
-          await api.post('/api/v1/namespaces', {apiVersion: 'v1', kind: 'Namespace', metadata: {name: state.namespace}})
+          await createNamespace(api, state.namespace)
           state.namespaceCreated = true
         },
       },
@@ -299,15 +300,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
         title: 'Restart workloads that read restored data',
         enabled: () => state.workloadsBefore.length > 0,
         task: async (_ctx, task) => {
-          const changed = (resource: string) => new Set(state.outcomes
-            .filter((o) => o.resource === resource && (o.action === 'create' || (o.action === 'update' && (o.diff?.length ?? 0) > 0)))
-            .map((o) => o.name))
-          const scaled = new Set(state.volumes.flatMap((v) => (v.scaled ? [workloadKey(v.scaled)] : [])))
-          state.restarted = planRestarts(state.workloadsBefore, {
-            secrets: changed('secrets'),
-            configMaps: changed('configmaps'),
-            claims: new Set(state.volumes.filter((v) => v.action === 'restored' && v.target.startsWith('live ')).map((v) => v.claim)),
-          }, scaled)
+          const {changes, scaled} = restoredChanges(state.outcomes, state.volumes)
+          state.restarted = planRestarts(state.workloadsBefore, changes, scaled)
           if (!dryRun) for (const plan of state.restarted) await rolloutRestart(api, state.namespace, plan)
           task.title = state.restarted.length === 0 ? 'No running workload needs a restart'
             : `${dryRun ? 'Would restart' : 'Restarted'} ${state.restarted.map((r) => workloadKey(r)).join(', ')}`
@@ -370,7 +364,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
           task.title = late.length === 0 ? `${state.rollouts.length} workload(s) ready` : `${late.length} of ${state.rollouts.length} workload(s) not ready within ${flags.timeout}`
         },
       },
-    ], {json: this.jsonEnabled()})
+    ], {json: this.jsonEnabled(), quiet: this.flags.quiet})
 
     let interrupted: Interrupted | undefined
     try {
@@ -492,6 +486,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     const restarts = summary.restarted.length > 0 ? `; ${summary.restarted.length} workload(s) ${summary.dryRun ? 'to restart' : 'restarted'}` : ''
     const dumps = summary.dumps.length === 0 ? '' : summary.dryRun ? `; ${summary.dumps.filter((d) => d.action === 'planned').length} dump(s) to load`
       : `; ${summary.dumps.filter((d) => d.action === 'loaded').length}/${summary.dumps.length} dump(s) loaded`
+    if (this.flags.quiet && summary.status === 'complete' && !summary.dryRun) return
     this.log(`${summary.dryRun ? 'Dry run: would restore' : 'Restored'} into ${summary.namespace}: ${o.create} created, ${o.update} updated, ${o.skip} skipped (exist), ${o.conflict} conflicts, ${o.failed} failed${volumes}${restarts}${dumps}.`)
   }
 }

@@ -11,7 +11,7 @@ import {signWithFlag} from '../signing.js'
 import {discoverResourceTypes, namespaceExists, qualifiedName} from '../cluster/index.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {formatBytes} from '../format.js'
-import {taskList} from '../progress.js'
+import {quietFlag, taskList} from '../progress.js'
 import {collectCrds, collectObjects, type CollectResult, type ObjectSink} from '../resources/collect.js'
 import {planTypes, type TypePlan} from '../resources/selection.js'
 import {
@@ -81,7 +81,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
 
   static override flags = {
     config: Flags.string({summary: 'Take the settings from this kubesnap.yaml plan; flags given as well override it.', helpGroup: 'PLAN'}),
-    quiet: Flags.boolean({char: 'q', summary: 'Print only warnings and errors (for cron).'}),
+    quiet: quietFlag,
     output: Flags.string({char: 'o', summary: 'Directory for the archive, created 0700 if missing (default: the plan\'s output, else the working directory).'}),
     'include-kinds': Flags.string({summary: 'Only these types (kind, plural, short name or resource.group; comma-separated or repeated).', multiple: true}),
     'exclude-kinds': Flags.string({summary: 'Leave these types out.', multiple: true}),

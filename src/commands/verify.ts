@@ -11,7 +11,7 @@ import {verifyArchive, type VerifyResult} from '../archive/verify.js'
 import {KubesnapCommand} from '../base-command.js'
 import {identityFlag, openForContents} from '../encryption.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
-import {taskList} from '../progress.js'
+import {progressOnTerminal, quietFlag, taskList} from '../progress.js'
 import {loadPlan} from '../plan/plan.js'
 import {checkTrust, readPlanFlag, trustedKeys, trustFlag, type SignatureSummary} from '../signing.js'
 import {formatBytes} from '../format.js'
@@ -59,13 +59,13 @@ Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), mis
     archive: Args.string({description: 'The archive file; or use --number/--latest.'}),
   }
 
-  static override flags = {...archiveSelectionFlags, identity: identityFlag, trust: trustFlag, config: readPlanFlag}
+  static override flags = {...archiveSelectionFlags, identity: identityFlag, trust: trustFlag, config: readPlanFlag, quiet: quietFlag}
 
   public async run(): Promise<VerifySummary> {
     // Trusted keys are read first: a typo in a key file is a usage error, not a verdict on the archive.
     const trust = await trustedKeys(this.flags.trust, this.flags.config ? await loadPlan(this.flags.config) : undefined)
     const path = await selectArchive(this.args.archive, this.flags)
-    const summary = await verifyWithProgress(path, {json: this.jsonEnabled()})
+    const summary = await verifyWithProgress(path, {json: this.jsonEnabled(), quiet: this.flags.quiet})
     if (summary.ok) {
       // Every byte matches the manifest; the signature says whether the manifest is the signer's.
       const signature = await checkTrust(await openArchive(path), trust)
@@ -78,7 +78,7 @@ Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), mis
         : `; ${summary.decrypted} encrypted entries decrypted and authenticated`
       const s = summary.signature
       const signed = s ? `; signed by ${s.fingerprint}${s.trusted ? ' (trusted)' : ' (not checked against trusted keys: give --trust)'}` : ''
-      this.log(`OK: ${path}: ${summary.members} members, ${summary.bytes} bytes verified${contents}${signed}`)
+      if (!this.flags.quiet) this.log(`OK: ${path}: ${summary.members} members, ${summary.bytes} bytes verified${contents}${signed}`)
       return summary
     }
     // --json prints the result itself (with exit 1); people get the one sentence as an error.
@@ -91,7 +91,7 @@ Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), mis
 }
 
 /** Verifies an archive, showing bytes verified on large ones; returns the result in the shape `--json` prints. */
-export async function verifyWithProgress(path: string, options: {json: boolean}): Promise<VerifySummary> {
+export async function verifyWithProgress(path: string, options: {json: boolean; quiet?: boolean}): Promise<VerifySummary> {
   let fileSize: number
   try {
     fileSize = (await stat(path)).size
@@ -99,7 +99,7 @@ export async function verifyWithProgress(path: string, options: {json: boolean})
     throw new KubesnapError(`Cannot read ${path} (${(err as Error).message}); check that it is a readable file.`, {cause: err})
   }
   let result: VerifyResult | undefined
-  const tty = Boolean(process.stdout.isTTY)
+  const tty = progressOnTerminal()
   const tasks = taskList([{
     title: `Verify ${basename(path)} (${formatBytes(fileSize)})`,
     task: async (_ctx, task) => {
@@ -115,7 +115,7 @@ export async function verifyWithProgress(path: string, options: {json: boolean})
       })
       task.title = result.ok ? `Verified ${basename(path)}: ${formatBytes(result.bytes)}` : `${basename(path)} is damaged at ${result.entry}`
     },
-  }], {json: options.json, quiet: fileSize < PROGRESS_THRESHOLD, tty})
+  }], {json: options.json, quiet: options.quiet || fileSize < PROGRESS_THRESHOLD, tty})
   try {
     await tasks.run()
   } catch (err) {

@@ -7,7 +7,7 @@ import type {KubernetesObject} from '@kubernetes/client-node'
 import pLimit from 'p-limit'
 import type {SkippedItem} from '../archive/manifest.js'
 import type {ObjectMeta} from '../archive/writer.js'
-import {ApiError, ByteBuffer, type KubeApi} from '../cluster/api.js'
+import {apiFailure, ApiError, ByteBuffer, type KubeApi} from '../cluster/api.js'
 import {isBuiltinGroup, qualifiedName, type ResourceType} from '../cluster/discovery.js'
 import {listAll} from '../cluster/paging.js'
 import {KubesnapError, messageOf} from '../errors.js'
@@ -99,7 +99,7 @@ export async function collectCrds(api: KubeApi, types: ResourceType[], sink: Obj
     list = await api.get('/apis/apiextensions.k8s.io/v1/customresourcedefinitions')
   } catch (err) {
     if (err instanceof ApiError && UNLISTABLE.has(err.statusCode)) return {stored: 0, readable: false}
-    throw err
+    throw apiFailure(err, 'list the CustomResourceDefinitions of the namespace\'s custom types')
   }
   const wanted = new Set(custom.map((t) => `${t.resource}.${t.group}`))
   let stored = 0

@@ -5,7 +5,7 @@
  * workloads the restore created.
  */
 import {setTimeout as sleep} from 'node:timers/promises'
-import type {KubeApi} from '../cluster/api.js'
+import {apiFailure, type KubeApi} from '../cluster/api.js'
 import {messageOf} from '../errors.js'
 import type {SecurityContextLike} from '../volumes/identity.js'
 
@@ -121,6 +121,29 @@ export interface RestoredChanges {
   claims: Set<string>
 }
 
+/**
+ * What a restore's outcomes changed that running pods would not see: Secrets
+ * and ConfigMaps created, or updated with a difference (an update that changed
+ * nothing restarts nothing), and claims written into a live pod. `scaled` are
+ * the workloads already restarted by being scaled down and up. Pure.
+ */
+export function restoredChanges(
+  outcomes: ReadonlyArray<{resource: string; name: string; action: string; diff?: string[]}>,
+  volumes: ReadonlyArray<{claim: string; action: string; target: string; scaled?: WorkloadRef}>,
+): {changes: RestoredChanges; scaled: Set<string>} {
+  const changed = (resource: string) => new Set(outcomes
+    .filter((o) => o.resource === resource && (o.action === 'create' || (o.action === 'update' && (o.diff?.length ?? 0) > 0)))
+    .map((o) => o.name))
+  return {
+    changes: {
+      secrets: changed('secrets'),
+      configMaps: changed('configmaps'),
+      claims: new Set(volumes.filter((v) => v.action === 'restored' && v.target.startsWith('live ')).map((v) => v.claim)),
+    },
+    scaled: new Set(volumes.flatMap((v) => (v.scaled ? [workloadKey(v.scaled)] : []))),
+  }
+}
+
 /** A live workload and why it must restart. */
 export interface RestartPlan extends WorkloadRef {
   reasons: string[]
@@ -161,7 +184,12 @@ export async function listWorkloads(api: KubeApi, namespace: string): Promise<Ar
 /** Restarts a workload's pods as `kubectl rollout restart` does: a new restartedAt annotation on its template. */
 export async function rolloutRestart(api: KubeApi, namespace: string, ref: WorkloadRef, now = new Date()): Promise<void> {
   const patch = {spec: {template: {metadata: {annotations: {[RESTARTED_AT]: now.toISOString().replace(/\.\d{3}Z$/, 'Z')}}}}}
-  await api.patch(workloadPath(namespace, ref), JSON.stringify(patch), 'application/strategic-merge-patch+json', {query: {fieldManager: 'kubesnap'}})
+  try {
+    await api.patch(workloadPath(namespace, ref), JSON.stringify(patch), 'application/strategic-merge-patch+json', {query: {fieldManager: 'kubesnap'}})
+  } catch (err) {
+    const resource = ref.kind === 'StatefulSet' ? 'statefulsets.apps' : 'deployments.apps'
+    throw apiFailure(err, `restart ${ref.kind}/${ref.name} (a patch of its pod template, as kubectl rollout restart does)`, `the identity needs patch on ${resource} in ${namespace}: grant it in its Role (kubesnap rbac -n ${namespace} --for restore prints one) and run again`)
+  }
 }
 
 /** Whether a rollout is complete, with `kubectl rollout status`'s rules, and what it waits for when not. Pure. */

@@ -11,6 +11,7 @@ test('restoreTarget: the namespace the user named, never one only a file name or
     ['a true name, no -n', {archived: 'jenkins', path: file}, 'jenkins'],
     ['any other file name, no -n', {archived: 'sf', path: '/b/backup.tar'}, 'sf'],
     ['-n another namespace (--latest -n jenkins picked it, or a path)', {archived: 'sf', path: file, namespace: 'jenkins'}, /^The archive .* holds namespace sf, not jenkins; to restore it into jenkins, pass --to-namespace jenkins\.$/],
+    ['--to-namespace that Kubernetes cannot have', {archived: 'sf', path: file, toNamespace: 'SF_dr'}, /^--to-namespace "SF_dr" is not a valid Kubernetes namespace name; use at most 63 lowercase/],
     ['a file named for another namespace, no -n', {archived: 'sf', path: file}, /is named for namespace jenkins, but it holds namespace sf; say where to restore it: -n sf or --to-namespace NAMESPACE\.$/],
   ]
   for (const [name, input, expected] of cases) {

@@ -5,7 +5,7 @@
  * when it disagrees with the manifest, restore asks instead of guessing.
  */
 import {basename} from 'node:path'
-import {parseArchiveName} from '../archive/naming.js'
+import {checkNamespace, parseArchiveName} from '../archive/naming.js'
 import {EXIT, KubesnapError} from '../errors.js'
 
 /**
@@ -15,7 +15,10 @@ import {EXIT, KubesnapError} from '../errors.js'
  */
 export function restoreTarget(options: {archived: string; path: string; namespace?: string; toNamespace?: string}): string {
   const {archived, path, namespace, toNamespace} = options
-  if (toNamespace) return toNamespace
+  if (toNamespace) {
+    checkNamespace(toNamespace, '--to-namespace')
+    return toNamespace
+  }
   if (namespace !== undefined) {
     if (namespace !== archived) {
       throw new KubesnapError(`The archive ${path} holds namespace ${archived}, not ${namespace}; to restore it into ${namespace}, pass --to-namespace ${namespace}.`, {exit: EXIT.usage})
