@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {abortOnSignals, createArchiveWriter} from '../archive/writer.js'
 import {diskError} from '../archive/disk.js'
 import {LockedError} from '../archive/lock.js'
-import {snapshotStatus, UNLISTED_REASON, type Manifest, type SkippedItem} from '../archive/manifest.js'
+import {snapshotStatus, UNLISTED_REASON, type Manifest, type SkippedItem, type SnapshotStatus} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {cipherFor} from '../encryption.js'
 import {loadSigningKey, type ManifestSigner} from '../archive/sign.js'
@@ -35,7 +35,8 @@ import {formatPrune, keepFlags, pruneDirectory, type PruneResult} from './prune.
 
 /** What `snapshot --json` prints. */
 export interface SnapshotSummary {
-  status: 'complete' | 'partial'
+  /** `partial` when types could not be listed or claims' data could not be copied (snapshotStatus). */
+  status: SnapshotStatus
   path: string
   namespace: string
   number: number
