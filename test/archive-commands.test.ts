@@ -62,8 +62,11 @@ function chunked(data: Buffer): Readable {
   )
 }
 
-/** Writes one snapshot of a namespace: a Secret, a ConfigMap, a Deployment, a volume of `volumeBytes` random bytes and a dump. */
-async function writeSnapshot(dir: string, namespace: string, minute: number, options: {volumeBytes?: number; partSize?: number} = {}): Promise<Written> {
+/**
+ * Writes one snapshot of a namespace: a Secret, a ConfigMap, a Deployment, a volume of `volumeBytes` random bytes and a dump;
+ * with `failedClaim`, a claim whose copy failed (as the snapshot command records it: the archive is partial).
+ */
+async function writeSnapshot(dir: string, namespace: string, minute: number, options: {volumeBytes?: number; partSize?: number; failedClaim?: string} = {}): Promise<Written> {
   const start = new Date(Date.UTC(2026, 10, 21, 16, minute, 0))
   const writer = await createArchiveWriter({
     dir,
@@ -84,13 +87,17 @@ async function writeSnapshot(dir: string, namespace: string, minute: number, opt
   )
   await writer.addStream({type: 'dump', name: 'mysql', extra: {command: 'mysqldump --all-databases'}}, chunked(Buffer.from('CREATE TABLE t (id int);\n')), {compress: 'none'})
   return writer.finish({
-    skipped: [{kind: 'Event', resource: 'events', reason: 'made by the cluster'}, {kind: 'Secret', resource: 'secrets', name: 'default-token-x1', reason: 'service-account token'}],
+    skipped: [
+      {kind: 'Event', resource: 'events', reason: 'made by the cluster'},
+      {kind: 'Secret', resource: 'secrets', name: 'default-token-x1', reason: 'service-account token'},
+      ...(options.failedClaim ? [{kind: 'PersistentVolumeClaim', resource: 'persistentvolumeclaims', name: options.failedClaim, reason: 'data not copied: stream cut (attempt 3 of 3)', failed: true}] : []),
+    ],
     warnings: ['The lock of a dead run was taken over.'],
   })
 }
 
 let root: string
-/** Two namespaces: sf 1–3 and db 1–2. */
+/** Two namespaces: sf 1–3 and db 1–2 (db 2 partial: the data of claim logs could not be copied). */
 let dir: string
 let sf: Written[]
 let db: Written[]
@@ -101,7 +108,7 @@ test.before(async () => {
   sf = []
   db = []
   for (let i = 0; i < 3; i++) sf.push(await writeSnapshot(dir, 'sf', i * 10))
-  for (let i = 0; i < 2; i++) db.push(await writeSnapshot(dir, 'db', i * 10 + 5))
+  for (let i = 0; i < 2; i++) db.push(await writeSnapshot(dir, 'db', i * 10 + 5, {failedClaim: i === 1 ? 'logs' : undefined}))
 })
 
 test.after(async () => {
@@ -123,12 +130,13 @@ test('list prints a table by namespace then number, with human sizes and counts'
   const r = await run(['list', dir])
   assert.is(r.code, 0, r.stderr)
   const lines = r.stdout.trimEnd().split('\n')
-  assert.match(lines[0], /^NUMBER\s+NAMESPACE\s+TIME\s+SIZE\s+OBJECTS\s+VOLUMES\s+ENCRYPTED\s+FILE$/)
+  assert.match(lines[0], /^NUMBER\s+NAMESPACE\s+TIME\s+SIZE\s+OBJECTS\s+VOLUMES\s+ENCRYPTED\s+STATUS\s+FILE$/)
   const rows = lines.slice(1).map((l) => l.trim().split(/\s{2,}/))
   assert.equal(rows.map((c) => [c[0], c[1]]), [['1', 'db'], ['2', 'db'], ['1', 'sf'], ['2', 'sf'], ['3', 'sf']])
   const size = formatBytes((await readFile(sf[0].path)).length)
   assert.match(size, /^3\.\d MiB$/)
-  assert.equal(rows[2], ['1', 'sf', '2026-11-21 16:00:00Z', size, '3', '1', 'no', 'sf-000001-20261121T160000Z.kubesnap.tar'])
+  assert.equal(rows[2], ['1', 'sf', '2026-11-21 16:00:00Z', size, '3', '1', 'no', 'complete', 'sf-000001-20261121T160000Z.kubesnap.tar'])
+  assert.equal(rows.map((c) => c[7]), ['complete', 'partial', 'complete', 'complete', 'complete'], 'db 2 lacks the data of a claim: partial')
   assert.is(r.stderr, '')
 })
 
@@ -144,11 +152,12 @@ test('list --json returns the rows; -n keeps one namespace', async () => {
   assert.is(row.volumes, 1)
   assert.is(row.dumps, 1)
   assert.is(row.encrypted, false)
+  assert.is(row.status, 'complete')
   assert.ok(row.fileSize > 3 * 1024 * 1024)
 
   const onlyDb = await run(['list', dir, '-n', 'db', '--json'])
   assert.is(onlyDb.code, 0, onlyDb.stderr)
-  assert.equal(onlyDb.json.map((x: any) => [x.namespace, x.number]), [['db', 1], ['db', 2]])
+  assert.equal(onlyDb.json.map((x: any) => [x.namespace, x.number, x.status]), [['db', 1, 'complete'], ['db', 2, 'partial']])
   const human = await run(['list', dir, '--namespace', 'db'])
   assert.not.match(human.stdout, / sf /)
 })
@@ -163,8 +172,8 @@ test('list shows a damaged archive as a row with its problem and still lists the
   assert.is(r.code, 0, r.stderr)
   const [header, first, second] = r.stdout.trimEnd().split('\n')
   assert.match(header, /PROBLEM$/)
-  assert.match(first, /^\s*1\s+sf\s.*\s-\s+-\s+-\s+sf-000001-\S+\s+truncated$/)
-  assert.match(second, /^\s*2\s+sf\s.*\s3\s+1\s+no\s+sf-000002-\S+$/)
+  assert.match(first, /^\s*1\s+sf\s.*\s-\s+-\s+-\s+-\s+sf-000001-\S+\s+truncated$/)
+  assert.match(second, /^\s*2\s+sf\s.*\s3\s+1\s+no\s+complete\s+sf-000002-\S+$/)
   assert.match(r.stderr, /1 of 2 archives could not be read; run kubesnap verify/)
 
   const json = await run(['list', join(root, 'list-damaged'), '--json'])
@@ -216,6 +225,17 @@ test('inspect ARCHIVE prints the header, counts, entries by type, skipped items 
   assert.match(out, /Dumps \(1\):\n {2}mysql: 25 B raw, 25 B stored, 1 part {2}\[command: \(a 25-character command, not shown\)\]\n/)
   assert.match(out, 'Skipped (2):\n  events (Event): made by the cluster\n  secrets/default-token-x1 (Secret): service-account token\n')
   assert.match(out, 'Warnings (1):\n  The lock of a dead run was taken over.\n')
+  assert.match(out, 'Status:     complete\n')
+})
+
+test('inspect shows a partial archive as partial and marks what failed under Skipped', async () => {
+  const r = await run(['inspect', db[1].path])
+  assert.is(r.code, 0, r.stderr)
+  assert.match(r.stdout, 'Status:     partial (what could not be stored is under Skipped, marked failed)\n')
+  assert.match(r.stdout, 'Skipped (3):\n  events (Event): made by the cluster\n  secrets/default-token-x1 (Secret): service-account token\n'
+    + '  failed: persistentvolumeclaims/logs (PersistentVolumeClaim): data not copied: stream cut (attempt 3 of 3)\n')
+  const json = await run(['inspect', db[1].path, '--json'])
+  assert.equal(json.json.skipped[2], {kind: 'PersistentVolumeClaim', resource: 'persistentvolumeclaims', name: 'logs', reason: 'data not copied: stream cut (attempt 3 of 3)', failed: true})
 })
 
 test('inspect --json returns the manifest', async () => {

@@ -76,21 +76,63 @@ test('shop: wipe objects and claims; restore as the user brings every object, by
   assert.equal(db.stdout.trim().split('\n'), ['999', '13', 'restored'])
 })
 
-test('a file the copy cannot read (another owner, 0600) fails the snapshot, naming it; no archive is written', async () => {
+test('a file the copy cannot read (another owner, 0600) leaves its claim out: exit 3, the archive verifies and restores the rest; --volumes-required fails as before', async () => {
   const ns = await cluster.createNamespace({prefix: 'rr-unread', fixture: 'shop'})
   namespaces.push(ns)
   const data = await volumeDir(admin, ns, 'data-db-0')
   await writeFile(join(data, 'pgdata', 'root-only.key'), 'secret')
   await chown(join(data, 'pgdata', 'root-only.key'), 0, 0)
   await chmod(join(data, 'pgdata', 'root-only.key'), 0o600)
-  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-rr-'))
-  dirs.push(dir)
-  const r = await kubesnap(['snapshot', '-n', ns, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--json'], {timeoutMs: 240_000})
-  assert.is(r.code, 1, r.stdout)
-  const message: string = r.json?.error?.message ?? ''
+  const unreadable = /1 path could not be read by tar in pod db-0: "\.\/pgdata\/root-only\.key"/
+
+  // All or nothing, as asked: no archive, the claim and the file named, the fix given.
+  const strictDir = await mkdtemp(join(tmpdir(), 'kubesnap-rr-'))
+  dirs.push(strictDir)
+  const strict = await kubesnap(['snapshot', '-n', ns, '-o', strictDir, '--kubeconfig', cluster.kubeconfigs.user, '--volumes-required', '--json'], {timeoutMs: 240_000})
+  assert.is(strict.code, 1, strict.stdout)
+  const message: string = strict.json?.error?.message ?? ''
   assert.match(message, /^Could not copy the data of claim data-db-0: 1 path could not be read by tar in pod db-0: "\.\/pgdata\/root-only\.key"; nothing of it is stored as complete\. Run the copy as those files' owner/)
   assert.match(message, /--helper-as-root/)
-  assert.equal(await readdir(dir), [], 'no archive, no partial file, no lock')
+  assert.equal(await readdir(strictDir), [], 'no archive, no partial file, no lock')
+
+  // By default: the objects and the other claim are kept, the claim is recorded as failed, exit 3.
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-rr-'))
+  dirs.push(dir)
+  const snapshot = await kubesnap(['snapshot', '-n', ns, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--json'], {timeoutMs: 240_000})
+  assert.is(snapshot.code, 3, snapshot.stderr + snapshot.stdout)
+  assert.is(snapshot.json.status, 'partial')
+  assert.is(snapshot.json.volumes, 1)
+  const failed = snapshot.json.skipped.filter((s: any) => s.failed)
+  assert.equal(failed.map((s: any) => [s.resource, s.name]), [['persistentvolumeclaims', 'data-db-0']])
+  assert.match(failed[0].reason, /^data not copied: /)
+  assert.match(failed[0].reason, unreadable)
+  const warning = snapshot.json.warnings.find((w: string) => w.startsWith('Could not copy the data of claim data-db-0'))
+  assert.ok(warning, snapshot.json.warnings.join('\n'))
+  assert.match(warning, /The snapshot is partial: it keeps the objects and the other volumes, without the data of claim data-db-0/)
+  const human = await kubesnap(['list', dir])
+  assert.match(human.stdout, /\spartial\s/, human.stdout)
+  const verify = await kubesnap(['verify', snapshot.json.path])
+  assert.is(verify.code, 0, verify.stderr + verify.stdout)
+
+  // The disaster: everything gone; the restore brings back every object and the data it has, and names the claim without.
+  const objects = await archivedObjects(snapshot.json.path)
+  assert.ok(objects.some((o) => o.entry.resource === 'persistentvolumeclaims' && o.entry.name === 'data-db-0'), 'the claim itself is archived')
+  await wipe(admin, ns, objects)
+  const dry = await kubesnap(['restore', snapshot.json.path, '--kubeconfig', cluster.kubeconfigs.user, '--dry-run'], {timeoutMs: 120_000})
+  assert.is(dry.code, 0, dry.stderr + dry.stdout)
+  assert.match(dry.stdout, /^no data {2}volume data-db-0: data not copied: 1 path could not be read/m)
+  assert.match(dry.stdout, /1 claim\(s\) without data in the archive/)
+  const r = await kubesnap(['restore', snapshot.json.path, '--kubeconfig', cluster.kubeconfigs.user, '--json'], {timeoutMs: 300_000})
+  assert.is(r.code, 0, r.stderr + r.stdout)
+  assert.is(r.json.status, 'complete')
+  assert.equal(r.json.volumes.map((v: any) => [v.claim, v.action]), [['web-uploads', 'restored']])
+  assert.equal(r.json.withoutData.map((c: any) => [c.claim, c.failed]), [['data-db-0', true]])
+  assert.ok(r.json.warnings.some((w: string) => w.startsWith('Claim data-db-0 is restored without data: the snapshot could not copy it (1 path could not be read')), r.json.warnings.join('\n'))
+  await assertRestored(admin, objects, ns, ns)
+  const trees = await volumeTrees(admin, ns)
+  const seeded = await seededTrees('shop')
+  assert.equal(trees['web-uploads'], seeded['web-uploads'], 'the good claim is back, every file')
+  assert.not.equal(trees['data-db-0'], seeded['data-db-0'], 'the failed claim is re-created without its data')
 })
 
 test('the policy bites: a helper without kubesnap\'s securityContext is refused or cannot start; kubesnap\'s is admitted and runs as the application', async () => {

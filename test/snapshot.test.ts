@@ -196,6 +196,9 @@ test('types the identity may not list make the snapshot partial (exit 3), unless
   assert.is(partial.json.status, 'partial')
   assert.ok(partial.json.warnings.some((w: string) => /Could not list secrets \(forbidden/.test(w)), partial.json.warnings.join('\n'))
   assert.ok(existsSync(partial.json.path), 'a partial snapshot is still written')
+  assert.ok(partial.json.skipped.some((s: any) => s.resource === 'secrets' && s.failed === true && /^could not be listed: /.test(s.reason)), JSON.stringify(partial.json.skipped))
+  const listed = await kubesnap(['list', dir, '--json'])
+  assert.equal(listed.json.map((r: any) => r.status), ['partial'], 'list shows it as partial')
 
   const named = await kubesnap(['snapshot', '-n', ns, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--include-kinds', 'secrets,configmaps'])
   assert.is(named.code, 1)

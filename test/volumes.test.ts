@@ -373,15 +373,29 @@ test('on a v4-only node (clusters before 1.30) volumes stream the same', async (
   }
 })
 
-test('when every attempt is cut the snapshot exits 1 and leaves no archive', async () => {
+test('when every attempt is cut the claim is left out: exit 3, an archive that verifies and names it; --volumes-required: exit 1, no archive', async () => {
   const {node, ns, pod} = await faults()
   node.agent.faults.forPod(pod).cutAfterBytes = 50_000
   const dir = await mkdtemp(join(tmpdir(), 'kubesnap-vol-'))
   try {
-    const r = await snapshot(ns, dir, '--volume-attempts', '2')
-    assert.is(r.code, 1, r.stdout)
-    assert.match(r.json?.error?.message ?? r.stderr, /Could not copy the data of claim data: .*stream cut.*\(attempt 2 of 2\)/)
+    const strict = await snapshot(ns, dir, '--volume-attempts', '2', '--volumes-required')
+    assert.is(strict.code, 1, strict.stdout)
+    assert.match(strict.json?.error?.message ?? strict.stderr, /Could not copy the data of claim data: .*stream cut.*\(attempt 2 of 2\)/)
     assert.equal(await readdir(dir), [], 'no archive, no partial file, no lock')
+
+    const r = await snapshot(ns, dir, '--volume-attempts', '2')
+    assert.is(r.code, 3, r.stderr + r.stdout)
+    assert.is(r.json.status, 'partial')
+    assert.is(r.json.volumes, 0)
+    const skipped = r.json.skipped.find((s: any) => s.name === 'data' && s.resource === 'persistentvolumeclaims')
+    assert.is(skipped?.failed, true, JSON.stringify(r.json.skipped))
+    assert.match(skipped.reason, /^data not copied: .*stream cut.*\(attempt 2 of 2\)$/)
+    assert.ok(r.json.warnings.some((w: string) => /^Could not copy the data of claim data: .*The snapshot is partial/.test(w)), r.json.warnings.join('\n'))
+    const {manifest} = await openArchive(r.json.path)
+    assert.ok(manifest.entries.some((e) => e.type === 'object' && e.resource === 'persistentvolumeclaims' && e.name === 'data'), 'the claim object is kept')
+    assert.equal(manifest.entries.filter((e) => e.type === 'volume'), [], 'no trace of the cut streams')
+    assert.equal((await verifyArchive(r.json.path)).ok, true)
+    assert.equal((await readdir(dir)).filter((f) => f.startsWith('.')), [], 'no partial file or lock left')
   } finally {
     node.agent.faults.reset()
   }

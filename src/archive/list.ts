@@ -5,7 +5,7 @@
 import {stat} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import {ArchiveError, type ArchiveProblem} from './errors.js'
-import {isStreamEntry} from './manifest.js'
+import {isStreamEntry, snapshotStatus, type SnapshotStatus} from './manifest.js'
 import {listArchiveFiles, nameMismatch, trueArchiveName, type ArchiveFile} from './naming.js'
 import {openArchive} from './reader.js'
 
@@ -24,6 +24,8 @@ interface ListingBase {
 export type ArchiveListing =
   | (ListingBase & {
       ok: true
+      /** `partial` when something the snapshot was meant to store is missing (snapshotStatus). */
+      status: SnapshotStatus
       startedAt: string
       finishedAt: string
       objects: number
@@ -56,6 +58,7 @@ export async function listArchives(dir: string, options: {namespace?: string} = 
       listings.push({
         ...base,
         ok: true,
+        status: snapshotStatus(manifest),
         startedAt: manifest.startedAt,
         finishedAt: manifest.finishedAt,
         objects: count('object'),

@@ -1,7 +1,7 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ArchiveError, type ArchiveProblem} from './errors.js'
-import {validateManifest, type Manifest} from './manifest.js'
+import {snapshotStatus, validateManifest, type Manifest} from './manifest.js'
 
 const valid: Manifest = {
   format: 'kubesnap-archive',
@@ -56,6 +56,18 @@ test('accepts a well-formed manifest as is', () => {
   assert.equal(validateManifest(structuredClone(valid), 'a.tar'), valid)
 })
 
+test('snapshotStatus: partial exactly when something meant to be stored is missing', () => {
+  const cases: [string, Manifest['skipped'], 'complete' | 'partial'][] = [
+    ['nothing skipped', [], 'complete'],
+    ['left out on purpose', [{resource: 'events', reason: 'made by the cluster'}, {kind: 'PersistentVolumeClaim', resource: 'persistentvolumeclaims', name: 'cache', reason: 'data not copied: its volume strategy is none'}], 'complete'],
+    ['a claim whose copy failed', [{kind: 'PersistentVolumeClaim', resource: 'persistentvolumeclaims', name: 'data', reason: 'data not copied: stream cut', failed: true}], 'partial'],
+    ['a type that could not be listed', [{resource: 'secrets', reason: 'could not be listed: forbidden', failed: true}], 'partial'],
+    ['an older archive: unlisted type without the flag', [{resource: 'secrets', reason: 'could not be listed: forbidden'}], 'partial'],
+    ['failed: false', [{resource: 'x', reason: 'y', failed: false}], 'complete'],
+  ]
+  for (const [what, skipped, expected] of cases) assert.is(snapshotStatus({skipped}), expected, what)
+})
+
 test('refuses malformed manifests, naming the field', () => {
   const cases: [string, unknown, ArchiveProblem, RegExp][] = [
     ['not an object', [], 'corrupt manifest', /not a JSON object/],
@@ -66,6 +78,7 @@ test('refuses malformed manifests, naming the field', () => {
     ['no cluster', changed((m) => delete m.cluster), 'corrupt manifest', /cluster/],
     ['warnings not strings', changed((m) => (m.warnings = [1])), 'corrupt manifest', /warnings/],
     ['skipped without reason', changed((m) => (m.skipped = [{resource: 'x'}])), 'corrupt manifest', /skipped\[0\]/],
+    ['skipped failed not a boolean', changed((m) => (m.skipped = [{resource: 'x', reason: 'y', failed: 'yes'}])), 'corrupt manifest', /skipped\[0\]\.failed is not a boolean/],
     ['entry without sha256', changed((m) => delete m.entries[0].sha256), 'corrupt manifest', /entries\[0\] has no sha256/],
     ['entry of unknown type', changed((m) => (m.entries[0].type = 'blob')), 'corrupt manifest', /entries\[0\] has unknown type "blob"/],
     ['stream without parts', changed((m) => (m.entries[1].parts = [])), 'corrupt manifest', /entries\[1\] has no parts/],

@@ -92,6 +92,12 @@ export interface SkippedItem {
   resource: string
   name?: string
   reason: string
+  /**
+   * Set when the item was meant to be stored and could not be (a type that
+   * could not be listed, a claim whose copy failed): the snapshot is partial.
+   * Absent for what was left out on purpose (excluded kinds, unbound claims).
+   */
+  failed?: boolean
 }
 
 export interface Manifest {
@@ -128,6 +134,26 @@ export interface FormatDocument {
   number: number
   startedAt: string
 }
+
+/** How a snapshot ended: `partial` when something it was meant to store is missing (see snapshotStatus). */
+export type SnapshotStatus = 'complete' | 'partial'
+
+/**
+ * Says whether a snapshot is complete or partial, from its manifest's skipped
+ * list: the one place that decides it for snapshot, list and inspect. Archives
+ * written before `failed` existed marked only unlisted types, by their reason.
+ */
+export function snapshotStatus(manifest: Pick<Manifest, 'skipped'>): SnapshotStatus {
+  return manifest.skipped.some(isFailure) ? 'partial' : 'complete'
+}
+
+/** Returns whether a skipped item is a failure (meant to be stored, and missing) rather than left out on purpose. */
+export function isFailure(item: SkippedItem): boolean {
+  return item.failed === true || (item.failed === undefined && item.reason.startsWith(UNLISTED_REASON))
+}
+
+/** The start of the reason of a type that could not be listed. */
+export const UNLISTED_REASON = 'could not be listed: '
 
 /** Returns whether an entry is a stream (volume or dump) entry. */
 export function isStreamEntry(entry: ManifestEntry): entry is StreamEntry {
@@ -170,6 +196,8 @@ export function validateManifest(value: unknown, archivePath: string): Manifest 
   if (!Array.isArray(m.skipped)) fail('skipped is not a list')
   ;(m.skipped as unknown[]).forEach((s, i) => {
     if (!isRecord(s) || typeof s.resource !== 'string' || typeof s.reason !== 'string') fail(`skipped[${i}] needs resource and reason`)
+    const failed = (s as Record<string, unknown>).failed
+    if (failed !== undefined && typeof failed !== 'boolean') fail(`skipped[${i}].failed is not a boolean`)
   })
   if (!Array.isArray(m.entries)) fail('entries is not a list')
   ;(m.entries as unknown[]).forEach((e, i) => {

@@ -226,6 +226,11 @@ export class ArchiveWriter {
     this.startedAt = state.startedAt
   }
 
+  /** Whether the writer still takes entries, was finished, or was aborted (also by a signal). */
+  get state(): 'open' | 'finished' | 'aborted' {
+    return this.#state
+  }
+
   /** Entries written so far. */
   get entries(): readonly ManifestEntry[] {
     return this.#entries

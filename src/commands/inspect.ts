@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {AGE_SUFFIX} from '../archive/crypto.js'
 import {fingerprint} from '../archive/sign.js'
-import {isStreamEntry, SEALED_EXTRA_FIELDS, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
+import {isFailure, isStreamEntry, SEALED_EXTRA_FIELDS, snapshotStatus, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import {archiveSelectionFlags, openSelected, selectArchive} from '../archive/select.js'
 import {KubesnapCommand} from '../base-command.js'
@@ -91,6 +91,7 @@ export function describeManifest(manifest: Manifest, path: string, fileSize: num
       ['Written by', `kubesnap ${manifest.kubesnapVersion}, archive format ${manifest.formatVersion}`],
       ['Encrypted', manifest.encrypted ? 'yes' : 'no'],
       ['Signed', manifest.signedBy ? `by ${fingerprint(Buffer.from(manifest.signedBy.split(' ')[1] ?? '', 'base64'))} (verify checks the signature)` : 'no'],
+      ['Status', snapshotStatus(manifest) === 'partial' ? 'partial (what could not be stored is under Skipped, marked failed)' : 'complete'],
     ]),
   )
 
@@ -120,7 +121,7 @@ export function describeManifest(manifest: Manifest, path: string, fileSize: num
 
   if (manifest.skipped.length > 0) {
     lines.push('', `Skipped (${manifest.skipped.length}):`)
-    for (const s of manifest.skipped) lines.push(`  ${s.resource}${s.name ? `/${s.name}` : ''}${s.kind ? ` (${s.kind})` : ''}: ${s.reason}`)
+    for (const s of manifest.skipped) lines.push(`  ${isFailure(s) ? 'failed: ' : ''}${s.resource}${s.name ? `/${s.name}` : ''}${s.kind ? ` (${s.kind})` : ''}: ${s.reason}`)
   }
   if (manifest.warnings.length > 0) {
     lines.push('', `Warnings (${manifest.warnings.length}):`)

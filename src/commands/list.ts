@@ -7,7 +7,7 @@ import {KubesnapCommand} from '../base-command.js'
 export default class List extends KubesnapCommand<typeof List> {
   static override summary = 'List the snapshot archives in a directory.'
 
-  static override description = `Shows one row per archive, by namespace then number: its time, file size, how many objects and volumes it holds, and whether it is encrypted. Reads only the end of each file (trailer and manifest), so it is fast however large the archives are; it does not check their contents (kubesnap verify does).
+  static override description = `Shows one row per archive, by namespace then number: its time, file size, how many objects and volumes it holds, whether it is encrypted, and whether it is complete or partial (something it was meant to hold is missing; kubesnap inspect says what). Reads only the end of each file (trailer and manifest), so it is fast however large the archives are; it does not check their contents (kubesnap verify does).
 A damaged archive is listed with its problem instead of its counts. Needs no cluster access.`
 
   static override examples = [
@@ -43,12 +43,12 @@ A damaged archive is listed with its problem instead of its counts. Needs no clu
 
 /** Formats a listing as aligned columns under a header; a damaged archive shows its problem in place of its counts. */
 export function formatTable(rows: readonly ArchiveListing[]): string[] {
-  const header = ['NUMBER', 'NAMESPACE', 'TIME', 'SIZE', 'OBJECTS', 'VOLUMES', 'ENCRYPTED', 'FILE']
+  const header = ['NUMBER', 'NAMESPACE', 'TIME', 'SIZE', 'OBJECTS', 'VOLUMES', 'ENCRYPTED', 'STATUS', 'FILE']
   const anyDamaged = rows.some((r) => !r.ok)
   if (anyDamaged) header.push('PROBLEM')
   const cells = rows.map((r) => {
     const common = [String(r.number), r.namespace, formatTime(r.time), formatBytes(r.fileSize)]
-    const counts = r.ok ? [String(r.objects), String(r.volumes), r.encrypted ? 'yes' : 'no'] : ['-', '-', '-']
+    const counts = r.ok ? [String(r.objects), String(r.volumes), r.encrypted ? 'yes' : 'no', r.status] : ['-', '-', '-', '-']
     return [...common, ...counts, r.file, ...(anyDamaged ? [r.ok ? '' : r.problem] : [])]
   })
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)))

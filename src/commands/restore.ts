@@ -28,8 +28,8 @@ import {
   archivedClaimSnapshots, csiOutcomes, planCsiRestore, selectedClaims, type ArchivedClaimSnapshot,
 } from '../restore/volumes.js'
 import {
-  archivedWorkloads, checkVolumeArchives, claimCapacities, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
-  type ApprovedVolume, type VolumeOutcome, type VolumePlan,
+  archivedWorkloads, checkVolumeArchives, claimCapacities, claimsWithoutData, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
+  type ApprovedVolume, type ClaimWithoutData, type VolumeOutcome, type VolumePlan,
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
 import {VOLUME_MODES, type VolumeMode} from '../volumes/tar-in.js'
@@ -59,6 +59,8 @@ export interface RestoreSummary {
   outcomes: ObjectOutcome[]
   /** Volume data: restored, planned (dry run) or failed, per claim. */
   volumes: VolumeOutcome[]
+  /** Claims re-created without data: the archive holds none for them (a partial snapshot's failed copies among them). */
+  withoutData: ClaimWithoutData[]
   /** Workloads restarted (or, in a dry run, to restart) to pick up restored Secrets, ConfigMaps or live-written data. */
   restarted: RestartPlan[]
   /** How the wait for restarted, rescaled and created workloads ended (empty with --no-wait). */
@@ -147,13 +149,14 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
       volumesApproved: Map<string, ApprovedVolume>
       volumePlans: VolumePlan[]
       volumes: VolumeOutcome[]
+      withoutData: ClaimWithoutData[]
       /** StatefulSets and Deployments live before the restore wrote anything. */
       workloadsBefore: Array<WorkloadRef & {object: WorkloadObject}>
       restarted: RestartPlan[]
       rollouts: RolloutResult[]
       /** --volumes csi: the claims re-created from their archived VolumeSnapshots. */
       csiSnapshots?: ArchivedClaimSnapshot[]
-    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumesApproved: new Map(), volumePlans: [], volumes: [], workloadsBefore: [], restarted: [], rollouts: []}
+    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumesApproved: new Map(), volumePlans: [], volumes: [], withoutData: [], workloadsBefore: [], restarted: [], rollouts: []}
     /** Application dumps: loaded after volume data and restarts, before the final wait. */
     let dumps: DumpOutcome[] = []
     let signature: SignatureSummary | undefined
@@ -202,6 +205,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
           if (flags.volumes === 'tar') {
             // Before the first write: a member that would land outside its mount refuses the whole archive.
             state.volumeEntries = volumeEntriesOf(state.reader!, claims)
+            // A partial snapshot's failed claims (and claims left out on purpose) come back empty: the summary names them.
+            state.withoutData = claimsWithoutData(manifest, claims, new Set(claimSnapshots.keys()))
             const capacities = await claimCapacities(api, state.reader!, state.entries, claims, state.namespace, state.preconditions.namespaceExists !== false)
             const scanned = await checkVolumeArchives(state.reader!, state.volumeEntries, capacities)
             state.preconditions.problems.push(...scanned.problems)
@@ -432,7 +437,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
 
   private summarize(path: string, state: {
     reader?: {manifest: {namespace: string}}; outcomes: ObjectOutcome[]; namespace: string; namespaceCreated: boolean; preconditions?: Preconditions
-    volumes: VolumeOutcome[]; restarted: RestartPlan[]; rollouts: RolloutResult[]; dumps: DumpOutcome[]
+    volumes: VolumeOutcome[]; withoutData: ClaimWithoutData[]; restarted: RestartPlan[]; rollouts: RolloutResult[]; dumps: DumpOutcome[]
   }, dryRun: boolean): RestoreSummary {
     const count = (action: ObjectOutcome['action']) => state.outcomes.filter((o) => o.action === action).length
     const objects = {create: count('create'), update: count('update'), skip: count('skip'), conflict: count('conflict'), failed: count('failed')}
@@ -448,11 +453,13 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
       objects,
       outcomes: state.outcomes,
       volumes: state.volumes,
+      withoutData: state.withoutData,
       restarted: state.restarted,
       rollouts: state.rollouts,
       dumps: state.dumps,
       warnings: [...(state.preconditions?.warnings ?? []), ...state.outcomes.filter((o) => o.warning).map((o) => `${o.kind}/${o.name}: ${o.warning}`),
         ...state.volumes.flatMap((v) => v.warnings ?? []),
+        ...state.withoutData.filter((c) => c.failed).map((c) => `Claim ${c.claim} is restored without data: the snapshot could not copy it (${c.reason.replace(/^data not copied: /, '')}); its data can only come from another snapshot that holds it.`),
         ...state.dumps.filter((d) => d.action === 'skipped').map((d) => `Dump ${d.name} was not loaded: ${d.reason}.`)],
     }
   }
@@ -472,6 +479,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
       if (summary.dryRun) this.log(describeVolume(v))
       else if (v.action === 'failed') this.log(`failed   volume ${v.claim}: ${v.error}`)
     }
+    for (const c of summary.withoutData) this.log(`no data  volume ${c.claim}: ${c.reason}`)
     for (const d of summary.dumps) {
       if (summary.dryRun && d.action === 'planned' && d.load !== undefined) this.log(describeDumpLoad({...d, load: d.load}))
       else if (d.action === 'failed') this.log(`failed   dump ${d.name}: ${d.reason}`)
@@ -483,11 +491,12 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     const o = summary.objects
     const volumes = summary.volumes.length === 0 ? '' : summary.dryRun ? `; ${summary.volumes.length} volume(s)`
       : `; ${summary.volumes.filter((v) => v.action === 'restored').length}/${summary.volumes.length} volume(s) restored`
+    const withoutData = summary.withoutData.length > 0 ? `; ${summary.withoutData.length} claim(s) without data in the archive` : ''
     const restarts = summary.restarted.length > 0 ? `; ${summary.restarted.length} workload(s) ${summary.dryRun ? 'to restart' : 'restarted'}` : ''
     const dumps = summary.dumps.length === 0 ? '' : summary.dryRun ? `; ${summary.dumps.filter((d) => d.action === 'planned').length} dump(s) to load`
       : `; ${summary.dumps.filter((d) => d.action === 'loaded').length}/${summary.dumps.length} dump(s) loaded`
     if (this.flags.quiet && summary.status === 'complete' && !summary.dryRun) return
-    this.log(`${summary.dryRun ? 'Dry run: would restore' : 'Restored'} into ${summary.namespace}: ${o.create} created, ${o.update} updated, ${o.skip} skipped (exist), ${o.conflict} conflicts, ${o.failed} failed${volumes}${restarts}${dumps}.`)
+    this.log(`${summary.dryRun ? 'Dry run: would restore' : 'Restored'} into ${summary.namespace}: ${o.create} created, ${o.update} updated, ${o.skip} skipped (exist), ${o.conflict} conflicts, ${o.failed} failed${volumes}${withoutData}${restarts}${dumps}.`)
   }
 }
 

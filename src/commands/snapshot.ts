@@ -3,7 +3,7 @@ import {Flags} from '@oclif/core'
 import {abortOnSignals, createArchiveWriter} from '../archive/writer.js'
 import {diskError} from '../archive/disk.js'
 import {LockedError} from '../archive/lock.js'
-import type {Manifest, SkippedItem} from '../archive/manifest.js'
+import {snapshotStatus, UNLISTED_REASON, type Manifest, type SkippedItem, type SnapshotStatus} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {cipherFor} from '../encryption.js'
 import {loadSigningKey, type ManifestSigner} from '../archive/sign.js'
@@ -16,6 +16,7 @@ import {collectCrds, collectObjects, type CollectResult, type ObjectSink} from '
 import {planTypes, type TypePlan} from '../resources/selection.js'
 import {
   copyVolume,
+  decideClaimFailure,
   DEFAULT_HELPER_IMAGE,
   HelperPods,
   isBound,
@@ -34,7 +35,8 @@ import {formatPrune, keepFlags, pruneDirectory, type PruneResult} from './prune.
 
 /** What `snapshot --json` prints. */
 export interface SnapshotSummary {
-  status: 'complete' | 'partial'
+  /** `partial` when types could not be listed or claims' data could not be copied (snapshotStatus). */
+  status: SnapshotStatus
   path: string
   namespace: string
   number: number
@@ -63,7 +65,8 @@ export default class Snapshot extends KubesnapCommand<typeof Snapshot> {
   static override description = `Lists every namespaced type discovery shows (custom resources, Secrets, ConfigMaps, workloads, …), leaves out what the cluster makes by itself, and writes each object as the server returned it into DIR/<namespace>-<number>-<time>.kubesnap.tar (mode 0600), under a temporary name until complete.
 Then the data of every PersistentVolumeClaim it stored: with --volumes tar (default) streamed as \`tar cf -\` out of a running container that mounts the claim, or out of a helper pod when none can, and checked end to end; with --volumes csi taken as VolumeSnapshots that stay in the cluster.
 With --config, the settings come from a kubesnap.yaml plan (flags given as well win), for cron: no prompts, timestamped plain lines when not on a terminal, --quiet for warnings and errors only. --prune then applies the retention policy to the namespace's archives after a successful run, and --pushgateway reports the run's outcome, failed or not.
-Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archive was written), 2 usage or an invalid plan, 3 partial (some types could not be listed; the archive says which), 5 another run holds DIR.`
+A claim whose data cannot be copied after its attempts is left out and named: the archive keeps the objects and every other volume and records the claim in its skipped list (--volumes-required fails the run instead, with no archive).
+Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archive was written), 2 usage or an invalid plan, 3 partial (some types could not be listed, or some claims' data could not be copied; the archive says which), 5 another run holds DIR.`
 
   static override examples = [
     '<%= config.bin %> snapshot -n shop -o /var/backups/kubesnap',
@@ -71,6 +74,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     '<%= config.bin %> snapshot -n shop -l app=db --exclude-kinds cronjobs --json',
     '<%= config.bin %> snapshot -n shop --volumes csi --snapshot-class csi-snapclass',
     '<%= config.bin %> snapshot -n shop --helper-image registry.example.com/busybox:1.36',
+    '<%= config.bin %> snapshot -n shop --volumes-required',
     "<%= config.bin %> snapshot -n shop --dump 'db=statefulset/mariadb,container=mariadb:mysqldump --all-databases' --load 'db=mysql'",
     "<%= config.bin %> snapshot -n shop --pre-hook 'deployment/app:touch /data/.frozen' --post-hook 'deployment/app:rm -f /data/.frozen'",
     '<%= config.bin %> snapshot --config /etc/kubesnap/shop.yaml --prune --quiet',
@@ -92,7 +96,8 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     'helper-as-root': Flags.boolean({summary: 'Run helper pods as root with only the capabilities a copy needs (reads files of every owner), where the namespace\'s policy allows it; also when the application\'s own container cannot read some of its files (default: as the application runs).', helpGroup: 'VOLUMES'}),
     'snapshot-class': Flags.string({summary: 'VolumeSnapshotClass for --volumes csi (default: the cluster\'s default class).', helpGroup: 'VOLUMES'}),
     'snapshot-timeout': Flags.integer({summary: `Seconds to wait for VolumeSnapshots to be ready (default: ${DEFAULT_SNAPSHOT_TIMEOUT_SECONDS}).`, min: 1, helpGroup: 'VOLUMES'}),
-    'volume-attempts': Flags.integer({summary: 'Attempts per volume stream before the snapshot fails.', default: 3, min: 1, max: 10, hidden: true}),
+    'volume-attempts': Flags.integer({summary: 'Attempts per volume stream before the claim counts as failed.', default: 3, min: 1, max: 10, hidden: true}),
+    'volumes-required': Flags.boolean({summary: 'Fail the whole snapshot (no archive) when any claim\'s data cannot be copied, instead of keeping the rest and exiting 3 (partial).', helpGroup: 'VOLUMES'}),
     dump: Flags.string({summary: 'Store the stdout of `sh -c COMMAND`, run in the first Ready pod of a workload, as dump NAME: NAME=KIND/WORKLOAD[,container=C]:COMMAND (KIND statefulset, deployment or pod).', multiple: true, helpGroup: 'DUMPS'}),
     load: Flags.string({summary: 'The command that reads dump NAME on stdin at restore: NAME=COMMAND.', multiple: true, helpGroup: 'DUMPS'}),
     'pre-hook': Flags.string({summary: 'Run `sh -c COMMAND` before the volume copy: KIND/WORKLOAD[,container=C]:COMMAND.', multiple: true, helpGroup: 'DUMPS'}),
@@ -291,23 +296,34 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
             if (isStatus(err, 403)) return []
             throw err
           })).map((w) => ({...w.object, kind: w.kind}))
+          let failed = 0
           try {
             for (const [index, claim] of tar.entries()) {
               task.title = `Copy volume data (${index + 1}/${tar.length}): ${claim}`
-              const {entry, helperReason, warnings} = await copyVolume({
-                api, namespace, claim, pods, workloads, sink: writer, helpers, attempts: this.flags['volume-attempts'],
-                onStatus: (line) => (task.output = `${claim}: ${line}`),
-                onProgress: (bytes) => (task.output = `${claim}: ${formatBytes(bytes)}`),
-              })
-              if (helperReason) volumeWarnings.push(`Claim ${claim} was copied through a helper pod: ${helperReason}.`)
-              volumeWarnings.push(...warnings)
-              task.output = `${claim}: ${formatBytes(entry.rawSize)} (${formatBytes(entry.size)} stored)`
+              try {
+                const {entry, helperReason, warnings} = await copyVolume({
+                  api, namespace, claim, pods, workloads, sink: writer, helpers, attempts: this.flags['volume-attempts'],
+                  onStatus: (line) => (task.output = `${claim}: ${line}`),
+                  onProgress: (bytes) => (task.output = `${claim}: ${formatBytes(bytes)}`),
+                })
+                if (helperReason) volumeWarnings.push(`Claim ${claim} was copied through a helper pod: ${helperReason}.`)
+                volumeWarnings.push(...warnings)
+                task.output = `${claim}: ${formatBytes(entry.rawSize)} (${formatBytes(entry.size)} stored)`
+              } catch (err) {
+                // One claim's failure leaves it out (the snapshot is partial), unless volumes are required or the archive itself failed.
+                const decision = decideClaimFailure(claim, err, {volumesRequired: settings.volumes.required, archiveOpen: writer.state === 'open', output: settings.output})
+                if (decision.action === 'abort') throw err
+                failed++
+                volumeSkipped.push(decision.skipped)
+                volumeWarnings.push(decision.warning)
+                task.output = `${claim}: not copied`
+              }
             }
           } finally {
             await helpers.removeAll()
             detachHelperCleanup()
           }
-          task.title = `Copied the data of ${tar.length} claim(s)${csi.length > 0 ? `, took ${csi.length} VolumeSnapshot(s)` : ''}`
+          task.title = `Copied the data of ${tar.length - failed}/${tar.length} claim(s)${csi.length > 0 ? `, took ${csi.length} VolumeSnapshot(s)` : ''}`
         },
       },
       {
@@ -328,7 +344,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
           const warnings = [...unlisted.map((u) => `Could not list ${u.resource} (${u.reason}).`), ...volumeWarnings]
           if (!crdsReadable) warnings.push('CustomResourceDefinitions are not readable with these credentials and are not in the archive; restore needs them installed already.')
           const result = await writer.finish({
-            skipped: [...plan.skipped, ...collected.skipped, ...unlisted.map((u) => ({resource: u.resource, reason: `could not be listed: ${u.reason}`})), ...volumeSkipped],
+            skipped: [...plan.skipped, ...collected.skipped, ...unlisted.map((u) => ({resource: u.resource, reason: `${UNLISTED_REASON}${u.reason}`, failed: true})), ...volumeSkipped],
             warnings,
           })
           manifest = result.manifest
@@ -350,7 +366,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
       detachSignals()
     }
 
-    const status = unlisted.length > 0 ? 'partial' : 'complete'
+    const status = snapshotStatus(manifest!)
     if (status === 'partial') process.exitCode = EXIT.partial
     for (const warning of manifest!.warnings) this.note(warning)
     return summarize(manifest!, writer.path, status, api.requests, volumeSnapshots)

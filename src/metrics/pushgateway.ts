@@ -14,7 +14,7 @@ import {KubesnapError, messageOf} from '../errors.js'
 /** What one snapshot run did, as the snapshot command knows it at the end. */
 export interface RunMetrics {
   namespace: string
-  /** 'success' (exit 0), 'partial' (exit 3: some types could not be listed), 'failed' (anything else). */
+  /** 'success' (exit 0), 'partial' (exit 3: some types could not be listed or some claims' data could not be copied), 'failed' (anything else). */
   status: RunStatus
   startedAt: Date
   finishedAt: Date
@@ -47,7 +47,7 @@ export interface PushOptions {
 /**
  * Renders a run as Prometheus text exposition format 0.0.4, all gauges.
  * `kubesnap_last_success_timestamp_seconds` is there only when the run
- * succeeded: a partial archive lacks types, so it does not count as a success.
+ * succeeded: a partial archive lacks types or volume data, so it does not count as a success.
  */
 export function formatRunMetrics(metrics: RunMetrics): string {
   const finished = seconds(metrics.finishedAt)

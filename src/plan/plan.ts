@@ -40,6 +40,8 @@ export interface Plan {
     snapshotClass?: string
     /** Seconds to wait for VolumeSnapshots. */
     snapshotTimeout?: number
+    /** A claim whose data cannot be copied fails the snapshot (`--volumes-required`). */
+    required?: boolean
   }
   dumps: Array<DumpSpec & {load?: string}>
   hooks: {pre: HookSpec[]; post: HookSpec[]}
@@ -143,6 +145,7 @@ class Checker {
           helperAsRoot: (m) => (plan.volumes.helperAsRoot = this.boolean(m, 'volumes.helperAsRoot')),
           snapshotClass: (m) => (plan.volumes.snapshotClass = this.string(m, 'volumes.snapshotClass')),
           snapshotTimeout: (m) => (plan.volumes.snapshotTimeout = this.integer(m, 'volumes.snapshotTimeout', 1)),
+          required: (m) => (plan.volumes.required = this.boolean(m, 'volumes.required')),
         }),
       dumps: (n) => (plan.dumps = this.dumps(n)),
       hooks: (n) =>

@@ -21,7 +21,7 @@ test('no plan, no flags: the defaults', () => {
   const s = snapshotSettings({})
   assert.equal(s.connection, {kubeconfig: undefined, context: undefined, namespace: undefined})
   assert.is(s.output, '.')
-  assert.equal(s.volumes, {strategy: 'tar', claims: {}, helperImage: 'busybox:1.36', snapshotClass: undefined, snapshotTimeoutSeconds: 300, helperAsRoot: false})
+  assert.equal(s.volumes, {strategy: 'tar', claims: {}, helperImage: 'busybox:1.36', snapshotClass: undefined, snapshotTimeoutSeconds: 300, helperAsRoot: false, required: false})
   assert.equal(s.dumps, {dumps: [], preHooks: [], postHooks: []})
   assert.is(s.prune, undefined)
   assert.is(s.pushgateway, undefined)
@@ -52,6 +52,15 @@ test('flags win over the plan; --volumes drops the per-claim choices', () => {
   assert.equal(s.encryption, {recipients: ['age1flag'], recipientsFiles: []})
   assert.is(snapshotSettings({'sign-with': '/k'}, plan).signWith, '/k')
   assert.is(snapshotSettings({}).signWith, undefined)
+})
+
+test('volumes required: from --volumes-required or the plan\'s volumes.required', () => {
+  const strict = parsePlan('version: 1\nnamespace: shop\nvolumes: {required: true}\n', '/etc/kubesnap/shop.yaml')
+  assert.is(snapshotSettings({}).volumes.required, false)
+  assert.is(snapshotSettings({}, plan).volumes.required, false)
+  assert.is(snapshotSettings({}, strict).volumes.required, true)
+  assert.is(snapshotSettings({'volumes-required': true}, plan).volumes.required, true)
+  assert.throws(() => parsePlan('version: 1\nnamespace: shop\nvolumes: {required: sometimes}\n', '/p.yaml'), /volumes\.required/)
 })
 
 test('--prune takes --keep-* over the plan\'s retention, and needs one of them', () => {

@@ -21,6 +21,7 @@ export interface SnapshotFlags {
   volumes?: string
   'helper-image'?: string
   'helper-as-root'?: boolean
+  'volumes-required'?: boolean
   'snapshot-class'?: string
   'snapshot-timeout'?: number
   dump?: string[]
@@ -54,6 +55,8 @@ export interface SnapshotSettings {
     helperAsRoot: boolean
     snapshotClass?: string
     snapshotTimeoutSeconds: number
+    /** A claim whose data cannot be copied fails the run (no archive), instead of leaving the snapshot partial. */
+    required: boolean
   }
   dumps: DumpPlan
   /** Retention to apply after a successful run (--prune), or undefined. */
@@ -102,6 +105,7 @@ export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSet
       helperAsRoot: flags['helper-as-root'] || (plan?.volumes.helperAsRoot ?? false),
       snapshotClass: flags['snapshot-class'] ?? plan?.volumes.snapshotClass,
       snapshotTimeoutSeconds: flags['snapshot-timeout'] ?? plan?.volumes.snapshotTimeout ?? DEFAULT_SNAPSHOT_TIMEOUT_SECONDS,
+      required: flags['volumes-required'] || (plan?.volumes.required ?? false),
     },
     dumps,
     prune: flags.prune ? policy : undefined,

@@ -8,7 +8,7 @@
  */
 import {formatBytes} from '../format.js'
 import {setTimeout as sleep} from 'node:timers/promises'
-import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
+import {isFailure, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import {isStatus, type KubeApi} from '../cluster/api.js'
 import {KubesnapError, messageOf} from '../errors.js'
@@ -28,6 +28,28 @@ export const VOLUME_RESTORE_STRATEGIES = ['tar', 'csi', 'none'] as const
 export function volumeEntriesOf(reader: ArchiveReader, claims: readonly string[]): StreamEntry[] {
   const wanted = new Set(claims)
   return reader.manifest.entries.filter((e): e is StreamEntry => e.type === 'volume' && wanted.has(e.name))
+}
+
+/** A claim the restore re-creates without data, and why the archive holds none. */
+export interface ClaimWithoutData {
+  claim: string
+  /** The snapshot's reason, from the manifest's skipped list. */
+  reason: string
+  /** The snapshot meant to copy it and could not (a partial snapshot), rather than leaving it out on purpose. */
+  failed: boolean
+}
+
+/**
+ * The claims among `claims` whose data this archive does not hold (no volume
+ * entry, and no VolumeSnapshot the csi strategy recorded): the restore
+ * re-creates them empty, and says so with the snapshot's reason.
+ */
+export function claimsWithoutData(manifest: Pick<Manifest, 'entries' | 'skipped'>, claims: readonly string[], snapshots: ReadonlySet<string> = new Set()): ClaimWithoutData[] {
+  const stored = new Set(manifest.entries.filter((e) => e.type === 'volume').map((e) => e.name))
+  return claims.filter((c) => !stored.has(c) && !snapshots.has(c)).map((claim) => {
+    const skipped = manifest.skipped.find((s) => s.resource === 'persistentvolumeclaims' && s.name === claim)
+    return {claim, reason: skipped?.reason ?? 'the snapshot stored no data for it', failed: skipped !== undefined && isFailure(skipped)}
+  })
 }
 
 /** How many bytes a claim can hold, and where that figure comes from (`its capacity in the cluster`, `its archived request`). */

@@ -7,6 +7,7 @@
 import type {StreamEntry} from '../archive/manifest.js'
 import type {KubeApi} from '../cluster/api.js'
 import {EXIT, KubesnapError} from '../errors.js'
+import {ClaimCopyError} from './failure.js'
 import {HelperPods} from './helper.js'
 import {identityOfClaim, type IdentityWorkload} from './identity.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers, type PodLike} from './mounts.js'
@@ -14,6 +15,7 @@ import {NoTarError, streamVolumeOut, UnreadableFilesError, type StreamSink, type
 
 export {DEFAULT_HELPER_IMAGE, HELPER_LABELS, HelperPods} from './helper.js'
 export {snapshotClaimsCsi, type CsiResult} from './csi.js'
+export {ClaimCopyError, decideClaimFailure, type ClaimFailureContext, type ClaimFailureDecision} from './failure.js'
 export type {PodLike} from './mounts.js'
 
 /** How volume data is taken: streamed into the archive, left in the cluster as VolumeSnapshots, or not at all. */
@@ -137,8 +139,8 @@ export async function copyVolume(options: CopyVolumeOptions): Promise<CopyVolume
 function copyFailed(claim: string, err: unknown): KubesnapError {
   if (err instanceof KubesnapError) return err
   if (err instanceof UnreadableFilesError) {
-    return new KubesnapError(`Could not copy the data of claim ${claim}: ${err.message}; nothing of it is stored as complete. Run the copy as those files' owner (set runAsUser on the workload that mounts the claim), or with --helper-as-root where the namespace's policy allows root (Pod Security baseline).`, {cause: err})
+    return new ClaimCopyError(claim, err.message, `Could not copy the data of claim ${claim}: ${err.message}; nothing of it is stored as complete. Run the copy as those files' owner (set runAsUser on the workload that mounts the claim), or with --helper-as-root where the namespace's policy allows root (Pod Security baseline).`, {cause: err})
   }
   const reason = (err as Error).message.replace(/\.$/, '')
-  return new KubesnapError(`Could not copy the data of claim ${claim}: ${reason}; run the snapshot again, or leave volume data out with --volumes none.`, {cause: err})
+  return new ClaimCopyError(claim, reason, `Could not copy the data of claim ${claim}: ${reason}; run the snapshot again, or leave volume data out with --volumes none.`, {cause: err})
 }
