@@ -135,11 +135,13 @@ test('Ctrl-C during the scale-down: the workload is scaled back, the summary pri
   await waitFor('the workloads back at their replicas', async () => (await workloadReadiness(admin, ns)).join() === READY, {timeoutMs: 90_000})
 })
 
-test('503s in the middle of the workloads phase: a create applied before its 503 is read back as created, one refused is failed and not retried; exit 3', async () => {
+test('503s in the middle of the workloads phase: a create applied before its 503 is read back as created, one refused is failed and not retried (a 429 is); exit 3', async () => {
   await wipe(admin, ns, objects)
   // The StatefulSet's create reaches the apiserver and its answer is lost; the Deployment's never does.
   proxy.addRule({method: 'POST', pathPattern: new RegExp(`^/apis/apps/v1/namespaces/${ns}/statefulsets$`), status: 503, forward: true, times: 1})
   proxy.addRule({method: 'POST', pathPattern: new RegExp(`^/apis/apps/v1/namespaces/${ns}/deployments$`), status: 503, times: 1})
+  // A throttled create was never handled: it is sent again.
+  proxy.addRule({method: 'POST', pathPattern: new RegExp(`^/api/v1/namespaces/${ns}/configmaps$`), status: 429, times: 1, retryAfterSeconds: 1})
   const result = await startRestore()
   assert.is(result.exitCode, 3, result.stderr)
   const summary = JSON.parse(result.stdout)
@@ -154,6 +156,10 @@ test('503s in the middle of the workloads phase: a create applied before its 503
   assert.equal(skipped, objects.filter((o) => isHarness(o.entry)).map((o) => `${o.entry.resource}${o.entry.group ? `.${o.entry.group}` : ''}/${o.entry.name}`).sort(), 'only what the wipe left is reported as existing')
   const posts = (resource: string) => proxy.log.filter((e) => e.method === 'POST' && e.path.endsWith(`/${resource}`)).length
   assert.equal([posts('statefulsets'), posts('deployments')], [1, 1], 'a write the server may have applied is never sent twice')
+  const configMaps = objects.filter((o) => o.entry.resource === 'configmaps' && !isHarness(o.entry)).length
+  assert.is(posts('configmaps'), configMaps + 1, 'the throttled create was sent again')
+  assert.is(outcomeOf(summary, 'ConfigMap', 'jenkins-casc').action, 'create')
+  assert.ok(summary.outcomes.filter((o: any) => o.kind === 'ConfigMap').every((o: any) => o.action === 'create'), 'every ConfigMap created, the throttled one too')
   assert.equal(summary.volumes.map((v: any) => v.action), ['restored', 'restored'])
   assert.equal(summary.rollouts.map((r: any) => [r.kind, r.name, r.ready]), [['StatefulSet', 'jenkins', true]])
   await assertNoneLeftAtZero(summary)

@@ -398,7 +398,8 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     const interrupted = stopped instanceof Interrupted || interrupt?.received !== undefined
     const wrote = dryRun
       ? summary.outcomes.some((o) => o.action === 'create' || o.action === 'update') || summary.volumes.length > 0
-      : api.writes > 0 || summary.volumes.some((v) => v.action === 'restored' || v.copyStarted)
+      // Writes through the API, and what exec wrote into pods: volume data, dumps loaded (or failed part-way).
+      : api.writes > 0 || summary.volumes.some((v) => v.action === 'restored' || v.copyStarted) || summary.dumps.some((d) => d.action === 'loaded' || d.action === 'failed')
     const result = restoreResult({wrote, failures: countFailures(summary), stopped: stopped !== undefined, interrupted})
     summary.status = result.status
     if (interrupted) summary.error = `The restore was interrupted by ${interrupt?.received ?? (stopped as Interrupted).signal} and stopped there: the objects, volumes and workloads above are as listed, helper pods are deleted, and every workload it had scaled down is scaled back (or named with the command to do it); restore again to finish.`
