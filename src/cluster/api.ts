@@ -2,7 +2,8 @@
  * A small JSON client for the Kubernetes REST API on top of the kubeconfig's
  * credentials. kubesnap needs objects exactly as the server returned them
  * (client-node's typed models drop unknown fields), a request count for the
- * benchmark, deadlines, and retries on 429/5xx; this gives all four.
+ * benchmark, deadlines, and retries that never repeat a write the server may
+ * have applied (retry.ts); this gives all four.
  */
 import https from 'node:https'
 import http from 'node:http'
@@ -11,6 +12,7 @@ import pRetry, {AbortError} from 'p-retry'
 import type {V1Status} from '@kubernetes/client-node'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import type {LoadedConfig} from './kubeconfig.js'
+import {mayHaveApplied, NETWORK_CODES, shouldRetry, type AttemptFailure} from './retry.js'
 
 /** A non-2xx answer from the API server, with its `Status` body when it sent one. */
 export class ApiError extends Error {
@@ -38,7 +40,7 @@ export interface RequestOptions {
   contentType?: string
   /** Whole-request deadline; default 60 s. */
   timeoutMs?: number
-  /** Attempts after the first on 429, 5xx and dropped connections; default 4. */
+  /** Attempts after the first, when shouldRetry allows one; default 4. */
   retries?: number
 }
 
@@ -48,13 +50,27 @@ export interface ApiClientOptions {
   userAgent?: string
 }
 
-const RETRIABLE_STATUS = new Set([429, 500, 502, 503, 504])
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'])
+/** How a failed request went, for its caller to settle a write whose answer was lost. */
+export interface RequestFailure {
+  /** Attempts sent, the last included. */
+  attempts: number
+  /** Whether the last attempt may have been applied (see mayHaveApplied). */
+  mayHaveApplied: boolean
+}
+
+const failures = new WeakMap<object, RequestFailure>()
+
+/** How the request that threw `err` went; undefined for errors that did not come from a request. */
+export function requestFailure(err: unknown): RequestFailure | undefined {
+  return typeof err === 'object' && err !== null ? failures.get(err) : undefined
+}
 
 /** A JSON client bound to one kubeconfig context. */
 export class KubeApi {
   /** Requests sent, retries included: the benchmark reports it. */
   requests = 0
+  /** Writes (not dry runs) that were, or may have been, applied: restore's exit code tells "nothing was written" by it. */
+  writes = 0
   private agent?: http.Agent
   private readonly base: URL
 
@@ -109,24 +125,33 @@ export class KubeApi {
   /** Sends one request with the retries and explanations of request(); resolves with the body of a 2xx answer. */
   private async exchange(method: string, path: string, options: RequestOptions, into: ByteBuffer): Promise<Buffer> {
     const retries = options.retries ?? this.options.retries ?? 4
-    return pRetry(
-      async () => {
-        try {
-          return await this.once(method, path, options, into)
-        } catch (err) {
-          if (err instanceof ApiError && RETRIABLE_STATUS.has(err.statusCode)) {
-            if (err.retryAfterSeconds) await sleep(Math.min(err.retryAfterSeconds, 10) * 1000)
+    const write = method !== 'GET' && method !== 'HEAD' && !options.query?.dryRun
+    let attempts = 0
+    let last: AttemptFailure | undefined
+    try {
+      const body = await pRetry(
+        async () => {
+          attempts++
+          try {
+            return await this.once(method, path, options, into)
+          } catch (err) {
+            last = attemptFailure(err)
+            if (!last || !shouldRetry(method, last)) throw new AbortError(err as Error)
+            if (err instanceof ApiError && err.retryAfterSeconds) await sleep(Math.min(err.retryAfterSeconds, 10) * 1000)
             throw err
           }
-          // A dropped connection may have applied a write: only reads are retried.
-          if (method === 'GET' && isNetworkError(err) && (err as NodeJS.ErrnoException).code !== 'ECONNREFUSED') throw err
-          throw new AbortError(err as Error)
-        }
-      },
-      {retries, minTimeout: 200, maxTimeout: 3000, factor: 2, randomize: true},
-    ).catch((err: unknown) => {
-      throw this.explain(err)
-    })
+        },
+        {retries, minTimeout: 200, maxTimeout: 3000, factor: 2, randomize: true},
+      )
+      if (write) this.writes++
+      return body
+    } catch (err) {
+      const explained = this.explain(err)
+      const maybe = last !== undefined && mayHaveApplied(method, last)
+      if (write && maybe) this.writes++
+      if (typeof explained === 'object' && explained !== null) failures.set(explained, {attempts, mayHaveApplied: maybe})
+      throw explained
+    }
   }
 
   /** Turns transport failures into the sentences a user can act on. */
@@ -220,9 +245,15 @@ export class KubeApi {
         const err = Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'ETIMEDOUT'})
         req.destroy(err)
       }, timeoutMs)
+      // Whether any byte may have left: once the connection (and TLS session) is up, the request goes out.
+      let sent = false
+      req.on('socket', (socket) => {
+        if (!socket.connecting) sent = true
+        else socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => (sent = true))
+      })
       req.on('error', (err) => {
         clearTimeout(timer)
-        reject(err)
+        reject(Object.assign(err, {requestSent: sent}))
       })
       req.end(body)
     })
@@ -257,6 +288,14 @@ export class ByteBuffer {
   bytes(): Buffer {
     return this.#buffer.subarray(0, this.#length)
   }
+}
+
+/** How one attempt failed, for shouldRetry; undefined for what is neither an answer nor a connection error. */
+function attemptFailure(err: unknown): AttemptFailure | undefined {
+  if (err instanceof ApiError) return {status: err.statusCode}
+  const code = (err as NodeJS.ErrnoException)?.code
+  if (!code) return undefined
+  return {network: code, sent: (err as {requestSent?: boolean}).requestSent !== false}
 }
 
 /** True for errors of the connection rather than of the request. */

@@ -9,16 +9,18 @@ import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
 import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {createNamespace, discoverResourceTypes, matchType, qualifiedName, type KubeApi, type ResourceType} from '../cluster/index.js'
-import {EXIT, KubesnapError} from '../errors.js'
+import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {formatBytes} from '../format.js'
+import type {ListrTask} from 'listr2'
 import {quietFlag, taskList} from '../progress.js'
-import {interruptOnSignals} from '../signals.js'
+import {interruptOnSignals, type Interrupt} from '../signals.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
 import {orderForRestore, restoreRank} from '../resources/priorities.js'
 import {checkObjectIdentities} from '../restore/identity.js'
 import {checkPreconditions, type Preconditions} from '../restore/preconditions.js'
 import {restoreTarget} from '../restore/target.js'
+import {restoreResult, type RestoreStatus} from '../restore/result.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
 import {
   listWorkloads, parseDuration, planRestarts, restoredChanges, rolloutRestart, waitForRollouts, workloadKey,
@@ -35,7 +37,7 @@ import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
 import {VOLUME_MODES, type VolumeMode} from '../volumes/tar-in.js'
 import {archivedCommandsNotice, describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
 
-/** A signal stopped the restore in order (the volume phase put back what it scaled down). */
+/** A signal stopped the restore in order, between phases or in the volume copy (which put back what it scaled down). */
 class Interrupted extends Error {
   constructor(readonly signal: NodeJS.Signals) {
     super(`interrupted by ${signal}`)
@@ -48,8 +50,13 @@ const FIRST_WORKLOAD_RANK = restoreRank('apps', 'statefulsets')
 
 /** What `restore --json` prints. */
 export interface RestoreSummary {
-  /** `interrupted`: a signal stopped the volume copy (exit 3, as partial). */
-  status: 'complete' | 'partial' | 'interrupted'
+  /**
+   * `failed`: nothing was written (exit 1); `partial`: something was, and something failed (exit 3);
+   * `interrupted`: a signal stopped it (exit 3, or 1 before any write). See restoreResult.
+   */
+  status: RestoreStatus
+  /** What stopped the run before its end (a phase that could not go on, or a signal); the outcomes say how far it got. */
+  error?: string
   dryRun: boolean
   archive: string
   sourceNamespace: string
@@ -80,7 +87,8 @@ Objects are cleaned (server-set fields, allocated IPs and node ports, volume bin
 Then volume data, before the workloads that use it are created: each claim's tar stream (checked first: a member that would land outside the mount refuses the whole restore) goes into a helper pod that mounts the claim, while a StatefulSet or Deployment already writing it is scaled to 0 and back; with --live into the running pod instead.
 Finally, existing workloads that read a restored Secret or ConfigMap (or a claim written live) are restarted as \`kubectl rollout restart\` does, and the restore waits for them and for the workloads it created to be ready.
 A signed archive's signature is checked after its bytes; with --trust (or a --config plan's trust list) the archive must be signed by a trusted key.
-Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, unsigned with --trust or untrusted archive, unmet preconditions), 2 usage, 3 partial (some objects or volumes failed, or workloads were not ready within --timeout; the summary lists them).`
+Once writing begins, every object, volume and workload gets an outcome, and the summary (or --json) is printed however the run ends: done, failed half-way, timed out or stopped by Ctrl-C/SIGTERM. A workload scaled down for a copy is scaled back on every path, or named with the kubectl scale command that does it.
+Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsigned with --trust or untrusted archive, unmet preconditions, or every write failed), 2 usage, 3 partial (something was written and something failed, timed out or was interrupted; the summary lists it).`
 
   static override examples = [
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap',
@@ -163,7 +171,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     const beforeData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) < FIRST_WORKLOAD_RANK)
     const afterData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) >= FIRST_WORKLOAD_RANK)
 
-    const tasks = taskList([
+    const tasks = taskList(stopOnSignal([
       {
         title: `Verify ${path}`,
         task: async (_ctx, task) => {
@@ -238,6 +246,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
           const notice = flags.dumps && !flags['only-secrets'] && !dryRun ? archivedCommandsNotice(manifest.entries) : undefined
           if (notice) this.note(notice)
           if (state.preconditions.namespaceExists) state.workloadsBefore = await listWorkloads(api, state.namespace)
+          // From here on the restore writes: a signal stops it in order, and it reports how far it got.
+          interrupt = interruptOnSignals()
           task.title = `Preconditions hold for ${state.entries.length} objects${state.volumeEntries.length ? ` and ${state.volumeEntries.length} volumes` : ''} into ${state.namespace}`
         },
       },
@@ -267,11 +277,11 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
           }
           const helpers = new HelperPods(api, state.namespace, {image: flags['helper-image'], asRoot: flags['helper-as-root']})
           // A signal during the copy stops it in order: helpers deleted, scaled workloads put back, the state reported.
-          const interrupt = interruptOnSignals()
+          const signal = interrupt!.signal
           try {
             state.preconditions!.warnings.push(...await helpers.removeStale())
             state.volumes = await restoreVolumes({
-              api, namespace: state.namespace, reader: state.reader!, plans: state.volumePlans, helpers, signal: interrupt.signal,
+              api, namespace: state.namespace, reader: state.reader!, plans: state.volumePlans, helpers, signal,
               mode: flags['volume-mode'] as VolumeMode, timeoutMs, onStatus: (line) => (task.output = line),
               approved: state.volumesApproved,
               workloads: state.workloadsBefore.map((w) => ({...w.object, kind: w.kind})),
@@ -279,9 +289,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
             })
           } finally {
             await helpers.removeAll()
-            interrupt.stop()
           }
-          if (interrupt.received) throw new Interrupted(interrupt.received)
           const restored = state.volumes.filter((v) => v.action === 'restored').length
           task.title = `Restored the data of ${restored}/${state.volumes.length} claim(s)`
         },
@@ -307,7 +315,10 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
         task: async (_ctx, task) => {
           const {changes, scaled} = restoredChanges(state.outcomes, state.volumes)
           state.restarted = planRestarts(state.workloadsBefore, changes, scaled)
-          if (!dryRun) for (const plan of state.restarted) await rolloutRestart(api, state.namespace, plan)
+          for (const plan of dryRun ? [] : state.restarted) {
+            // One workload's failed restart is recorded; the others are still restarted.
+            await rolloutRestart(api, state.namespace, plan).catch((err: unknown) => (plan.error = `not restarted: ${messageOf(err)}`))
+          }
           task.title = state.restarted.length === 0 ? 'No running workload needs a restart'
             : `${dryRun ? 'Would restart' : 'Restarted'} ${state.restarted.map((r) => workloadKey(r)).join(', ')}`
         },
@@ -347,7 +358,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
               // An unreadable workload is reported by loadDumps.
             }
           }
-          if (refs.size > 0 && flags.wait) await waitForRollouts(api, state.namespace, [...refs.values()], {timeoutMs, onStatus: (line) => (task.output = line)})
+          if (refs.size > 0 && flags.wait) await waitForRollouts(api, state.namespace, [...refs.values()], {timeoutMs, onStatus: (line) => (task.output = line), signal: interrupt?.signal})
           dumps = await loadDumps({api, namespace: state.namespace, reader: state.reader!, entries, onStatus: (line) => (task.output = line)})
           task.title = `Loaded ${dumps.filter((d) => d.action === 'loaded').length}/${dumps.length} application dump(s)`
         },
@@ -364,25 +375,38 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
             const kind = o.resource === 'statefulsets.apps' ? 'StatefulSet' : o.resource === 'deployments.apps' ? 'Deployment' : undefined
             if (kind && o.action === 'create') refs.set(`${kind}/${o.name}`, {kind, name: o.name})
           }
-          state.rollouts = await waitForRollouts(api, state.namespace, [...refs.values()], {timeoutMs, onStatus: (line) => (task.output = line)})
+          state.rollouts = await waitForRollouts(api, state.namespace, [...refs.values()], {timeoutMs, onStatus: (line) => (task.output = line), signal: interrupt?.signal})
           const late = state.rollouts.filter((r) => !r.ready)
           task.title = late.length === 0 ? `${state.rollouts.length} workload(s) ready` : `${late.length} of ${state.rollouts.length} workload(s) not ready within ${flags.timeout}`
         },
       },
-    ], {json: this.jsonEnabled(), quiet: this.flags.quiet})
+    ], () => interrupt), {json: this.jsonEnabled(), quiet: this.flags.quiet})
 
-    let interrupted: Interrupted | undefined
+    /** Set when the preconditions hold, before the first write. */
+    let interrupt: Interrupt | undefined
+    let stopped: unknown
     try {
       await tasks.run()
     } catch (err) {
-      if (!(err instanceof Interrupted)) throw err
-      interrupted = err
+      // Before the first write the error is the whole report (exit 1); after it, the outcomes so far are.
+      if (!interrupt) throw err
+      stopped = err
+    } finally {
+      interrupt?.stop()
     }
     const summary = {...this.summarize(path, {...state, dumps}, dryRun), ...(signature?.signed ? {signature} : {})}
-    if (interrupted) summary.status = 'interrupted'
+    const interrupted = stopped instanceof Interrupted || interrupt?.received !== undefined
+    const wrote = dryRun
+      ? summary.outcomes.some((o) => o.action === 'create' || o.action === 'update') || summary.volumes.length > 0
+      // Writes through the API, and what exec wrote into pods: volume data, dumps loaded (or failed part-way).
+      : api.writes > 0 || summary.volumes.some((v) => v.action === 'restored' || v.copyStarted) || summary.dumps.some((d) => d.action === 'loaded' || d.action === 'failed')
+    const result = restoreResult({wrote, failures: countFailures(summary), stopped: stopped !== undefined, interrupted})
+    summary.status = result.status
+    if (interrupted) summary.error = `The restore was interrupted by ${interrupt?.received ?? (stopped as Interrupted).signal} and stopped there: the objects, volumes and workloads above are as listed, helper pods are deleted, and every workload it had scaled down is scaled back (or named with the command to do it); restore again to finish.`
+    else if (stopped !== undefined) summary.error = `The restore stopped: ${messageOf(stopped).replace(/\.$/, '')}; the objects, volumes and workloads above are as listed: fix the cause, then restore again (existing objects are skipped).`
     this.report(summary)
-    if (interrupted) this.note(`The restore was ${interrupted.message} during the volume copy and stopped there: the objects and volumes above are as listed, helper pods are deleted, and every workload it had scaled down is scaled back; restore again to finish.`)
-    if (summary.status !== 'complete') process.exitCode = EXIT.partial
+    if (summary.error && !this.jsonEnabled()) this.logToStderr(`Error: ${summary.error}`)
+    process.exitCode = result.exit
     return summary
   }
 
@@ -441,10 +465,9 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
   }, dryRun: boolean): RestoreSummary {
     const count = (action: ObjectOutcome['action']) => state.outcomes.filter((o) => o.action === action).length
     const objects = {create: count('create'), update: count('update'), skip: count('skip'), conflict: count('conflict'), failed: count('failed')}
-    const failures = objects.failed + objects.conflict + state.volumes.filter((v) => v.action === 'failed').length + state.rollouts.filter((r) => !r.ready).length
-      + state.dumps.filter((d) => d.action === 'failed').length
     return {
-      status: failures > 0 ? 'partial' : 'complete',
+      // Settled by run() with restoreResult, which knows what was written and how the run ended.
+      status: 'complete',
       dryRun,
       archive: path,
       sourceNamespace: state.reader!.manifest.namespace,
@@ -486,7 +509,9 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     }
     for (const r of summary.restarted) {
       if (summary.dryRun) this.log(`restart  ${workloadKey(r)}: reads the restored ${r.reasons.join(', ')}`)
+      else if (r.error) this.log(`failed   restart ${workloadKey(r)}: ${r.error}`)
     }
+    for (const w of scaledWorkloads(summary.volumes).filter((w) => w.scaledBack === false)) this.log(`left at 0 ${workloadKey(w)}: run ${w.command}`)
     for (const r of summary.rollouts.filter((r) => !r.ready)) this.log(`not ready ${workloadKey(r)}: ${r.waiting}`)
     const o = summary.objects
     const volumes = summary.volumes.length === 0 ? '' : summary.dryRun ? `; ${summary.volumes.length} volume(s)`
@@ -498,6 +523,42 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     if (this.flags.quiet && summary.status === 'complete' && !summary.dryRun) return
     this.log(`${summary.dryRun ? 'Dry run: would restore' : 'Restored'} into ${summary.namespace}: ${o.create} created, ${o.update} updated, ${o.skip} skipped (exist), ${o.conflict} conflicts, ${o.failed} failed${volumes}${withoutData}${restarts}${dumps}.`)
   }
+}
+
+/** The workloads scaled down around volume copies, once each. */
+function scaledWorkloads(volumes: VolumeOutcome[]): NonNullable<VolumeOutcome['scaled']>[] {
+  return [...new Map(volumes.flatMap((v) => (v.scaled ? [[workloadKey(v.scaled), v.scaled] as const] : []))).values()]
+}
+
+/** Every failed outcome of a restore: objects, volumes, workloads left scaled down, restarts, rollouts not ready, dumps. */
+function countFailures(summary: RestoreSummary): number {
+  return summary.objects.failed + summary.objects.conflict
+    + summary.volumes.filter((v) => v.action === 'failed').length
+    + scaledWorkloads(summary.volumes).filter((w) => w.scaledBack === false).length
+    + summary.restarted.filter((r) => r.error).length
+    + summary.rollouts.filter((r) => !r.ready).length
+    + summary.dumps.filter((d) => d.action === 'failed').length
+}
+
+/**
+ * The tasks, each of which does not start once a signal came: the pipeline
+ * stops between phases and the run reports (the phase that was running ends in
+ * order; the volume copy and the waits watch the signal themselves).
+ */
+function stopOnSignal<C>(tasks: ListrTask<C>[], interrupt: () => Interrupt | undefined): ListrTask<C>[] {
+  const check = () => {
+    const received = interrupt()?.received
+    if (received) throw new Interrupted(received)
+  }
+  return tasks.map((t) => ({
+    ...t,
+    task: async (ctx, task) => {
+      check()
+      const result = await t.task(ctx, task)
+      check()
+      return result
+    },
+  }))
 }
 
 /** A dry-run line for one volume: how many bytes go where. */

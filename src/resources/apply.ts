@@ -5,7 +5,7 @@
  * is stored.
  */
 import type {KubernetesObject} from '@kubernetes/client-node'
-import {ApiError, type KubeApi} from '../cluster/api.js'
+import {ApiError, requestFailure, type KubeApi} from '../cluster/api.js'
 import {collectionPath} from '../cluster/discovery.js'
 import {messageOf} from '../errors.js'
 import {holdsSecretValues} from './secrets.js'
@@ -23,6 +23,8 @@ export interface ApplyOutcome {
   /** Changed fields (paths) for updates; Secret values are never shown. */
   diff?: string[]
   error?: string
+  /** Something the operator should know though it worked (e.g. an answer lost and the object read back). */
+  warning?: string
 }
 
 export const FIELD_MANAGER = 'kubesnap'
@@ -40,7 +42,19 @@ export async function applyObject(api: KubeApi, type: ObjectType, obj: Kubernete
       const live = await getOrUndefined(api, itemPath)
       if (live) return await settleExisting(api, itemPath, obj, live, options.existing, dryRun)
     }
-    await api.post(collection, obj, {query: {dryRun, fieldManager: FIELD_MANAGER}})
+    const sent = Date.now()
+    try {
+      await api.post(collection, obj, {query: {dryRun, fieldManager: FIELD_MANAGER}})
+    } catch (err) {
+      // The answer was lost (a 5xx, a cut connection) or a retried create met an object: was it ours?
+      const failure = requestFailure(err)
+      const exists = err instanceof ApiError && err.statusCode === 409 && err.reason === 'AlreadyExists'
+      if (!dryRun && (failure?.mayHaveApplied || (exists && (failure?.attempts ?? 1) > 1))) {
+        const settled = await readBack(api, itemPath, obj, sent, err)
+        if (settled) return settled
+      }
+      throw err
+    }
     return {action: 'create'}
   } catch (err) {
     if (err instanceof ApiError && err.statusCode === 409 && err.reason === 'AlreadyExists') {
@@ -53,6 +67,28 @@ export async function applyObject(api: KubeApi, type: ObjectType, obj: Kubernete
     }
     return {action: 'failed', error: messageOf(err)}
   }
+}
+
+/**
+ * Settles a create whose answer was lost by reading the object back: created
+ * when it holds what was sent, with kubesnap's field manager, made since the
+ * request (5 min of clock skew allowed); failed when it is not there; undefined
+ * when it is someone else's (the caller treats it as existing).
+ */
+async function readBack(api: KubeApi, itemPath: string, sent: KubernetesObject, sentAt: number, err: unknown): Promise<ApplyOutcome | undefined> {
+  let live: KubernetesObject | undefined
+  try {
+    live = await getOrUndefined(api, itemPath)
+  } catch (inner) {
+    return {action: 'failed', error: `${messageOf(err)}; it may have been created, and reading it back failed too (${messageOf(inner)}): check it with kubectl get`}
+  }
+  if (!live) return {action: 'failed', error: `${messageOf(err)}; read back: it was not created`}
+  const created = Date.parse(String(live.metadata?.creationTimestamp ?? ''))
+  const ours = diffFields(sent, live).length === 0
+    && (live.metadata?.managedFields ?? []).some((f) => f.manager === FIELD_MANAGER)
+    && created >= sentAt - 5 * 60_000
+  if (!ours) return (err instanceof ApiError && err.statusCode === 409) ? undefined : {action: 'failed', error: `${messageOf(err)}; read back: it exists with other content, so it is not known to be this restore's: check it with kubectl get`}
+  return {action: 'create', warning: `the server's answer to its create was lost (${messageOf(err)}); read back, it holds what was sent: created`}
 }
 
 async function settleExisting(api: KubeApi, itemPath: string, desired: KubernetesObject, live: KubernetesObject | undefined, policy: ExistingPolicy, dryRun: string | undefined): Promise<ApplyOutcome> {

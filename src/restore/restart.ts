@@ -147,6 +147,8 @@ export function restoredChanges(
 /** A live workload and why it must restart. */
 export interface RestartPlan extends WorkloadRef {
   reasons: string[]
+  /** Why the restart could not be done (the run goes on; the workload runs on what it read before). */
+  error?: string
 }
 
 /**
@@ -223,7 +225,7 @@ export interface RolloutResult extends WorkloadRef {
 }
 
 /** Waits until every workload's rollout is complete or the deadline passes; never throws for a workload that is slow or gone. */
-export async function waitForRollouts(api: KubeApi, namespace: string, refs: WorkloadRef[], options: {timeoutMs: number; onStatus?: (line: string) => void}): Promise<RolloutResult[]> {
+export async function waitForRollouts(api: KubeApi, namespace: string, refs: WorkloadRef[], options: {timeoutMs: number; onStatus?: (line: string) => void; signal?: AbortSignal}): Promise<RolloutResult[]> {
   const deadline = Date.now() + options.timeoutMs
   const results = new Map<string, RolloutResult>(refs.map((ref) => [workloadKey(ref), {...ref, ready: false}]))
   for (;;) {
@@ -239,7 +241,8 @@ export async function waitForRollouts(api: KubeApi, namespace: string, refs: Wor
       }
     }
     const left = [...results.values()].filter((r) => !r.ready)
-    if (left.length === 0 || Date.now() > deadline) return [...results.values()]
+    // A signal ends the wait too: the run reports at once what was not ready yet.
+    if (left.length === 0 || Date.now() > deadline || options.signal?.aborted) return [...results.values()]
     options.onStatus?.(`waiting for ${left.map((r) => `${workloadKey(r)} (${r.waiting})`).join(', ')}`)
     await sleep(1000)
   }

@@ -20,6 +20,7 @@ import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js
 import {identityOfClaim, type IdentityWorkload} from '../volumes/identity.js'
 import {fixUpMembers, ownersNotKept, type FileOwner, type MemberMode, type SymlinkOwner, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
 import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type WorkloadRef} from './restart.js'
+import {scaleCommand} from './result.js'
 
 /** How a volume's data is put back: streamed from the archive, from VolumeSnapshots (csi), or not at all. */
 export const VOLUME_RESTORE_STRATEGIES = ['tar', 'csi', 'none'] as const
@@ -143,9 +144,14 @@ export async function archivedWorkloads(reader: ArchiveReader, entries: ObjectEn
   return workloads
 }
 
-/** A workload scaled to 0 around the copy. */
+/** A workload scaled to 0 around the copy, and how putting it back went. */
 export interface ScaledWorkload extends WorkloadRef {
   replicas: number
+  /** Whether it is back at `replicas` (unset in a dry run). */
+  scaledBack?: boolean
+  /** When it is left at 0: why, and the command that puts it back. */
+  error?: string
+  command?: string
 }
 
 /** What restore does with one volume. */
@@ -193,6 +199,8 @@ export interface VolumeOutcome {
   snapshot?: string
   /** Who the helper ran as, in words. */
   runsAs?: string
+  /** The copy into the claim began (its data was changed, even if it then failed). */
+  copyStarted?: boolean
   /** What the restore could not do as archived (owners it could not keep, a helper that could not run as the application does). */
   warnings?: string[]
 }
@@ -217,9 +225,11 @@ export interface RestoreVolumesOptions {
 
 /**
  * Restores the planned volumes, writer by writer: each writer is scaled to 0
- * once, its claims are reloaded, and it is scaled back. A failed volume is
- * reported and the others go on; its writer stays at 0 replicas (starting it
- * on half-written data would be worse), which the outcome says.
+ * once, its claims are reloaded, and it is scaled back on every path (done,
+ * failed, timed out, interrupted): a workload left at 0 is an outage nobody
+ * asked for. Its volume outcomes say what data it starts on; when the scale
+ * back fails, its `scaled` record names the `kubectl scale` command to run.
+ * A failed volume is reported and the others go on.
  */
 export async function restoreVolumes(options: RestoreVolumesOptions): Promise<VolumeOutcome[]> {
   const outcomes: VolumeOutcome[] = []
@@ -229,50 +239,55 @@ export async function restoreVolumes(options: RestoreVolumesOptions): Promise<Vo
     groups.set(key, [...(groups.get(key) ?? []), plan])
   }
   const interrupted = () => options.signal?.aborted === true
+  const notStarted = (plan: VolumePlan, error: string): VolumeOutcome => ({claim: plan.claim, bytes: plan.bytes, action: 'failed', target: 'helper', error})
   for (const plans of groups.values()) {
     if (interrupted()) {
-      for (const plan of plans) outcomes.push({claim: plan.claim, bytes: plan.bytes, action: 'failed', target: 'helper', error: `not restored: ${interruption(options.signal)} before this claim`})
+      for (const plan of plans) outcomes.push(notStarted(plan, `not restored: ${interruption(options.signal)} before this claim`))
       continue
     }
     const owner = plans[0].owner
     let scaled: ScaledWorkload | undefined
-    if (owner) {
-      try {
-        options.onStatus?.(`scaling ${workloadKey(owner)} to 0`)
-        scaled = await scaleDown(options.api, options.namespace, owner, plans.map((p) => p.claim), options.timeoutMs)
-      } catch (err) {
-        for (const plan of plans) outcomes.push({claim: plan.claim, bytes: plan.bytes, action: 'failed', target: 'helper', error: messageOf(err)})
-        continue
+    const mine: VolumeOutcome[] = []
+    try {
+      if (owner) {
+        try {
+          options.onStatus?.(`scaling ${workloadKey(owner)} to 0`)
+          scaled = await scaleDown(options.api, options.namespace, owner, plans.map((p) => p.claim), options.timeoutMs, options.signal, (s) => (scaled = s))
+        } catch (err) {
+          for (const plan of plans) mine.push(notStarted(plan, interrupted() ? `not restored: ${interruption(options.signal)} while ${workloadKey(owner)} was scaled down` : messageOf(err)))
+          continue
+        }
       }
-    }
-    let failed = false
-    for (const plan of plans) {
-      const outcome = interrupted()
-        ? {claim: plan.claim, bytes: plan.bytes, action: 'failed' as const, target: 'helper', error: `not restored: ${interruption(options.signal)} before this claim`}
-        : await restoreOneVolume(options, plan)
-      if (scaled) outcome.scaled = scaled
-      failed ||= outcome.action === 'failed'
-      outcomes.push(outcome)
-    }
-    if (scaled && interrupted()) {
-      // Interrupted: what kubesnap scaled down is put back, and the outcomes say what data it starts on.
-      const mine = outcomes.filter((o) => o.scaled === scaled)
-      try {
-        await setReplicas(options.api, options.namespace, scaled, scaled.replicas)
-        for (const o of mine.filter((o) => o.action === 'failed')) o.error += `; ${workloadKey(scaled)} was scaled back to ${scaled.replicas} on the claim's data as it is now`
-      } catch (err) {
-        for (const o of mine) o.error = `${o.error ?? 'restored'}; ${workloadKey(scaled)} is left at 0 replicas (${messageOf(err)}): scale it back with \`kubectl scale -n ${options.namespace} ${scaled.kind.toLowerCase()}/${scaled.name} --replicas=${scaled.replicas}\``
+      for (const plan of plans) {
+        mine.push(interrupted()
+          ? notStarted(plan, `not restored: ${interruption(options.signal)} before this claim`)
+          : await restoreOneVolume(options, plan))
       }
-    } else if (scaled && !failed) {
-      options.onStatus?.(`scaling ${workloadKey(scaled)} back to ${scaled.replicas}`)
-      await setReplicas(options.api, options.namespace, scaled, scaled.replicas)
-    } else if (scaled) {
-      for (const o of outcomes.filter((o) => o.scaled === scaled && o.action === 'failed')) {
-        o.error += `; ${workloadKey(scaled)} was left at 0 replicas (it had ${scaled.replicas}): restore again, or scale it back with kubectl scale`
+    } finally {
+      if (scaled) {
+        for (const o of mine) o.scaled = scaled
+        await scaleBack(options, scaled, mine)
       }
+      outcomes.push(...mine)
     }
   }
   return outcomes
+}
+
+/** Puts a workload scaled down for its claims back to its replicas, and records how that went on it and on its claims' outcomes. */
+async function scaleBack(options: RestoreVolumesOptions, scaled: ScaledWorkload, outcomes: VolumeOutcome[]): Promise<void> {
+  const failed = outcomes.filter((o) => o.action === 'failed')
+  try {
+    options.onStatus?.(`scaling ${workloadKey(scaled)} back to ${scaled.replicas}`)
+    await setReplicas(options.api, options.namespace, scaled, scaled.replicas)
+    scaled.scaledBack = true
+    for (const o of failed) o.error += `; ${workloadKey(scaled)} was scaled back to ${scaled.replicas} on the claim's data as it is now`
+  } catch (err) {
+    scaled.scaledBack = false
+    scaled.command = scaleCommand(options.namespace, scaled, scaled.replicas)
+    scaled.error = `${workloadKey(scaled)} is left at 0 replicas (it had ${scaled.replicas}): scaling it back failed (${messageOf(err).replace(/\.$/, '')}); run \`${scaled.command}\``
+    for (const o of outcomes) o.error = `${o.error ?? 'restored'}; ${scaled.error}`
+  }
 }
 
 /** `uid:gid mode 2770`, for messages. */
@@ -312,6 +327,7 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
       warnings.push(...pod.warnings)
       target = {type: 'live', pod: pod.name, container: pod.container, mountPath: pod.mountPath}
     }
+    outcome.copyStarted = true
     const result = await streamVolumeIn({
       api, namespace, claim,
       target,
@@ -344,7 +360,7 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
   } catch (err) {
     outcome.error = options.signal?.aborted
       ? `${interruption(options.signal)} while its data was copied: the claim holds part of it`
-      : `could not restore the data of claim ${claim}: ${messageOf(err).replace(/\.$/, '')}`
+      : `could not restore the data of claim ${claim}: ${messageOf(err).replace(/\.$/, '')}${outcome.copyStarted ? '; the copy had begun, so the claim may hold part of its data: restore again' : ''}`
   } finally {
     if (helper) await options.helpers.remove(helper).catch((err: unknown) => (outcome.error = `${outcome.error ? `${outcome.error}; ` : ''}${messageOf(err)}`))
     outcome.seconds = Math.round((Date.now() - started) / 100) / 10
@@ -367,18 +383,25 @@ async function waitBound(api: KubeApi, namespace: string, claim: string, timeout
   }
 }
 
-/** Scales a writer to 0 and waits until no pod mounts any of `claims`; returns the replicas to scale back to. */
-async function scaleDown(api: KubeApi, namespace: string, owner: WorkloadRef & {replicas: number}, claims: string[], timeoutMs: number): Promise<ScaledWorkload> {
+/**
+ * Scales a writer to 0 and waits until no pod mounts any of `claims`; returns
+ * the replicas to scale back to. `onScaled` hears of the scale-down before the
+ * PATCH is sent (scaling back is harmless if it never applied), so a timeout,
+ * an error or a signal in the wait still scales it back.
+ */
+async function scaleDown(api: KubeApi, namespace: string, owner: WorkloadRef & {replicas: number}, claims: string[], timeoutMs: number, signal: AbortSignal | undefined, onScaled: (scaled: ScaledWorkload) => void): Promise<ScaledWorkload> {
   const scale = await api.get<{spec?: {replicas?: number}}>(`${workloadPath(namespace, owner)}/scale`)
-  const replicas = scale.spec?.replicas ?? owner.replicas
+  const scaled = {kind: owner.kind, name: owner.name, replicas: scale.spec?.replicas ?? owner.replicas}
+  onScaled(scaled)
   await setReplicas(api, namespace, owner, 0)
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const pods = await listPods(api, namespace)
     const users = claims.flatMap((claim) => mountsOfClaim(pods, claim).map((m) => m.pod))
-    if (users.length === 0) return {kind: owner.kind, name: owner.name, replicas}
+    if (users.length === 0) return scaled
+    if (signal?.aborted) throw new KubesnapError(`${interruption(signal)} while pod ${users[0]} still mounted its claim`)
     if (Date.now() > deadline) {
-      throw new KubesnapError(`${workloadKey(owner)} was scaled to 0 but pod ${users[0]} still mounts its claim after ${Math.round(timeoutMs / 1000)} s; ${workloadKey(owner)} is left at 0 replicas (it had ${replicas}): check the pod, then restore again`)
+      throw new KubesnapError(`${workloadKey(owner)} was scaled to 0 but pod ${users[0]} still mounts its claim after ${Math.round(timeoutMs / 1000)} s; check the pod, then restore again`)
     }
     await sleep(500)
   }

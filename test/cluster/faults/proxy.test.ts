@@ -108,6 +108,16 @@ test('a method filter: a POST rule leaves GETs alone', async () => {
   assert.equal(proxy.log.map((e) => `${e.method} ${e.status}`), ['GET 200', 'POST 503'])
 })
 
+test('forward: the apiserver applies the write, the client gets the 503 instead of its answer', async () => {
+  proxy.addRule({method: 'POST', pathPattern: /\/configmaps$/, status: 503, forward: true, times: 1})
+  const api = client().makeApiClient(CoreV1Api)
+  const err = await api.createNamespacedConfigMap({namespace: ns, body: {metadata: {name: 'applied-answer-lost'}, data: {a: 'b'}}}).catch((e: unknown) => e) as ApiException<string>
+  assert.is(err.code, 503)
+  const live = await api.readNamespacedConfigMap({namespace: ns, name: 'applied-answer-lost'})
+  assert.equal(live.data, {a: 'b'}, 'created although the client was told 503')
+  assert.equal(proxy.log.map((e) => `${e.method} ${e.status} ${e.faulted}`), ['POST 503 true', 'GET 200 false'])
+})
+
 test('latency is added to the requests a rule hits, and only `times` of them', async () => {
   proxy.addRule({pathPattern: /^\/api\/v1\/namespaces\/[^/]+$/, latencyMs: 600, times: 1})
   const api = client().makeApiClient(CoreV1Api)

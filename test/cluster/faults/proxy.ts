@@ -30,8 +30,10 @@ export interface FaultRule {
   method?: string
   /** Tested against the URL path without the query, e.g. `/api/v1/namespaces/x/secrets`. */
   pathPattern: RegExp
-  /** Answer with this status instead of forwarding. */
+  /** Answer with this status instead of forwarding (or, with `forward`, instead of the apiserver's answer). */
   status?: 429 | 500 | 503
+  /** With `status`: forward the request first and answer with `status` once the apiserver has, as when a write is applied and its answer lost. */
+  forward?: boolean
   /** Wait this long before forwarding (or answering with `status`). */
   latencyMs?: number
   /** How many requests the rule hits before it retires; unlimited when unset. */
@@ -176,8 +178,17 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
     void (async () => {
       if (rule?.latencyMs) await sleep(rule.latencyMs)
       if (rule?.status) {
-        // Drain the body so the connection stays usable for the client's next request.
-        req.resume()
+        if (rule.forward) {
+          // The apiserver gets and applies the request; its answer is dropped for the fault's.
+          const applied = await forwardAndDiscard(req)
+          if (!applied) {
+            res.destroy()
+            return
+          }
+        } else {
+          // Drain the body so the connection stays usable for the client's next request.
+          req.resume()
+        }
         const {headers, body} = faultResponse(rule.status, rule.retryAfterSeconds)
         res.writeHead(rule.status, headers)
         res.end(body)
@@ -214,6 +225,25 @@ export async function startFaultProxy(opts: FaultProxyOptions): Promise<FaultPro
       req.pipe(upstream)
     })()
   })
+
+  /** Sends `req` to the apiserver and reads its whole answer; resolves with whether it answered. */
+  function forwardAndDiscard(req: IncomingMessage): Promise<boolean> {
+    return new Promise((resolve) => {
+      const upstream = https.request({
+        ...upstreamTls(undefined),
+        agent: agentFor(req.socket),
+        method: req.method,
+        path: req.url,
+        headers: forwardHeaders(req.headers, target.host),
+      }, (upRes) => {
+        upRes.resume()
+        upRes.on('end', () => resolve(true))
+        upRes.on('error', () => resolve(false))
+      })
+      upstream.on('error', () => resolve(false))
+      req.pipe(upstream)
+    })
+  }
 
   // Upgrades (exec over WebSocket or SPDY) are spliced: the proxy copies bytes both ways and reads nothing.
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {

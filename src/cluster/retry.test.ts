@@ -1,0 +1,42 @@
+import {test} from 'uvu'
+import * as assert from 'uvu/assert'
+import {mayHaveApplied, shouldRetry, type AttemptFailure} from './retry.js'
+
+test('shouldRetry and mayHaveApplied: reads are repeated, writes only when the server cannot have applied them', () => {
+  const cases: Array<[string, AttemptFailure, boolean, boolean, string]> = [
+    // method, failure, retry?, may have applied?, why
+    ['GET', {status: 429}, true, false, 'throttled read'],
+    ['GET', {status: 500}, true, false, 'a read is safe to repeat'],
+    ['GET', {status: 503}, true, false, 'a read is safe to repeat'],
+    ['GET', {status: 504}, true, false, 'a read is safe to repeat'],
+    ['GET', {status: 404}, false, false, 'an answer, not a failure of the server'],
+    ['GET', {status: 409}, false, false, 'an answer'],
+    ['GET', {network: 'ECONNRESET', sent: true}, true, false, 'a dropped read'],
+    ['GET', {network: 'ETIMEDOUT', sent: true}, true, false, 'a slow read'],
+    ['GET', {network: 'ECONNREFUSED', sent: false}, false, false, 'a cluster that is down says so at once'],
+    ['GET', {network: 'ERR_TLS_CERT_ALTNAME_INVALID', sent: false}, false, false, 'not a network error: retrying cannot help'],
+    ['POST', {status: 429}, true, false, 'refused before it was handled'],
+    ['POST', {status: 503}, false, true, 'the create may have committed before the 503'],
+    ['POST', {status: 500}, false, true, 'may have committed'],
+    ['POST', {status: 504}, false, true, 'may have committed'],
+    ['POST', {status: 409}, false, false, 'an answer: it exists'],
+    ['POST', {status: 422}, false, false, 'an answer: invalid'],
+    ['POST', {network: 'ECONNREFUSED', sent: false}, true, false, 'never reached the server'],
+    ['POST', {network: 'ENOTFOUND', sent: false}, true, false, 'never reached the server'],
+    ['POST', {network: 'ECONNRESET', sent: false}, true, false, 'broke during the TLS handshake'],
+    ['POST', {network: 'ECONNRESET', sent: true}, false, true, 'broke after the request went out'],
+    ['POST', {network: 'ETIMEDOUT', sent: true}, false, true, 'no answer in time'],
+    ['PUT', {status: 503}, false, true, 'may have been applied'],
+    ['PATCH', {status: 502}, false, true, 'may have been applied'],
+    ['PATCH', {status: 429}, true, false, 'refused before it was handled'],
+    ['patch', {network: 'EPIPE', sent: true}, false, true, 'method names in any case'],
+    ['DELETE', {status: 500}, false, true, 'may have been applied'],
+    ['DELETE', {network: 'ECONNREFUSED', sent: false}, true, false, 'never reached the server'],
+  ]
+  for (const [method, failure, retry, applied, why] of cases) {
+    assert.is(shouldRetry(method, failure), retry, `shouldRetry ${method} ${JSON.stringify(failure)}: ${why}`)
+    assert.is(mayHaveApplied(method, failure), applied, `mayHaveApplied ${method} ${JSON.stringify(failure)}: ${why}`)
+  }
+})
+
+test.run()

@@ -1,0 +1,50 @@
+/**
+ * When a failed request to the API server is sent again. A read can always be
+ * repeated; a write (POST, PUT, PATCH, DELETE) only when the server cannot
+ * have applied it, or a create that committed before a lost answer would come
+ * back as 409 AlreadyExists and be reported as someone else's object.
+ */
+
+/** How one attempt of a request failed. */
+export type AttemptFailure =
+  /** The server (or a proxy in front of it) answered with this HTTP status. */
+  | {status: number}
+  /** The connection failed (an errno code such as ECONNREFUSED); `sent`: whether any byte of the request may have reached the server. */
+  | {network: string; sent: boolean}
+
+/** Methods that change nothing on the server. */
+const READS = new Set(['GET', 'HEAD'])
+
+/** Answers of a busy or broken server, after which a read is worth repeating. */
+const RETRIABLE_STATUS = new Set([429, 500, 502, 503, 504])
+
+/** Connection errors (as opposed to TLS or programming errors). */
+export const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'])
+
+/**
+ * Whether to send the request again after `failure`. 429 is the apiserver's
+ * max-in-flight and priority-and-fairness refusal, answered before the request
+ * is handled: any method. Other 5xx, and connections that broke after the
+ * request went out, leave a write's fate unknown: reads only. A write whose
+ * connection never carried it (refused, unreachable, no TLS session yet) is
+ * repeated. A refused read is not: the first request of a run to a cluster
+ * that is down should say so at once.
+ */
+export function shouldRetry(method: string, failure: AttemptFailure): boolean {
+  const read = READS.has(method.toUpperCase())
+  if ('status' in failure) return failure.status === 429 || (read && RETRIABLE_STATUS.has(failure.status))
+  if (!NETWORK_CODES.has(failure.network)) return false
+  if (read) return failure.network !== 'ECONNREFUSED'
+  return !failure.sent
+}
+
+/**
+ * Whether a write that failed with `failure` may still have been applied (its
+ * answer lost): a 5xx other than 429, or a connection that broke after the
+ * request went out. The caller reads the object back before it reports.
+ */
+export function mayHaveApplied(method: string, failure: AttemptFailure): boolean {
+  if (READS.has(method.toUpperCase())) return false
+  if ('status' in failure) return failure.status >= 500
+  return failure.sent
+}
