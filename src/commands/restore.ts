@@ -20,6 +20,7 @@ import {checkObjectIdentities} from '../restore/identity.js'
 import {checkPreconditions, type Preconditions} from '../restore/preconditions.js'
 import {restoreTarget} from '../restore/target.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
+import {parseStorageClassMap, type StorageClassMap} from '../restore/storage-classes.js'
 import {
   listWorkloads, parseDuration, planRestarts, rolloutRestart, waitForRollouts, workloadKey,
   type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
@@ -103,6 +104,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     config: readPlanFlag,
     'to-namespace': Flags.string({summary: 'Restore into this namespace instead of the snapshot\'s own (RoleBinding subjects follow).'}),
     'create-namespace': Flags.boolean({summary: 'Create the target namespace when it does not exist.'}),
+    'map-storage-class': Flags.string({summary: 'OLD=NEW: claims and StatefulSet volumeClaimTemplates of StorageClass OLD get NEW (repeatable; adds to and overrides a --config plan\'s restore.storageClassMap).', multiple: true}),
     existing: Flags.string({summary: 'What to do with objects that exist already.', options: ['skip', 'update', 'fail'], default: 'skip'}),
     'include-kinds': Flags.string({summary: 'Only these types (kind, plural, short name or resource.group).', multiple: true}),
     'exclude-kinds': Flags.string({summary: 'Leave these types out.', multiple: true}),
@@ -122,11 +124,15 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
 
   /** --volumes csi: the VolumeSnapshot each claim is re-created from (set by the preconditions). */
   private claimSnapshots: Record<string, string> = {}
+  /** --map-storage-class, over the plan's restore.storageClassMap. */
+  private storageClasses: StorageClassMap = {}
 
   public async run(): Promise<RestoreSummary> {
     const flags = this.flags
     // Trusted keys are read first: a typo in a key file is a usage error before anything else.
-    const trust = await trustedKeys(flags.trust, flags.config ? await loadPlan(flags.config) : undefined)
+    const plan = flags.config ? await loadPlan(flags.config) : undefined
+    const trust = await trustedKeys(flags.trust, plan)
+    this.storageClasses = {...plan?.restore.storageClassMap, ...parseStorageClassMap(flags['map-storage-class'] ?? [])}
     const path = await selectArchive(this.args.archive, flags)
     const {api} = await this.connect()
     const dryRun = flags['dry-run']
@@ -409,6 +415,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
         dryRun: options.dryRun,
         concurrency: this.flags.concurrency,
         claimSnapshots: this.claimSnapshots,
+        storageClasses: this.storageClasses,
         onOutcome: () => {
           task.title = `${options.dryRun ? 'Planned' : 'Restored'} ${state.outcomes.length + ++done}/${state.entries.length} objects`
         },
