@@ -21,6 +21,7 @@ import {checkPreconditions, type Preconditions} from '../restore/preconditions.j
 import {restoreTarget} from '../restore/target.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
 import {parseStorageClassMap, type StorageClassMap} from '../restore/storage-classes.js'
+import {checkTarget} from '../restore/preflight.js'
 import {
   listWorkloads, parseDuration, planRestarts, rolloutRestart, waitForRollouts, workloadKey,
   type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
@@ -104,6 +105,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     config: readPlanFlag,
     'to-namespace': Flags.string({summary: 'Restore into this namespace instead of the snapshot\'s own (RoleBinding subjects follow).'}),
     'create-namespace': Flags.boolean({summary: 'Create the target namespace when it does not exist.'}),
+    'assign-node-ports': Flags.boolean({summary: 'Let the server assign another node port to a Service whose chosen one is taken in the target cluster (default: stop before any write when kubesnap can see it is taken).'}),
     'map-storage-class': Flags.string({summary: 'OLD=NEW: claims and StatefulSet volumeClaimTemplates of StorageClass OLD get NEW (repeatable; adds to and overrides a --config plan\'s restore.storageClassMap).', multiple: true}),
     existing: Flags.string({summary: 'What to do with objects that exist already.', options: ['skip', 'update', 'fail'], default: 'skip'}),
     'include-kinds': Flags.string({summary: 'Only these types (kind, plural, short name or resource.group).', multiple: true}),
@@ -203,6 +205,13 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
             entries: state.entries, served, namespace: state.namespace, createNamespace: flags['create-namespace'], existing, crdPaths,
           })
           state.preconditions.problems.push(...await checkObjectIdentities(state.reader!, state.entries))
+          // The target cluster against what the archive needs: StorageClasses, referenced accounts and pull Secrets, node ports.
+          const target = await checkTarget(api, state.reader!, {
+            entries: state.entries, allEntries: manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'), namespace: state.namespace,
+            namespaceExists: state.preconditions.namespaceExists, selector, storageClasses: this.storageClasses, assignNodePorts: flags['assign-node-ports'],
+          })
+          state.preconditions.problems.push(...target.problems)
+          state.preconditions.warnings.push(...target.warnings)
           const claims = flags.volumes === 'none' ? [] : await selectedClaims(state.reader!, state.entries, selector)
           if (flags.volumes === 'tar') {
             // Before the first write: a member that would land outside its mount refuses the whole archive.
