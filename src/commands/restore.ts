@@ -119,7 +119,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     live: Flags.boolean({summary: 'Load data into the running pod that mounts the claim (no scaling), then restart its workload.', helpGroup: 'VOLUMES'}),
     'helper-image': Flags.string({summary: 'Image of the helper pod that mounts a claim to load it (needs sh, tar, head, sleep).', default: DEFAULT_HELPER_IMAGE, helpGroup: 'VOLUMES'}),
     'helper-as-root': Flags.boolean({summary: 'Run helper pods as root with only the capabilities a copy needs, so every file keeps its archived owner, where the namespace\'s policy allows it (default: as the application runs).', helpGroup: 'VOLUMES'}),
-    timeout: Flags.string({summary: 'How long to wait for claims, scaling and rollouts (e.g. 90s, 5m, 1h).', default: '5m', helpGroup: 'WORKLOADS'}),
+    timeout: Flags.string({summary: 'How long to wait for claims, helper pods, scaling and rollouts (e.g. 90s, 5m, 1h).', default: '5m', helpGroup: 'WORKLOADS'}),
     wait: Flags.boolean({summary: 'Wait for restarted and created workloads to be ready (--no-wait: return once they are started).', default: true, allowNo: true, helpGroup: 'WORKLOADS'}),
     dumps: Flags.boolean({summary: 'Stream each application dump that has a load command into it, in the first Ready pod of its workload (--no-dumps: leave them).', default: true, allowNo: true, helpGroup: 'DUMPS'}),
   }
@@ -274,7 +274,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
             task.title = `Would restore the data of ${state.volumePlans.length} claim(s)`
             return
           }
-          const helpers = new HelperPods(api, state.namespace, {image: flags['helper-image'], asRoot: flags['helper-as-root']})
+          const helpers = new HelperPods(api, state.namespace, {image: flags['helper-image'], asRoot: flags['helper-as-root'], startTimeoutMs: timeoutMs})
           // A signal during the copy stops it in order: helpers deleted, scaled workloads put back, the state reported.
           const interrupt = interruptOnSignals()
           try {
