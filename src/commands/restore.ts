@@ -22,6 +22,7 @@ import {restoreTarget} from '../restore/target.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
 import {parseStorageClassMap, type StorageClassMap} from '../restore/storage-classes.js'
 import {checkTarget} from '../restore/preflight.js'
+import {selectResources} from '../restore/resource-names.js'
 import {
   listWorkloads, parseDuration, planRestarts, rolloutRestart, waitForRollouts, workloadKey,
   type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
@@ -111,6 +112,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     'include-kinds': Flags.string({summary: 'Only these types (kind, plural, short name or resource.group).', multiple: true}),
     'exclude-kinds': Flags.string({summary: 'Leave these types out.', multiple: true}),
     selector: Flags.string({char: 'l', summary: 'Only objects whose stored labels match this selector.'}),
+    resource: Flags.string({summary: 'Only this object, KIND/NAME with KIND as kubectl takes it (secret/db, pvc/data-db-0, statefulsets.apps/db); a claim brings its data. Repeatable.', multiple: true}),
     'only-secrets': Flags.boolean({summary: 'Only Secrets: the runbook shortcut to repopulate them.'}),
     'dry-run': Flags.boolean({summary: 'Print what would be created, updated or skipped (with field changes); write nothing.'}),
     concurrency: Flags.integer({summary: 'Objects of one rank applied at once.', default: 8, min: 1, max: 64, hidden: true}),
@@ -432,7 +434,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     state.outcomes.push(...outcomes)
   }
 
-  /** Entries the kind flags keep; names are resolved against the target cluster's types. */
+  /** Entries --resource and the kind flags keep; names are resolved against the target cluster's types. */
   private selectEntries(entries: ObjectEntry[], served: ResourceType[]): ObjectEntry[] {
     const names = (values: string[] | undefined, flag: string) => {
       const result = new Set<string>()
@@ -445,7 +447,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     }
     const include = names([...(this.flags['include-kinds'] ?? []), ...(this.flags['only-secrets'] ? ['secrets'] : [])], '--include-kinds')
     const exclude = names(this.flags['exclude-kinds'], '--exclude-kinds')
-    return entries.filter((e) => {
+    // --resource names objects of the archive: checked against all of it, before the kind flags narrow it.
+    return selectResources(entries, this.flags.resource ?? [], served).filter((e) => {
       const name = qualifiedName(e)
       return (include.size === 0 || include.has(name)) && !exclude.has(name)
     })
