@@ -76,7 +76,7 @@ export interface RestoreSummary {
 export default class Restore extends KubesnapCommand<typeof Restore> {
   static override summary = 'Verify a snapshot, then put its objects back into a namespace.'
 
-  static override description = `Checks every byte of the archive first and every precondition next (namespace, custom resource types served, permissions), reporting all that is missing at once; nothing is written to the cluster unless all hold.
+  static override description = `Checks every byte of the archive first and every precondition next (namespace, custom resource types served, permissions; in the target cluster, StorageClasses after --map-storage-class, referenced ServiceAccounts and image-pull Secrets, chosen node ports), reporting all that is missing at once with the flag that fixes each; nothing is written to the cluster unless all hold.
 Objects are cleaned (server-set fields, allocated IPs and node ports, volume bindings, generated tokens) and created in the order of a priorities table: ServiceAccounts, Secrets, ConfigMaps, claims, Services, RBAC, custom resources, then workloads.
 Then volume data, before the workloads that use it are created: each claim's tar stream (checked first: a member that would land outside the mount refuses the whole restore) goes into a helper pod that mounts the claim, while a StatefulSet or Deployment already writing it is scaled to 0 and back; with --live into the running pod instead.
 Finally, existing workloads that read a restored Secret or ConfigMap (or a claim written live) are restarted as \`kubectl rollout restart\` does, and the restore waits for them and for the workloads it created to be ready.
@@ -88,6 +88,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     '<%= config.bin %> restore shop-000042-20261121T030000Z.kubesnap.tar --to-namespace shop-dr --create-namespace',
     '<%= config.bin %> restore --latest -n shop --only-secrets --existing update',
     '<%= config.bin %> restore --number 42 -n shop --dry-run',
+    '<%= config.bin %> restore --latest -n shop --map-storage-class standard=fast --timeout 10m',
+    '<%= config.bin %> restore --latest -n shop --resource secret/db --resource pvc/data-db-0',
     '<%= config.bin %> restore --latest -n shop --live --volume-mode merge',
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --identity ~/keys/shop-key.txt',
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --trust /etc/kubesnap/signing-key.pub',
