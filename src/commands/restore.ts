@@ -22,6 +22,9 @@ import {checkPreconditions, type Preconditions} from '../restore/preconditions.j
 import {restoreTarget} from '../restore/target.js'
 import {restoreResult, type RestoreStatus} from '../restore/result.js'
 import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
+import {parseStorageClassMap, type StorageClassMap} from '../restore/storage-classes.js'
+import {checkTarget} from '../restore/preflight.js'
+import {selectResources} from '../restore/resource-names.js'
 import {
   listWorkloads, parseDuration, planRestarts, restoredChanges, rolloutRestart, waitForRollouts, workloadKey,
   type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
@@ -82,7 +85,7 @@ export interface RestoreSummary {
 export default class Restore extends KubesnapCommand<typeof Restore> {
   static override summary = 'Verify a snapshot, then put its objects back into a namespace.'
 
-  static override description = `Checks every byte of the archive first and every precondition next (namespace, custom resource types served, permissions), reporting all that is missing at once; nothing is written to the cluster unless all hold.
+  static override description = `Checks every byte of the archive first and every precondition next (namespace, custom resource types served, permissions; in the target cluster, StorageClasses after --map-storage-class, referenced ServiceAccounts and image-pull Secrets, chosen node ports), reporting all that is missing at once with the flag that fixes each; nothing is written to the cluster unless all hold.
 Objects are cleaned (server-set fields, allocated IPs and node ports, volume bindings, generated tokens) and created in the order of a priorities table: ServiceAccounts, Secrets, ConfigMaps, claims, Services, RBAC, custom resources, then workloads.
 Then volume data, before the workloads that use it are created: each claim's tar stream (checked first: a member that would land outside the mount refuses the whole restore) goes into a helper pod that mounts the claim, while a StatefulSet or Deployment already writing it is scaled to 0 and back; with --live into the running pod instead.
 Finally, existing workloads that read a restored Secret or ConfigMap (or a claim written live) are restarted as \`kubectl rollout restart\` does, and the restore waits for them and for the workloads it created to be ready.
@@ -95,6 +98,8 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     '<%= config.bin %> restore shop-000042-20261121T030000Z.kubesnap.tar --to-namespace shop-dr --create-namespace',
     '<%= config.bin %> restore --latest -n shop --only-secrets --existing update',
     '<%= config.bin %> restore --number 42 -n shop --dry-run',
+    '<%= config.bin %> restore --latest -n shop --map-storage-class standard=fast --timeout 10m',
+    '<%= config.bin %> restore --latest -n shop --resource secret/db --resource pvc/data-db-0',
     '<%= config.bin %> restore --latest -n shop --live --volume-mode merge',
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --identity ~/keys/shop-key.txt',
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --trust /etc/kubesnap/signing-key.pub',
@@ -113,10 +118,13 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     config: readPlanFlag,
     'to-namespace': Flags.string({summary: 'Restore into this namespace instead of the snapshot\'s own (RoleBinding subjects follow).'}),
     'create-namespace': Flags.boolean({summary: 'Create the target namespace when it does not exist.'}),
+    'assign-node-ports': Flags.boolean({summary: 'Let the server assign another node port to a Service whose chosen one is taken in the target cluster (default: stop before any write when kubesnap can see it is taken).'}),
+    'map-storage-class': Flags.string({summary: 'OLD=NEW: claims and StatefulSet volumeClaimTemplates of StorageClass OLD get NEW (repeatable; adds to and overrides a --config plan\'s restore.storageClassMap).', multiple: true}),
     existing: Flags.string({summary: 'What to do with objects that exist already.', options: ['skip', 'update', 'fail'], default: 'skip'}),
     'include-kinds': Flags.string({summary: 'Only these types (kind, plural, short name or resource.group).', multiple: true}),
     'exclude-kinds': Flags.string({summary: 'Leave these types out.', multiple: true}),
     selector: Flags.string({char: 'l', summary: 'Only objects whose stored labels match this selector.'}),
+    resource: Flags.string({summary: 'Only this object, KIND/NAME with KIND as kubectl takes it (secret/db, pvc/data-db-0, statefulsets.apps/db); a claim brings its data. Repeatable.', multiple: true}),
     'only-secrets': Flags.boolean({summary: 'Only Secrets: the runbook shortcut to repopulate them.'}),
     'dry-run': Flags.boolean({summary: 'Print what would be created, updated or skipped (with field changes); write nothing.'}),
     concurrency: Flags.integer({summary: 'Objects of one rank applied at once.', default: 8, min: 1, max: 64, hidden: true}),
@@ -125,7 +133,7 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     live: Flags.boolean({summary: 'Load data into the running pod that mounts the claim (no scaling), then restart its workload.', helpGroup: 'VOLUMES'}),
     'helper-image': Flags.string({summary: 'Image of the helper pod that mounts a claim to load it (needs sh, tar, head, sleep).', default: DEFAULT_HELPER_IMAGE, helpGroup: 'VOLUMES'}),
     'helper-as-root': Flags.boolean({summary: 'Run helper pods as root with only the capabilities a copy needs, so every file keeps its archived owner, where the namespace\'s policy allows it (default: as the application runs).', helpGroup: 'VOLUMES'}),
-    timeout: Flags.string({summary: 'How long to wait for claims, scaling and rollouts (e.g. 90s, 5m, 1h).', default: '5m', helpGroup: 'WORKLOADS'}),
+    timeout: Flags.string({summary: 'How long to wait for claims, helper pods, scaling and rollouts (e.g. 90s, 5m, 1h).', default: '5m', helpGroup: 'WORKLOADS'}),
     wait: Flags.boolean({summary: 'Wait for restarted and created workloads to be ready (--no-wait: return once they are started).', default: true, allowNo: true, helpGroup: 'WORKLOADS'}),
     quiet: quietFlag,
     dumps: Flags.boolean({summary: 'Stream each application dump that has a load command into it, in the first Ready pod of its workload (--no-dumps: leave them).', default: true, allowNo: true, helpGroup: 'DUMPS'}),
@@ -133,11 +141,15 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
 
   /** --volumes csi: the VolumeSnapshot each claim is re-created from (set by the preconditions). */
   private claimSnapshots: Record<string, string> = {}
+  /** --map-storage-class, over the plan's restore.storageClassMap. */
+  private storageClasses: StorageClassMap = {}
 
   public async run(): Promise<RestoreSummary> {
     const flags = this.flags
     // Trusted keys are read first: a typo in a key file is a usage error before anything else.
-    const trust = await trustedKeys(flags.trust, flags.config ? await loadPlan(flags.config) : undefined)
+    const plan = flags.config ? await loadPlan(flags.config) : undefined
+    const trust = await trustedKeys(flags.trust, plan)
+    this.storageClasses = {...plan?.restore.storageClassMap, ...parseStorageClassMap(flags['map-storage-class'] ?? [])}
     const path = await selectArchive(this.args.archive, flags)
     const {api} = await this.connect()
     const dryRun = flags['dry-run']
@@ -209,6 +221,13 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
             entries: state.entries, served, namespace: state.namespace, createNamespace: flags['create-namespace'], existing, crdPaths,
           })
           state.preconditions.problems.push(...await checkObjectIdentities(state.reader!, state.entries))
+          // The target cluster against what the archive needs: StorageClasses, referenced accounts and pull Secrets, node ports.
+          const target = await checkTarget(api, state.reader!, {
+            entries: state.entries, allEntries: manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'), namespace: state.namespace,
+            namespaceExists: state.preconditions.namespaceExists, selector, storageClasses: this.storageClasses, assignNodePorts: flags['assign-node-ports'],
+          })
+          state.preconditions.problems.push(...target.problems)
+          state.preconditions.warnings.push(...target.warnings)
           const claims = flags.volumes === 'none' ? [] : await selectedClaims(state.reader!, state.entries, selector)
           if (flags.volumes === 'tar') {
             // Before the first write: a member that would land outside its mount refuses the whole archive.
@@ -275,7 +294,7 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
             task.title = `Would restore the data of ${state.volumePlans.length} claim(s)`
             return
           }
-          const helpers = new HelperPods(api, state.namespace, {image: flags['helper-image'], asRoot: flags['helper-as-root']})
+          const helpers = new HelperPods(api, state.namespace, {image: flags['helper-image'], asRoot: flags['helper-as-root'], startTimeoutMs: timeoutMs})
           // A signal during the copy stops it in order: helpers deleted, scaled workloads put back, the state reported.
           const signal = interrupt!.signal
           try {
@@ -433,6 +452,7 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
         dryRun: options.dryRun,
         concurrency: this.flags.concurrency,
         claimSnapshots: this.claimSnapshots,
+        storageClasses: this.storageClasses,
         onOutcome: () => {
           task.title = `${options.dryRun ? 'Planned' : 'Restored'} ${state.outcomes.length + ++done}/${state.entries.length} objects`
         },
@@ -440,7 +460,7 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     state.outcomes.push(...outcomes)
   }
 
-  /** Entries the kind flags keep; names are resolved against the target cluster's types. */
+  /** Entries --resource and the kind flags keep; names are resolved against the target cluster's types. */
   private selectEntries(entries: ObjectEntry[], served: ResourceType[]): ObjectEntry[] {
     const names = (values: string[] | undefined, flag: string) => {
       const result = new Set<string>()
@@ -453,7 +473,8 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     }
     const include = names([...(this.flags['include-kinds'] ?? []), ...(this.flags['only-secrets'] ? ['secrets'] : [])], '--include-kinds')
     const exclude = names(this.flags['exclude-kinds'], '--exclude-kinds')
-    return entries.filter((e) => {
+    // --resource names objects of the archive: checked against all of it, before the kind flags narrow it.
+    return selectResources(entries, this.flags.resource ?? [], served).filter((e) => {
       const name = qualifiedName(e)
       return (include.size === 0 || include.has(name)) && !exclude.has(name)
     })

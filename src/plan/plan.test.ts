@@ -46,6 +46,12 @@ test('signWith and trust: key lines are checked and kept with their place, files
   assert.equal(parsePlan('version: 1\nnamespace: a\n', 'p.yaml').trust, {keys: [], files: []})
 })
 
+test('restore.storageClassMap: class names to class names, as --map-storage-class', () => {
+  const plan = parsePlan('version: 1\nnamespace: a\nrestore:\n  storageClassMap:\n    standard: fast\n    gp2: gp3.csi.example.com\n', 'p.yaml')
+  assert.equal(plan.restore.storageClassMap, {standard: 'fast', gp2: 'gp3.csi.example.com'})
+  assert.equal(parsePlan('version: 1\nnamespace: a\n', 'p.yaml').restore, {storageClassMap: {}})
+})
+
 const cases: [string, string, string[]][] = [
   ['minimal', 'version: 1\nnamespace: shop\n', []],
   ['empty file', '', ['plan.yaml: the plan is empty; it needs at least "version: 1" and "namespace:".']],
@@ -68,6 +74,8 @@ const cases: [string, string, string[]][] = [
   ['trust: an rsa key, a cut key, not a list', 'version: 1\nnamespace: a\ntrust:\n  - ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC7 me\n  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5\n', ['plan.yaml:4:5: trust[0]: kubesnap signs with ssh-ed25519 keys only; give an ssh-ed25519 public key.', 'plan.yaml:5:5: trust[1]: the ssh-ed25519 public key is malformed (cut short).']],
   ['trust as a string', 'version: 1\nnamespace: a\ntrust: keys.pub\n', ['plan.yaml:3:8: trust must be a list (lines starting with "- "), not "keys.pub".']],
   ['pushgateway without scheme', 'version: 1\nnamespace: a\nmetrics:\n  pushgateway: pushgw:9091\n', ['plan.yaml:4:16: metrics.pushgateway must be an http:// or https:// URL, not "pushgw:9091".']],
+  ['storageClassMap not a mapping', 'version: 1\nnamespace: a\nrestore:\n  storageClassMap: standard=fast\n', ['plan.yaml:4:20: restore.storageClassMap must map old StorageClass names to new ones (e.g. "standard: fast"), not "standard=fast".']],
+  ['storageClassMap bad names', 'version: 1\nnamespace: a\nrestore:\n  storageClassMap:\n    Standard: fast\n    slow: Fast_1\n', ['plan.yaml:5:5: restore.storageClassMap: "Standard" is not a StorageClass name; use the archived class\'s name.', 'plan.yaml:6:11: restore.storageClassMap.slow must be a StorageClass name (lowercase letters, digits, "-" and "."), not "Fast_1".']],
   ['a key twice', 'version: 1\nnamespace: a\nnamespace: b\n', ['plan.yaml:3:1: ']],
 ]
 

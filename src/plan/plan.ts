@@ -52,6 +52,11 @@ export interface Plan {
   /** Keys verify and restore require a signature by (--trust): key lines with their place, and key files. */
   trust: {keys: Array<{value: string; at: string}>; files: string[]}
   metrics: {pushgateway?: string}
+  /** What `restore --config` takes from the plan besides `trust`. */
+  restore: {
+    /** --map-storage-class: OLD class → NEW class. */
+    storageClassMap: Record<string, string>
+  }
 }
 
 /** The plan format's only version so far. */
@@ -124,7 +129,7 @@ class Checker {
       this.problems.push(`${this.file}: the plan is empty; it needs at least "version: ${PLAN_VERSION}" and "namespace:".`)
       return undefined
     }
-    const plan: Plan = {file: resolve(this.file), namespace: '', selection: {}, volumes: {claims: {}}, dumps: [], hooks: {pre: [], post: []}, encryption: {recipients: [], recipientsFiles: []}, trust: {keys: [], files: []}, metrics: {}}
+    const plan: Plan = {file: resolve(this.file), namespace: '', selection: {}, volumes: {claims: {}}, dumps: [], hooks: {pre: [], post: []}, encryption: {recipients: [], recipientsFiles: []}, trust: {keys: [], files: []}, metrics: {}, restore: {storageClassMap: {}}}
     const seen = this.map(root, '', {
       version: (n) => this.integer(n, 'version', PLAN_VERSION, PLAN_VERSION),
       namespace: (n) => (plan.namespace = this.string(n, 'namespace', NAMESPACE) ?? ''),
@@ -167,6 +172,10 @@ class Checker {
       metrics: (n) =>
         this.map(n, 'metrics', {
           pushgateway: (m) => (plan.metrics.pushgateway = this.string(m, 'metrics.pushgateway', HTTP_URL)),
+        }),
+      restore: (n) =>
+        this.map(n, 'restore', {
+          storageClassMap: (m) => this.storageClassMap(m, plan.restore.storageClassMap),
         }),
     })
     if (!seen) return undefined
@@ -295,6 +304,24 @@ class Checker {
     }
   }
 
+  /** `restore.storageClassMap`: StorageClass names to StorageClass names, as --map-storage-class OLD=NEW. */
+  storageClassMap(node: Node, into: Record<string, string>): void {
+    if (!isMap(node)) {
+      this.problem(node, `restore.storageClassMap must map old StorageClass names to new ones (e.g. "standard: fast"), not ${describe(node)}.`)
+      return
+    }
+    for (const pair of node.items as Pair<Node, Node>[]) {
+      const from = isScalar(pair.key) ? String(pair.key.value) : ''
+      const at = `restore.storageClassMap.${from}`
+      if (!STORAGE_CLASS.pattern.test(from)) {
+        this.problem(pair.key, `restore.storageClassMap: "${from}" is not a StorageClass name; use the archived class's name.`)
+        continue
+      }
+      const to = pair.value ? this.string(pair.value, at, STORAGE_CLASS) : this.problem(pair.key, `${at} has no value; give the target cluster's StorageClass.`)
+      if (to) into[from] = to
+    }
+  }
+
   dumps(node: Node): Plan['dumps'] {
     const names = new Set<string>()
     return this.list(node, 'dumps', (item, at) => {
@@ -372,6 +399,7 @@ const NAMESPACE = {pattern: DNS_LABEL, description: 'a namespace name (lowercase
 const CONTAINER = {pattern: DNS_LABEL, description: 'a container name (lowercase letters, digits and "-", at most 63)'}
 const CLAIM = {pattern: OBJECT_NAME_PATTERN, description: 'a Kubernetes name (lowercase letters, digits, "-" and ".")'}
 const DUMP = {pattern: DUMP_NAME, description: 'a dump name (lowercase letters, digits, "-", "_" and ".", at most 63)'}
+const STORAGE_CLASS = {pattern: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, description: 'a StorageClass name (lowercase letters, digits, "-" and ".")'}
 const HTTP_URL = {pattern: /^https?:\/\/[^\s/]+/, description: 'an http:// or https:// URL'}
 
 /** What a node is, for "must be X, not Y". */

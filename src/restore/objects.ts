@@ -16,6 +16,7 @@ import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
 import {isKubesnapHelper} from '../labels.js'
 import {restoreRank} from '../resources/priorities.js'
 import {identityProblem} from './identity.js'
+import {mapStorageClasses, type StorageClassMap} from './storage-classes.js'
 
 export interface ObjectOutcome extends ApplyOutcome {
   /** Something the operator should know about this object, though it was restored. */
@@ -38,6 +39,8 @@ export interface RestoreObjectsOptions {
   concurrency?: number
   /** --volumes csi: the VolumeSnapshot each claim is re-created from (see cleanForRestore). */
   claimSnapshots?: Record<string, string>
+  /** --map-storage-class: claims and StatefulSet templates of an OLD class get the NEW one. */
+  storageClasses?: StorageClassMap
   onOutcome?: (outcome: ObjectOutcome) => void
 }
 
@@ -76,7 +79,10 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
   if (entry.group === '' && entry.resource === 'pods' && isKubesnapHelper(stored.metadata?.labels)) return undefined
   const target = options.targets.get(key)
   if (!target) return {...base, action: 'failed', error: 'its type is not served by this cluster'}
-  const cleaned = cleanForRestore(stored, entry, {sourceNamespace: options.sourceNamespace, targetNamespace: options.targetNamespace, claimSnapshots: options.claimSnapshots})
+  const cleaned = mapStorageClasses(
+    cleanForRestore(stored, entry, {sourceNamespace: options.sourceNamespace, targetNamespace: options.targetNamespace, claimSnapshots: options.claimSnapshots}),
+    entry, options.storageClasses ?? {},
+  )
   cleaned.apiVersion = target.apiVersion
   const outcome = await applyObject(api, target, cleaned, {existing: options.existing, dryRun: options.dryRun})
   if (outcome.action === 'failed' && entry.resource === 'services' && /port is already allocated/.test(outcome.error ?? '')) {

@@ -14,6 +14,7 @@ import {isStatus, type KubeApi} from '../cluster/api.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
 import type {HelperPods} from '../volumes/helper.js'
+import {pendingClaimReason} from '../volumes/pending.js'
 import {isManagedByKubesnap, SNAPSHOT_NUMBER_LABEL} from '../labels.js'
 import {listPods} from '../volumes/index.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js'
@@ -369,14 +370,22 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
   return outcome
 }
 
-/** Waits for the claim to be Bound. A claim still Pending at the deadline goes on: WaitForFirstConsumer binds when the helper is scheduled. */
+/**
+ * Waits for the claim to be Bound. A claim still Pending at the deadline goes
+ * on: WaitForFirstConsumer binds when the helper is scheduled. One whose events
+ * say it will not bind (a missing StorageClass) fails within seconds, with why.
+ */
 async function waitBound(api: KubeApi, namespace: string, claim: string, timeoutMs: number, onStatus?: (line: string) => void): Promise<void> {
   const deadline = Date.now() + timeoutMs
+  let polls = 0
   for (;;) {
     const pvc = await api.get<{status?: {phase?: string}}>(`/api/v1/namespaces/${namespace}/persistentvolumeclaims/${encodeURIComponent(claim)}`)
     const phase = pvc.status?.phase
     if (phase === 'Bound') return
     if (phase === 'Lost') throw new KubesnapError(`the claim ${claim} has lost its volume (phase Lost)`)
+    // Every 2 s: the PV controller records why it cannot provision on the claim's events.
+    const stuck = ++polls % 4 === 0 ? await pendingClaimReason(api, namespace, claim) : undefined
+    if (stuck) throw new KubesnapError(stuck)
     if (Date.now() > deadline) return
     onStatus?.(`${claim}: waiting for the claim to be bound (${phase ?? 'no phase yet'})`)
     await sleep(500)

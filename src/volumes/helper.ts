@@ -12,6 +12,7 @@ import {isStatus, type KubeApi} from '../cluster/api.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import {HELPER_COMPONENT, MANAGED_BY} from '../labels.js'
 import {isGoneOnThisHost, parseHolder, thisProcess} from '../archive/lock.js'
+import {pendingClaimReason} from './pending.js'
 import {describeHelperIdentity, helperMode, helperSecurityContext, type HelperMode, type IdentitySource} from './identity.js'
 
 export const DEFAULT_HELPER_IMAGE = 'busybox:1.36'
@@ -27,7 +28,7 @@ const HELPER_LIFETIME_SECONDS = 86_400
 
 export interface HelperOptions {
   image?: string
-  /** How long a helper may take to start (default 120 s). */
+  /** How long a helper may take to start (default 120 s; restore passes its --timeout). */
   startTimeoutMs?: number
   /** Run every helper as root with the few capabilities a copy needs (`--helper-as-root`), whatever the application runs as. */
   asRoot?: boolean
@@ -222,6 +223,11 @@ export class HelperPods {
         throw new KubesnapError(`Helper pod ${this.namespace}/${name} for claim ${claim} cannot start its container (${waiting.reason}: ${waiting.message ?? 'no message'}); set runAsUser on the pod template of the workload that mounts the claim, or pass a --helper-image whose default user is not root.`)
       }
       const unscheduled = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False')
+      if (unscheduled && /unbound .*PersistentVolumeClaims|persistentvolumeclaim .* (not found|is being deleted)/i.test(unscheduled.message ?? '')) {
+        // The scheduler only says the claim is unbound; the claim's events say why (a missing StorageClass).
+        const stuck = await pendingClaimReason(this.api, this.namespace, claim)
+        if (stuck) throw new KubesnapError(`Helper pod ${this.namespace}/${name} cannot be scheduled: ${stuck}.`)
+      }
       last = waiting?.reason ?? unscheduled?.message ?? phase ?? last
       await sleep(500)
     }

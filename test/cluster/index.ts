@@ -147,6 +147,14 @@ export interface StartTestClusterOptions {
   storage?: boolean
   /** Make the node speak only v4.channel.k8s.io, as servers before 1.30. */
   v4Only?: boolean
+  /** The node's name. Default `kubesnap-node`. */
+  nodeName?: string
+  /**
+   * The name of the default StorageClass storage serves (default `standard`).
+   * A second, independent cluster for cross-cluster restores starts with
+   * `fast`: it then has no StorageClass named like the shared cluster's.
+   */
+  storageClass?: string
   /** Progress lines (components started, parts skipped). Default: silent. */
   log?: (line: string) => void
 }
@@ -187,6 +195,7 @@ async function startUnheld(opts: StartTestClusterOptions): Promise<TestCluster> 
         caCertFile: controlPlane.caCertFile,
         pki: controlPlane.pki,
         kubeconfig: controlPlane.kubeconfigs.admin,
+        name: opts.nodeName,
         v4Only: opts.v4Only,
         log,
       })
@@ -198,7 +207,7 @@ async function startUnheld(opts: StartTestClusterOptions): Promise<TestCluster> 
     const storageModule = opts.storage ?? true ? await importOptional<typeof StorageModule>('./storage/index.js', log) : undefined
     if (storageModule) {
       const storageDir = await subdir(controlPlane, 'storage')
-      const started = await storageModule.startStorage({dir: storageDir, kubeconfig: controlPlane.kubeconfigs.admin, log})
+      const started = await storageModule.startStorage({dir: storageDir, kubeconfig: controlPlane.kubeconfigs.admin, storageClass: opts.storageClass, log})
       storage = started
       stops.push(() => started.stop())
       state.storageClass = started.storageClass

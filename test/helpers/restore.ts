@@ -14,6 +14,7 @@ import {openArchive} from '../../src/archive/index.js'
 import type {ObjectEntry} from '../../src/archive/manifest.js'
 import {collectionPath, type KubeApi} from '../../src/cluster/index.js'
 import {cleanForRestore} from '../../src/resources/clean.js'
+import {mapStorageClasses, type StorageClassMap} from '../../src/restore/storage-classes.js'
 import {HELPER_LABELS} from '../../src/volumes/helper.js'
 import {POD_SECURITY_LEVELS, podSecurityRoleName} from '../cluster/podsecurity.js'
 import {waitFor} from '../cluster/wait.js'
@@ -69,13 +70,14 @@ export async function wipe(admin: KubeApi, ns: string, objects: Array<ObjectEntr
 /**
  * Compares archived and live objects the way the issue asks: both cleaned.
  * `assignedNodePorts` names Services whose node ports were taken (a copy beside
- * its original): their ports are compared without nodePort.
+ * its original): their ports are compared without nodePort. `storageClasses`
+ * is the restore's --map-storage-class: the archived objects are mapped too.
  */
-export async function assertRestored(admin: KubeApi, objects: ArchivedObject[], from: string, to: string, options: {assignedNodePorts?: string[]} = {}): Promise<void> {
+export async function assertRestored(admin: KubeApi, objects: ArchivedObject[], from: string, to: string, options: {assignedNodePorts?: string[]; storageClasses?: StorageClassMap} = {}): Promise<void> {
   for (const {entry, object} of objects) {
     const live = await admin.get<KubernetesObject>(`${collectionPath(entry, to)}/${entry.name}`)
     // Copies: the cleaned object shares parts with the archived one, which the caller may reuse.
-    const want: any = structuredClone(cleanForRestore(object, entry, {sourceNamespace: from, targetNamespace: to}))
+    const want: any = structuredClone(mapStorageClasses(cleanForRestore(object, entry, {sourceNamespace: from, targetNamespace: to}), entry, options.storageClasses ?? {}))
     const have: any = structuredClone(cleanForRestore(live, entry, {sourceNamespace: to, targetNamespace: to}))
     // Controllers add their own bookkeeping to live objects (not the archive's business).
     for (const o of [want, have]) {

@@ -12,7 +12,7 @@ import {SNAPSHOT_CLASS, startSnapshotController} from './snapshots.js'
 
 /** Running storage: the names tests need and the way to find a volume's data. */
 export interface Storage {
-  /** The default StorageClass (`standard`). */
+  /** The default StorageClass (`standard`, unless started with another name). */
   storageClass: string
   /** The default VolumeSnapshotClass (`standard-snapshot`). */
   snapshotClass: string
@@ -29,6 +29,11 @@ export interface StorageOptions {
   dir: string
   /** Path of an admin kubeconfig. */
   kubeconfig: string
+  /**
+   * The name of the default StorageClass (default `standard`): a second test
+   * cluster serves `fast` and no `standard`, as a new cluster after a disaster may.
+   */
+  storageClass?: string
   log?: (line: string) => void
 }
 
@@ -42,7 +47,8 @@ export async function startStorage(opts: StorageOptions): Promise<Storage> {
   kubeconfig.loadFromFile(opts.kubeconfig)
   const log = opts.log ?? (() => {})
   const disk = await prepareDisk(opts.dir)
-  const provisioner = await startProvisioner({kubeconfig, disk, log})
+  const storageClass = opts.storageClass ?? STORAGE_CLASS
+  const provisioner = await startProvisioner({kubeconfig, disk, storageClass, log})
   let snapshots
   try {
     snapshots = await startSnapshotController({kubeconfig, disk, log})
@@ -51,7 +57,7 @@ export async function startStorage(opts: StorageOptions): Promise<Storage> {
     throw err
   }
   return {
-    storageClass: STORAGE_CLASS,
+    storageClass,
     snapshotClass: SNAPSHOT_CLASS,
     driver: DRIVER,
     volumePath: (pvName) => volumeDir(disk, pvName),

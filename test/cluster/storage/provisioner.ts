@@ -22,7 +22,7 @@ import {describe, type Informer, startInformer, syncAll} from './informer.js'
 
 /** The provisioner's name, as StorageClasses and PV annotations carry it. */
 export const DRIVER = 'hostpath.kubesnap.test'
-/** The default StorageClass we serve. */
+/** The default StorageClass we serve, unless told another name (a second cluster's `fast`). */
 export const STORAGE_CLASS = 'standard'
 
 const ANN_PROVISIONER = 'volume.beta.kubernetes.io/storage-provisioner'
@@ -39,15 +39,18 @@ export interface Provisioner {
 export interface ProvisionerOptions {
   kubeconfig: KubeConfig
   disk: Disk
+  /** The name of the default StorageClass to create and serve. Default {@link STORAGE_CLASS}. */
+  storageClass?: string
   log: (line: string) => void
 }
 
-/** Creates the `standard` StorageClass unless it exists, then starts provisioning and deleting volumes. */
+/** Creates the default StorageClass (`standard`) unless it exists, then starts provisioning and deleting volumes. */
 export async function startProvisioner(opts: ProvisionerOptions): Promise<Provisioner> {
   const core = opts.kubeconfig.makeApiClient(CoreV1Api)
   const storage = opts.kubeconfig.makeApiClient(StorageV1Api)
   const custom = opts.kubeconfig.makeApiClient(CustomObjectsApi)
-  await ensureStorageClass(storage)
+  const className = opts.storageClass ?? STORAGE_CLASS
+  await ensureStorageClass(storage, className)
 
   const claims: Informer = startInformer<V1PersistentVolumeClaim>({
     name: 'provisioner',
@@ -89,7 +92,7 @@ export async function startProvisioner(opts: ProvisionerOptions): Promise<Provis
         volumeMode: claim.spec?.volumeMode ?? 'Filesystem',
         // Pre-bound to the claim by uid: the PV controller binds exactly this pair.
         claimRef: {apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name, uid},
-        storageClassName: claim.spec?.storageClassName ?? STORAGE_CLASS,
+        storageClassName: claim.spec?.storageClassName ?? className,
         persistentVolumeReclaimPolicy: 'Delete',
         hostPath: {path: dir, type: 'Directory'},
       },
@@ -169,11 +172,11 @@ export async function startProvisioner(opts: ProvisionerOptions): Promise<Provis
 }
 
 /** Creates the default StorageClass; an existing one is left as it is (StorageClass parameters are immutable). */
-async function ensureStorageClass(storage: StorageV1Api): Promise<void> {
+async function ensureStorageClass(storage: StorageV1Api, name: string): Promise<void> {
   const body: V1StorageClass = {
     apiVersion: 'storage.k8s.io/v1',
     kind: 'StorageClass',
-    metadata: {name: STORAGE_CLASS, annotations: {[ANN_DEFAULT_CLASS]: 'true'}},
+    metadata: {name, annotations: {[ANN_DEFAULT_CLASS]: 'true'}},
     provisioner: DRIVER,
     reclaimPolicy: 'Delete',
     volumeBindingMode: 'Immediate',
@@ -182,7 +185,7 @@ async function ensureStorageClass(storage: StorageV1Api): Promise<void> {
   try {
     await storage.createStorageClass({body})
   } catch (err) {
-    if (statusOf(err) !== 409) throw new Error(`cannot create StorageClass ${STORAGE_CLASS}: ${describe(err)}`, {cause: err})
+    if (statusOf(err) !== 409) throw new Error(`cannot create StorageClass ${name}: ${describe(err)}`, {cause: err})
   }
 }
 
