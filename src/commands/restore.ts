@@ -19,7 +19,8 @@ import {orderForRestore, restoreRank} from '../resources/priorities.js'
 import {checkObjectIdentities} from '../restore/identity.js'
 import {checkPreconditions, type Preconditions} from '../restore/preconditions.js'
 import {restoreTarget} from '../restore/target.js'
-import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
+import {checkModifiedObjects, restoreObjects, type ObjectOutcome} from '../restore/objects.js'
+import {loadResourceModifiers, type ResourceModifiers} from '../restore/modifiers.js'
 import {
   listWorkloads, parseDuration, planRestarts, rolloutRestart, waitForRollouts, workloadKey,
   type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
@@ -75,6 +76,7 @@ export default class Restore extends KubesnapCommand<typeof Restore> {
 
   static override description = `Checks every byte of the archive first and every precondition next (namespace, custom resource types served, permissions), reporting all that is missing at once; nothing is written to the cluster unless all hold.
 Objects are cleaned (server-set fields, allocated IPs and node ports, volume bindings, generated tokens) and created in the order of a priorities table: ServiceAccounts, Secrets, ConfigMaps, claims, Services, RBAC, custom resources, then workloads.
+With --resource-modifiers, each cleaned object is then changed by the rules of a Velero resource-modifiers file (JSON Patch and JSON merge patch); a rule that cannot be applied to an object, or would change its kind, name or namespace, refuses the restore before any write.
 Then volume data, before the workloads that use it are created: each claim's tar stream (checked first: a member that would land outside the mount refuses the whole restore) goes into a helper pod that mounts the claim, while a StatefulSet or Deployment already writing it is scaled to 0 and back; with --live into the running pod instead.
 Finally, existing workloads that read a restored Secret or ConfigMap (or a claim written live) are restarted as \`kubectl rollout restart\` does, and the restore waits for them and for the workloads it created to be ready.
 A signed archive's signature is checked after its bytes; with --trust (or a --config plan's trust list) the archive must be signed by a trusted key.
@@ -109,6 +111,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     selector: Flags.string({char: 'l', summary: 'Only objects whose stored labels match this selector.'}),
     'only-secrets': Flags.boolean({summary: 'Only Secrets: the runbook shortcut to repopulate them.'}),
     'dry-run': Flags.boolean({summary: 'Print what would be created, updated or skipped (with field changes); write nothing.'}),
+    'resource-modifiers': Flags.string({summary: 'Change objects on their way back with the rules of this Velero resource-modifiers YAML file (JSON and merge patches; a plan\'s restore.resourceModifiers).'}),
     concurrency: Flags.integer({summary: 'Objects of one rank applied at once.', default: 8, min: 1, max: 64, hidden: true}),
     volumes: Flags.string({summary: 'How claims\' data comes back: tar streams it from the archive, csi re-creates claims from their VolumeSnapshots, none leaves it.', options: [...VOLUME_RESTORE_STRATEGIES], default: 'tar', helpGroup: 'VOLUMES'}),
     'volume-mode': Flags.string({summary: 'replace empties a claim before loading it (it ends up as archived); merge keeps files the archive does not have.', options: [...VOLUME_MODES], default: 'replace', helpGroup: 'VOLUMES'}),
@@ -123,10 +126,17 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
   /** --volumes csi: the VolumeSnapshot each claim is re-created from (set by the preconditions). */
   private claimSnapshots: Record<string, string> = {}
 
+  /** --resource-modifiers (or the plan's): applied to every object after cleaning. */
+  private modifiers?: ResourceModifiers
+
   public async run(): Promise<RestoreSummary> {
     const flags = this.flags
     // Trusted keys are read first: a typo in a key file is a usage error before anything else.
-    const trust = await trustedKeys(flags.trust, flags.config ? await loadPlan(flags.config) : undefined)
+    const plan = flags.config ? await loadPlan(flags.config) : undefined
+    const trust = await trustedKeys(flags.trust, plan)
+    // So is the modifiers file: read and checked whole before any cluster call.
+    const modifiersFile = flags['resource-modifiers'] ?? plan?.restore.resourceModifiers
+    if (modifiersFile) this.modifiers = await loadResourceModifiers(modifiersFile)
     const path = await selectArchive(this.args.archive, flags)
     const {api} = await this.connect()
     const dryRun = flags['dry-run']
@@ -224,6 +234,13 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
               }
             }
           }
+          // Before the first write: a rule that cannot be applied, or would turn an object into another, refuses the restore.
+          const modified = await checkModifiedObjects(state.reader!, {
+            entries: state.entries, targets: state.preconditions.targets, sourceNamespace: manifest.namespace, targetNamespace: state.namespace,
+            selector, claimSnapshots: this.claimSnapshots, modifiers: this.modifiers,
+          })
+          state.preconditions.problems.push(...modified.problems)
+          state.preconditions.warnings.push(...modified.warnings)
           if (state.preconditions.problems.length > 0) {
             const list = state.preconditions.problems.map((p) => `\n  - ${p}`).join('')
             throw new KubesnapError(`Restore cannot start; nothing was changed:${list}`)
@@ -409,6 +426,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
         dryRun: options.dryRun,
         concurrency: this.flags.concurrency,
         claimSnapshots: this.claimSnapshots,
+        modifiers: this.modifiers,
         onOutcome: () => {
           task.title = `${options.dryRun ? 'Planned' : 'Restored'} ${state.outcomes.length + ++done}/${state.entries.length} objects`
         },
@@ -467,7 +485,8 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     for (const warning of summary.warnings) this.note(warning)
     for (const o of summary.outcomes) {
       if (summary.dryRun) {
-        this.log(`${o.action.padEnd(8)} ${o.kind}/${o.name}${o.error ? `: ${o.error}` : ''}`)
+        const modified = o.modifiedBy ? ` (changed by ${o.modifiedBy.map((i) => `resourceModifierRules[${i}]`).join(', ')})` : ''
+        this.log(`${o.action.padEnd(8)} ${o.kind}/${o.name}${modified}${o.error ? `: ${o.error}` : ''}`)
         for (const change of o.diff ?? []) this.log(`           ${change}`)
       } else if (o.action === 'failed' || o.action === 'conflict') {
         this.log(`${o.action} ${o.kind}/${o.name}: ${o.error}`)

@@ -50,6 +50,11 @@ export interface Plan {
   /** Keys verify and restore require a signature by (--trust): key lines with their place, and key files. */
   trust: {keys: Array<{value: string; at: string}>; files: string[]}
   metrics: {pushgateway?: string}
+  /** Settings restore takes from the plan (--config); its flags override them. */
+  restore: {
+    /** Velero resource-modifier rules applied to every object (--resource-modifiers). */
+    resourceModifiers?: string
+  }
 }
 
 /** The plan format's only version so far. */
@@ -122,7 +127,7 @@ class Checker {
       this.problems.push(`${this.file}: the plan is empty; it needs at least "version: ${PLAN_VERSION}" and "namespace:".`)
       return undefined
     }
-    const plan: Plan = {file: resolve(this.file), namespace: '', selection: {}, volumes: {claims: {}}, dumps: [], hooks: {pre: [], post: []}, encryption: {recipients: [], recipientsFiles: []}, trust: {keys: [], files: []}, metrics: {}}
+    const plan: Plan = {file: resolve(this.file), namespace: '', selection: {}, volumes: {claims: {}}, dumps: [], hooks: {pre: [], post: []}, encryption: {recipients: [], recipientsFiles: []}, trust: {keys: [], files: []}, metrics: {}, restore: {}}
     const seen = this.map(root, '', {
       version: (n) => this.integer(n, 'version', PLAN_VERSION, PLAN_VERSION),
       namespace: (n) => (plan.namespace = this.string(n, 'namespace', NAMESPACE) ?? ''),
@@ -164,6 +169,10 @@ class Checker {
       metrics: (n) =>
         this.map(n, 'metrics', {
           pushgateway: (m) => (plan.metrics.pushgateway = this.string(m, 'metrics.pushgateway', HTTP_URL)),
+        }),
+      restore: (n) =>
+        this.map(n, 'restore', {
+          resourceModifiers: (m) => (plan.restore.resourceModifiers = this.path(m, 'restore.resourceModifiers')),
         }),
     })
     if (!seen) return undefined

@@ -1,8 +1,13 @@
+import {dirname, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
 import type {KubernetesObject} from '@kubernetes/client-node'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
+import {loadFixtureDocuments} from '../../fixtures/index.js'
 import {PlanError} from '../plan/plan.js'
-import {applyResourceModifiers, compileGlob, ModifierError, parseResourceModifiers, patchValue} from './modifiers.js'
+import {applyResourceModifiers, compileGlob, loadResourceModifiers, ModifierError, parseResourceModifiers, patchValue} from './modifiers.js'
+
+const EXAMPLE = resolve(dirname(fileURLToPath(import.meta.url)), '../../examples/resource-modifiers.yaml')
 
 /** The problems a file is refused for, or [] when it is accepted. */
 function problems(text: string): string[] {
@@ -195,6 +200,29 @@ for (const [name, file, input, [groupResource, namespace], expected, applied] of
     assert.equal(input, before, 'the input object is not changed')
   })
 }
+
+test('the README\'s example file changes the shop fixture as it says, and nothing else', async () => {
+  const mods = await loadResourceModifiers(EXAMPLE)
+  const resources: Record<string, string> = {Deployment: 'deployments.apps', ConfigMap: 'configmaps', Service: 'services'}
+  const changed: string[] = []
+  for (const object of await loadFixtureDocuments('shop')) {
+    const groupResource = resources[object.kind!] ?? `${object.kind!.toLowerCase()}s`
+    const {object: after, applied} = applyResourceModifiers(mods, object, {groupResource, namespace: 'shop'})
+    if (applied.length === 0) {
+      assert.equal(after, object)
+      continue
+    }
+    changed.push(`${object.kind}/${object.metadata!.name} ${applied.join(',')}`)
+    const a = after as any
+    if (object.kind === 'Deployment') assert.equal(a.spec.template.spec.containers.map((c: any) => c.image), ['registry.dr.example/library/busybox:1.36', 'gcr.io/distroless/static:nonroot'])
+    if (object.kind === 'ConfigMap') assert.equal(a.data, {...(object as any).data, DATABASE_HOST: 'db.dr.example'})
+    if (object.kind === 'Service') assert.equal(a.metadata.labels, {...object.metadata!.labels, site: 'dr'})
+  }
+  assert.equal(changed.sort(), ['ConfigMap/web-config 1', 'Deployment/web 0', 'Service/web 2'])
+  // From another namespace, the deployment rule does not apply.
+  const web = (await loadFixtureDocuments('shop')).find((o) => o.kind === 'Deployment')!
+  assert.equal(applyResourceModifiers(mods, web, {groupResource: 'deployments.apps', namespace: 'shop-dr'}).applied, [])
+})
 
 test('a patch whose path does not exist fails with the rule named, not silently', () => {
   const mods = parseResourceModifiers(TEMPLATE, 'mods.yaml')
