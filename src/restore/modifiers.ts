@@ -20,6 +20,11 @@
  *   - patchData: '{"data": {"mode": "dr"}}'
  * ```
  *
+ * kubesnap applies the rules to each object after cleaning (restore/objects.ts),
+ * so they see it already in the target namespace; only the `namespaces`
+ * condition looks at the archive's namespace, as Velero's looks at the
+ * backed-up one.
+ *
  * Semantics are Velero's (internal/resourcemodifiers): conditions are ANDed;
  * every rule whose conditions match the object as it was before any rule is
  * applied, in file order; a failing `test` operation skips that rule's
