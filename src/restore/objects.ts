@@ -67,10 +67,10 @@ export async function restoreObjects(api: KubeApi, reader: ArchiveReader, option
 async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntry, options: RestoreObjectsOptions): Promise<ObjectOutcome | undefined> {
   const prepared = await prepareObject(reader, entry, options)
   if (!prepared) return undefined
-  const base = {kind: entry.kind, resource: qualifiedName(entry), name: entry.name}
-  if ('error' in prepared) return {...base, action: 'failed', error: prepared.error}
+  const named = {kind: entry.kind, resource: qualifiedName(entry), name: entry.name}
+  if ('error' in prepared) return {...named, action: 'failed', error: prepared.error}
   const {object: cleaned, target, modifiedBy} = prepared
-  if (modifiedBy.length > 0) Object.assign(base, {modifiedBy})
+  const base = modifiedBy.length > 0 ? {...named, modifiedBy} : named
   const outcome = await applyObject(api, target, cleaned, {existing: options.existing, dryRun: options.dryRun})
   if (outcome.action === 'failed' && entry.resource === 'services' && /port is already allocated/.test(outcome.error ?? '')) {
     // A node port is cluster-wide: a copy restored beside its original (a DR
@@ -84,13 +84,17 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
   return {...base, ...outcome}
 }
 
-type PrepareOptions = Pick<RestoreObjectsOptions, 'targets' | 'sourceNamespace' | 'targetNamespace' | 'selector' | 'claimSnapshots' | 'modifiers'>
+export type PrepareOptions = Pick<RestoreObjectsOptions, 'targets' | 'sourceNamespace' | 'targetNamespace' | 'selector' | 'claimSnapshots' | 'modifiers'>
 
 /** What restore would apply for one entry: the object ready to send, or why not; undefined when the selector leaves it out. */
-type Prepared = {object: KubernetesObject; target: ResourceType; modifiedBy: number[]} | {error: string; byModifiers?: true}
+export type Prepared = {object: KubernetesObject; target: ResourceType; modifiedBy: number[]} | {error: string; byModifiers?: true}
 
-/** Reads one entry and makes it the object to apply: checked, cleaned, modified by --resource-modifiers. */
-async function prepareObject(reader: ArchiveReader, entry: ObjectEntry, options: PrepareOptions): Promise<Prepared | undefined> {
+/**
+ * Reads one entry and makes it the object restore applies: checked against its
+ * record, cleaned, at the served apiVersion, modified by --resource-modifiers.
+ * A check that must see what will be written (a preflight) reads it here.
+ */
+export async function prepareObject(reader: ArchiveReader, entry: ObjectEntry, options: PrepareOptions): Promise<Prepared | undefined> {
   let stored: KubernetesObject
   try {
     stored = JSON.parse((await reader.readObject(entry)).toString('utf8'))
@@ -120,7 +124,7 @@ async function prepareObject(reader: ArchiveReader, entry: ObjectEntry, options:
   const changed = identityProblem(modified.object, {...entry, version: target.version}, options.targetNamespace)
   if (changed) {
     const rules = modified.applied.map((i) => `resourceModifierRules[${i}]`).join(', ')
-    return {error: `${rules} ${modified.applied.length === 1 ? 'changes' : 'change'} which object this is (${changed.replace(/^the archived object/, 'the patched object')}); a modifier may change an object's content, not its kind, apiVersion, name or namespace: use --to-namespace to move it (${options.modifiers.file})`, byModifiers: true}
+    return {error: `${rules} ${modified.applied.length === 1 ? 'changes' : 'change'} which object this is (${changed.replace(/^the archived object/, 'the patched object')}); a modifier may change an object's content, not its kind, apiVersion, name or namespace (--to-namespace moves the whole namespace) (${options.modifiers.file})`, byModifiers: true}
   }
   return {object: modified.object, target, modifiedBy: modified.applied}
 }
