@@ -90,6 +90,7 @@ Exit codes: 0 complete, 1 failed before any write (damaged, hostile, tampered, u
     '<%= config.bin %> restore --latest -n shop --live --volume-mode merge',
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --identity ~/keys/shop-key.txt',
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --trust /etc/kubesnap/signing-key.pub',
+    '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --resource-modifiers dr-modifiers.yaml',
   ]
 
   static override args = {
