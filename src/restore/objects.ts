@@ -87,7 +87,7 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
 export type PrepareOptions = Pick<RestoreObjectsOptions, 'targets' | 'sourceNamespace' | 'targetNamespace' | 'selector' | 'claimSnapshots' | 'modifiers'>
 
 /** What restore would apply for one entry: the object ready to send, or why not; undefined when the selector leaves it out. */
-export type Prepared = {object: KubernetesObject; target: ResourceType; modifiedBy: number[]} | {error: string; byModifiers?: true}
+export type Prepared = {object: KubernetesObject; target: ResourceType; modifiedBy: number[]} | {error: string; /** The modifier rules at fault, when they are. */ rules?: number[]}
 
 /**
  * Reads one entry and makes it the object restore applies: checked against its
@@ -117,14 +117,14 @@ export async function prepareObject(reader: ArchiveReader, entry: ObjectEntry, o
     // Velero matches a rule's namespaces against the namespace the object was backed up from.
     modified = applyResourceModifiers(options.modifiers, cleaned, {groupResource: qualifiedName(entry), namespace: options.sourceNamespace})
   } catch (err) {
-    if (err instanceof ModifierError) return {error: `${err.message} (${options.modifiers.file})`, byModifiers: true}
+    if (err instanceof ModifierError) return {error: `${err.message} (${options.modifiers.file})`, rules: [err.rule]}
     throw err
   }
   // A patch may change the content, never which object it is: the plan, the summary and the restarts go by the record (issue 16 item 6's rule).
   const changed = identityProblem(modified.object, {...entry, version: target.version}, options.targetNamespace)
   if (changed) {
     const rules = modified.applied.map((i) => `resourceModifierRules[${i}]`).join(', ')
-    return {error: `${rules} ${modified.applied.length === 1 ? 'changes' : 'change'} which object this is (${changed.replace(/^the archived object/, 'the patched object')}); a modifier may change an object's content, not its kind, apiVersion, name or namespace (--to-namespace moves the whole namespace) (${options.modifiers.file})`, byModifiers: true}
+    return {error: `${rules} ${modified.applied.length === 1 ? 'changes' : 'change'} which object this is (${changed.replace(/^the archived object/, 'the patched object')}); a modifier may change an object's content, not its kind, apiVersion, name or namespace (--to-namespace moves the whole namespace) (${options.modifiers.file})`, rules: modified.applied}
   }
   return {object: modified.object, target, modifiedBy: modified.applied}
 }
@@ -142,8 +142,8 @@ export async function checkModifiedObjects(reader: ArchiveReader, options: Prepa
   const used = new Set<number>()
   const problems = await Promise.all(options.entries.map((entry) => limit(async () => {
     const prepared = await prepareObject(reader, entry, options)
-    if (prepared && 'modifiedBy' in prepared) for (const i of prepared.modifiedBy) used.add(i)
-    return prepared && 'byModifiers' in prepared ? `${entry.kind} ${entry.name}: ${prepared.error}.` : undefined
+    for (const i of (prepared && ('modifiedBy' in prepared ? prepared.modifiedBy : prepared.rules)) ?? []) used.add(i)
+    return prepared && 'rules' in prepared ? `${entry.kind} ${entry.name}: ${prepared.error}.` : undefined
   })))
   const unused = modifiers.rules.filter((r) => !used.has(r.index)).map((r) => `resourceModifierRules[${r.index}]`)
   const warnings = unused.length === 0 ? [] : [`${unused.join(', ')} in ${modifiers.file} ${unused.length === 1 ? 'changes' : 'change'} none of the objects to restore; check the conditions (groupResource is spelt resource.group as in deployments.apps, namespaces are the archive's: ${options.sourceNamespace}).`]
