@@ -21,10 +21,11 @@ import {checkObjectIdentities} from '../restore/identity.js'
 import {checkPreconditions, type Preconditions} from '../restore/preconditions.js'
 import {restoreTarget} from '../restore/target.js'
 import {restoreResult, type RestoreStatus} from '../restore/result.js'
-import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
 import {parseStorageClassMap, type StorageClassMap} from '../restore/storage-classes.js'
 import {checkTarget} from '../restore/preflight.js'
 import {selectResources} from '../restore/resource-names.js'
+import {checkModifiedObjects, restoreObjects, type ObjectOutcome} from '../restore/objects.js'
+import {loadResourceModifiers, type ResourceModifiers} from '../restore/modifiers.js'
 import {
   listWorkloads, parseDuration, planRestarts, restoredChanges, rolloutRestart, waitForRollouts, workloadKey,
   type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
@@ -87,6 +88,7 @@ export default class Restore extends KubesnapCommand<typeof Restore> {
 
   static override description = `Checks every byte of the archive first and every precondition next (namespace, custom resource types served, permissions; in the target cluster, StorageClasses after --map-storage-class, referenced ServiceAccounts and image-pull Secrets, chosen node ports), reporting all that is missing at once with the flag that fixes each; nothing is written to the cluster unless all hold.
 Objects are cleaned (server-set fields, allocated IPs and node ports, volume bindings, generated tokens) and created in the order of a priorities table: ServiceAccounts, Secrets, ConfigMaps, claims, Services, RBAC, custom resources, then workloads.
+With --resource-modifiers, each cleaned object is then changed by the rules of a Velero resource-modifiers file (JSON Patch and JSON merge patch); a rule that cannot be applied to an object, or would change its kind, name or namespace, refuses the restore before any write.
 Then volume data, before the workloads that use it are created: each claim's tar stream (checked first: a member that would land outside the mount refuses the whole restore) goes into a helper pod that mounts the claim, while a StatefulSet or Deployment already writing it is scaled to 0 and back; with --live into the running pod instead.
 Finally, existing workloads that read a restored Secret or ConfigMap (or a claim written live) are restarted as \`kubectl rollout restart\` does, and the restore waits for them and for the workloads it created to be ready.
 A signed archive's signature is checked after its bytes; with --trust (or a --config plan's trust list) the archive must be signed by a trusted key.
@@ -103,6 +105,7 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     '<%= config.bin %> restore --latest -n shop --live --volume-mode merge',
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --identity ~/keys/shop-key.txt',
     '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --trust /etc/kubesnap/signing-key.pub',
+    '<%= config.bin %> restore --latest -n shop -o /var/backups/kubesnap --resource-modifiers dr-modifiers.yaml',
   ]
 
   static override args = {
@@ -127,6 +130,7 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     resource: Flags.string({summary: 'Only this object, KIND/NAME with KIND as kubectl takes it (secret/db, pvc/data-db-0, statefulsets.apps/db); a claim brings its data. Repeatable.', multiple: true}),
     'only-secrets': Flags.boolean({summary: 'Only Secrets: the runbook shortcut to repopulate them.'}),
     'dry-run': Flags.boolean({summary: 'Print what would be created, updated or skipped (with field changes); write nothing.'}),
+    'resource-modifiers': Flags.string({summary: 'Change objects on their way back with the rules of this Velero resource-modifiers YAML file (JSON and merge patches; a plan\'s restore.resourceModifiers).'}),
     concurrency: Flags.integer({summary: 'Objects of one rank applied at once.', default: 8, min: 1, max: 64, hidden: true}),
     volumes: Flags.string({summary: 'How claims\' data comes back: tar streams it from the archive, csi re-creates claims from their VolumeSnapshots, none leaves it.', options: [...VOLUME_RESTORE_STRATEGIES], default: 'tar', helpGroup: 'VOLUMES'}),
     'volume-mode': Flags.string({summary: 'replace empties a claim before loading it (it ends up as archived); merge keeps files the archive does not have.', options: [...VOLUME_MODES], default: 'replace', helpGroup: 'VOLUMES'}),
@@ -144,12 +148,18 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
   /** --map-storage-class, over the plan's restore.storageClassMap. */
   private storageClasses: StorageClassMap = {}
 
+  /** --resource-modifiers (or the plan's): applied to every object after cleaning. */
+  private modifiers?: ResourceModifiers
+
   public async run(): Promise<RestoreSummary> {
     const flags = this.flags
     // Trusted keys are read first: a typo in a key file is a usage error before anything else.
     const plan = flags.config ? await loadPlan(flags.config) : undefined
     const trust = await trustedKeys(flags.trust, plan)
     this.storageClasses = {...plan?.restore.storageClassMap, ...parseStorageClassMap(flags['map-storage-class'] ?? [])}
+    // So is the modifiers file: read and checked whole before any cluster call.
+    const modifiersFile = flags['resource-modifiers'] ?? plan?.restore.resourceModifiers
+    if (modifiersFile) this.modifiers = await loadResourceModifiers(modifiersFile)
     const path = await selectArchive(this.args.archive, flags)
     const {api} = await this.connect()
     const dryRun = flags['dry-run']
@@ -257,6 +267,13 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
               }
             }
           }
+          // Before the first write: a rule that cannot be applied, or would turn an object into another, refuses the restore.
+          const modified = await checkModifiedObjects(state.reader!, {
+            entries: state.entries, targets: state.preconditions.targets, sourceNamespace: manifest.namespace, targetNamespace: state.namespace,
+            selector, claimSnapshots: this.claimSnapshots, modifiers: this.modifiers,
+          })
+          state.preconditions.problems.push(...modified.problems)
+          state.preconditions.warnings.push(...modified.warnings)
           if (state.preconditions.problems.length > 0) {
             const list = state.preconditions.problems.map((p) => `\n  - ${p}`).join('')
             throw new KubesnapError(`Restore cannot start; nothing was changed:${list}`)
@@ -453,6 +470,7 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
         concurrency: this.flags.concurrency,
         claimSnapshots: this.claimSnapshots,
         storageClasses: this.storageClasses,
+        modifiers: this.modifiers,
         onOutcome: () => {
           task.title = `${options.dryRun ? 'Planned' : 'Restored'} ${state.outcomes.length + ++done}/${state.entries.length} objects`
         },
@@ -513,7 +531,8 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     for (const warning of summary.warnings) this.note(warning)
     for (const o of summary.outcomes) {
       if (summary.dryRun) {
-        this.log(`${o.action.padEnd(8)} ${o.kind}/${o.name}${o.error ? `: ${o.error}` : ''}`)
+        const modified = o.modifiedBy ? ` (changed by ${o.modifiedBy.map((i) => `resourceModifierRules[${i}]`).join(', ')})` : ''
+        this.log(`${o.action.padEnd(8)} ${o.kind}/${o.name}${modified}${o.error ? `: ${o.error}` : ''}`)
         for (const change of o.diff ?? []) this.log(`           ${change}`)
       } else if (o.action === 'failed' || o.action === 'conflict') {
         this.log(`${o.action} ${o.kind}/${o.name}: ${o.error}`)

@@ -29,6 +29,7 @@ test('the documented example plan is valid, with paths relative to its file', as
   assert.equal(plan.retention, {keepLast: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 12})
   assert.is(plan.encryption.recipients.length, 1)
   assert.is(plan.metrics.pushgateway, 'http://127.0.0.1:9091')
+  assert.equal(plan.restore, {resourceModifiers: resolve(dirname(EXAMPLE), 'resource-modifiers.yaml')})
 })
 
 test('relative paths resolve against the plan directory, not the working directory', () => {
@@ -52,6 +53,11 @@ test('restore.storageClassMap: class names to class names, as --map-storage-clas
   assert.equal(parsePlan('version: 1\nnamespace: a\n', 'p.yaml').restore, {storageClassMap: {}})
 })
 
+test('restore.resourceModifiers: a path relative to the plan, for restore --config', () => {
+  assert.equal(parsePlan('version: 1\nnamespace: a\nrestore:\n  resourceModifiers: dr/modifiers.yaml\n', '/etc/kubesnap/plan.yaml').restore, {storageClassMap: {}, resourceModifiers: '/etc/kubesnap/dr/modifiers.yaml'})
+  assert.equal(parsePlan('version: 1\nnamespace: a\n', 'p.yaml').restore, {storageClassMap: {}})
+})
+
 const cases: [string, string, string[]][] = [
   ['minimal', 'version: 1\nnamespace: shop\n', []],
   ['empty file', '', ['plan.yaml: the plan is empty; it needs at least "version: 1" and "namespace:".']],
@@ -61,6 +67,7 @@ const cases: [string, string, string[]][] = [
   ['a future version', 'version: 2\nnamespace: a\n', ['plan.yaml:1:10: version must be 1, not 2.']],
   ['bad namespace', 'version: 1\nnamespace: Shop_1\n', ['plan.yaml:2:12: namespace must be a namespace name (lowercase letters, digits and "-", at most 63), not "Shop_1".']],
   ['typo at the top', 'version: 1\nnamespace: a\nouptut: /x\n', ['plan.yaml:3:1: ouptut is not a plan setting; did you mean output?']],
+  ['typo in restore', 'version: 1\nnamespace: a\nrestore:\n  resourceModifier: m.yaml\n', ['plan.yaml:4:3: restore.resourceModifier is not a plan setting; did you mean restore.resourceModifiers?']],
   ['typo below', 'version: 1\nnamespace: a\nretention:\n  keepdaily: 3\n', ['plan.yaml:4:3: retention.keepdaily is not a plan setting; did you mean retention.keepDaily?']],
   ['unknown key, no near match', 'version: 1\nnamespace: a\nmetrics:\n  statsd: x\n', ['plan.yaml:4:3: metrics.statsd is not a plan setting; the settings here are pushgateway.']],
   ['empty value', 'version: 1\nnamespace: a\noutput:\n', ['plan.yaml:3:1: output has no value; give one or remove the line.']],

@@ -56,6 +56,8 @@ export interface Plan {
   restore: {
     /** --map-storage-class: OLD class → NEW class. */
     storageClassMap: Record<string, string>
+    /** Velero resource-modifier rules applied to every object (--resource-modifiers). */
+    resourceModifiers?: string
   }
 }
 
@@ -176,6 +178,7 @@ class Checker {
       restore: (n) =>
         this.map(n, 'restore', {
           storageClassMap: (m) => this.storageClassMap(m, plan.restore.storageClassMap),
+          resourceModifiers: (m) => (plan.restore.resourceModifiers = this.path(m, 'restore.resourceModifiers')),
         }),
     })
     if (!seen) return undefined

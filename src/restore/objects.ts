@@ -17,10 +17,13 @@ import {isKubesnapHelper} from '../labels.js'
 import {restoreRank} from '../resources/priorities.js'
 import {identityProblem} from './identity.js'
 import {mapStorageClasses, type StorageClassMap} from './storage-classes.js'
+import {applyResourceModifiers, ModifierError, type ResourceModifiers} from './modifiers.js'
 
 export interface ObjectOutcome extends ApplyOutcome {
   /** Something the operator should know about this object, though it was restored. */
   warning?: string
+  /** --resource-modifiers: the rules (indexes in resourceModifierRules) that changed this object. */
+  modifiedBy?: number[]
   kind: string
   /** `resource.group`, or just `resource` for the core group (kubectl's spelling, as in the snapshot's `skipped`) */
   resource: string
@@ -41,6 +44,8 @@ export interface RestoreObjectsOptions {
   claimSnapshots?: Record<string, string>
   /** --map-storage-class: claims and StatefulSet templates of an OLD class get the NEW one. */
   storageClasses?: StorageClassMap
+  /** --resource-modifiers: applied to each object after cleaning (checkModifiedObjects found no problem before any write). */
+  modifiers?: ResourceModifiers
   onOutcome?: (outcome: ObjectOutcome) => void
 }
 
@@ -63,27 +68,12 @@ export async function restoreObjects(api: KubeApi, reader: ArchiveReader, option
 }
 
 async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntry, options: RestoreObjectsOptions): Promise<ObjectOutcome | undefined> {
-  const key = qualifiedName(entry)
-  const base = {kind: entry.kind, resource: key, name: entry.name}
-  let stored: KubernetesObject
-  try {
-    stored = JSON.parse((await reader.readObject(entry)).toString('utf8'))
-  } catch (err) {
-    return {...base, action: 'failed', error: `cannot be read from the archive: ${messageOf(err)}`}
-  }
-  // Checked before any write already (checkObjectIdentities); what is applied must be what was checked.
-  const mismatch = identityProblem(stored, entry, options.sourceNamespace)
-  if (mismatch) return {...base, action: 'failed', error: `${mismatch}: not restored`}
-  if (!matchesLabels(options.selector, stored.metadata?.labels)) return undefined
-  // An archive made before snapshots skipped them may hold a helper pod left by a killed run: never re-created.
-  if (entry.group === '' && entry.resource === 'pods' && isKubesnapHelper(stored.metadata?.labels)) return undefined
-  const target = options.targets.get(key)
-  if (!target) return {...base, action: 'failed', error: 'its type is not served by this cluster'}
-  const cleaned = mapStorageClasses(
-    cleanForRestore(stored, entry, {sourceNamespace: options.sourceNamespace, targetNamespace: options.targetNamespace, claimSnapshots: options.claimSnapshots}),
-    entry, options.storageClasses ?? {},
-  )
-  cleaned.apiVersion = target.apiVersion
+  const prepared = await prepareObject(reader, entry, options)
+  if (!prepared) return undefined
+  const named = {kind: entry.kind, resource: qualifiedName(entry), name: entry.name}
+  if ('error' in prepared) return {...named, action: 'failed', error: prepared.error}
+  const {object: cleaned, target, modifiedBy} = prepared
+  const base = modifiedBy.length > 0 ? {...named, modifiedBy} : named
   const outcome = await applyObject(api, target, cleaned, {existing: options.existing, dryRun: options.dryRun})
   if (outcome.action === 'failed' && entry.resource === 'services' && /port is already allocated/.test(outcome.error ?? '')) {
     // A node port is cluster-wide: a copy restored beside its original (a DR
@@ -95,6 +85,76 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
     return {...base, ...outcome, error: `${outcome.error}; this Role or RoleBinding grants rights kubesnap's identity does not hold: restore it as an admin, or give the identity escalate and bind (kubesnap rbac --restore-rbac)`}
   }
   return {...base, ...outcome}
+}
+
+export type PrepareOptions = Pick<RestoreObjectsOptions, 'targets' | 'sourceNamespace' | 'targetNamespace' | 'selector' | 'claimSnapshots' | 'storageClasses' | 'modifiers'>
+
+/** What restore would apply for one entry: the object ready to send, or why not; undefined when the selector leaves it out. */
+export type Prepared = {object: KubernetesObject; target: ResourceType; modifiedBy: number[]} | {error: string; /** The modifier rules at fault, when they are. */ rules?: number[]}
+
+/**
+ * Reads one entry and makes it the object restore applies: checked against its
+ * record, cleaned, at the served apiVersion, modified by --resource-modifiers.
+ * A check that must see what will be written (a preflight) reads it here.
+ */
+export async function prepareObject(reader: ArchiveReader, entry: ObjectEntry, options: PrepareOptions): Promise<Prepared | undefined> {
+  let stored: KubernetesObject
+  try {
+    stored = JSON.parse((await reader.readObject(entry)).toString('utf8'))
+  } catch (err) {
+    return {error: `cannot be read from the archive: ${messageOf(err)}`}
+  }
+  // Checked before any write already (checkObjectIdentities); what is applied must be what was checked.
+  const mismatch = identityProblem(stored, entry, options.sourceNamespace)
+  if (mismatch) return {error: `${mismatch}: not restored`}
+  if (!matchesLabels(options.selector, stored.metadata?.labels)) return undefined
+  // An archive made before snapshots skipped them may hold a helper pod left by a killed run: never re-created.
+  if (entry.group === '' && entry.resource === 'pods' && isKubesnapHelper(stored.metadata?.labels)) return undefined
+  const target = options.targets.get(qualifiedName(entry))
+  if (!target) return {error: 'its type is not served by this cluster'}
+  // The class map first: a modifier rule then sees (and may still change) the class the target will get.
+  const cleaned = mapStorageClasses(
+    cleanForRestore(stored, entry, {sourceNamespace: options.sourceNamespace, targetNamespace: options.targetNamespace, claimSnapshots: options.claimSnapshots}),
+    entry, options.storageClasses ?? {},
+  )
+  cleaned.apiVersion = target.apiVersion
+  if (!options.modifiers) return {object: cleaned, target, modifiedBy: []}
+  let modified
+  try {
+    // Velero matches a rule's namespaces against the namespace the object was backed up from.
+    modified = applyResourceModifiers(options.modifiers, cleaned, {groupResource: qualifiedName(entry), namespace: options.sourceNamespace})
+  } catch (err) {
+    if (err instanceof ModifierError) return {error: `${err.message} (${options.modifiers.file})`, rules: [err.rule]}
+    throw err
+  }
+  // A patch may change the content, never which object it is: the plan, the summary and the restarts go by the record (issue 16 item 6's rule).
+  const changed = identityProblem(modified.object, {...entry, version: target.version}, options.targetNamespace)
+  if (changed) {
+    const rules = modified.applied.map((i) => `resourceModifierRules[${i}]`).join(', ')
+    return {error: `${rules} ${modified.applied.length === 1 ? 'changes' : 'change'} which object this is (${changed.replace(/^the archived object/, 'the patched object')}); a modifier may change an object's content, not its kind, apiVersion, name or namespace (--to-namespace moves the whole namespace) (${options.modifiers.file})`, rules: modified.applied}
+  }
+  return {object: modified.object, target, modifiedBy: modified.applied}
+}
+
+/**
+ * Applies --resource-modifiers to every entry that would be restored, before
+ * any write: a problem for each object a rule cannot be applied to or would
+ * turn into another object (for the preconditions to list), and a warning for
+ * each rule that changes no object at all (a misspelt condition, most likely).
+ */
+export async function checkModifiedObjects(reader: ArchiveReader, options: PrepareOptions & {entries: ObjectEntry[]; concurrency?: number}): Promise<{problems: string[]; warnings: string[]}> {
+  const modifiers = options.modifiers
+  if (!modifiers) return {problems: [], warnings: []}
+  const limit = pLimit(options.concurrency ?? 8)
+  const used = new Set<number>()
+  const problems = await Promise.all(options.entries.map((entry) => limit(async () => {
+    const prepared = await prepareObject(reader, entry, options)
+    for (const i of (prepared && ('modifiedBy' in prepared ? prepared.modifiedBy : prepared.rules)) ?? []) used.add(i)
+    return prepared && 'rules' in prepared ? `${entry.kind} ${entry.name}: ${prepared.error}.` : undefined
+  })))
+  const unused = modifiers.rules.filter((r) => !used.has(r.index)).map((r) => `resourceModifierRules[${r.index}]`)
+  const warnings = unused.length === 0 ? [] : [`${unused.join(', ')} in ${modifiers.file} ${unused.length === 1 ? 'changes' : 'change'} none of the objects to restore; check the conditions (groupResource is spelt resource.group as in deployments.apps, namespaces are the archive's: ${options.sourceNamespace}).`]
+  return {problems: problems.filter((p): p is string => p !== undefined), warnings}
 }
 
 function withoutNodePorts(service: KubernetesObject): KubernetesObject {
