@@ -29,7 +29,7 @@ test('the documented example plan is valid, with paths relative to its file', as
   assert.equal(plan.retention, {keepLast: 3, keepDaily: 7, keepWeekly: 4, keepMonthly: 12})
   assert.is(plan.encryption.recipients.length, 1)
   assert.is(plan.metrics.pushgateway, 'http://127.0.0.1:9091')
-  assert.equal(plan.restore, {resourceModifiers: resolve(dirname(EXAMPLE), 'resource-modifiers.yaml')})
+  assert.equal(plan.restore, {storageClassMap: {standard: 'fast'}, resourceModifiers: resolve(dirname(EXAMPLE), 'resource-modifiers.yaml')})
 })
 
 test('relative paths resolve against the plan directory, not the working directory', () => {
