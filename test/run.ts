@@ -93,40 +93,46 @@ export function testJobs(value = process.env.KUBESNAP_TEST_JOBS): number {
   return jobs
 }
 
-/** Where the last run's duration of each file is kept, to start the longest first. */
+/** Where the last run's duration of each batch is kept, to start the longest first. */
 const durationsFile = () => join(dirname(binaryDir()), 'test-durations.json')
 
 /**
- * Runs the files, `jobs` at a time, each in its own uvu process against the
- * same cluster (test files share nothing but the cluster: each makes its own
- * namespaces), the longest first by the last run's durations (else by size);
- * files marked ALONE_MARKER run afterwards, one at a time. Each file's output
- * is printed whole when it ends; returns the totals of all of them.
+ * Runs the files in batches, `jobs` batches at a time, each batch in its own
+ * uvu process against the same cluster (test files share nothing but the
+ * cluster: each makes its own namespaces). The unit tests are one batch (they
+ * take milliseconds each, a process of their own would cost more); every
+ * other file is a batch of its own. Batches start longest first, by the last
+ * run's durations (else by size); files marked ALONE_MARKER run afterwards,
+ * one at a time. Each batch's output is printed whole when it ends; returns
+ * the totals of all of them.
  */
 async function runAll(files: string[], env: NodeJS.ProcessEnv, jobs: number): Promise<{passed: number; failed: number; skipped: number}> {
   const known: Record<string, number> = await readFile(durationsFile(), 'utf8').then((t) => JSON.parse(t) as Record<string, number>, () => ({}))
-  const estimate = (file: string) => known[file] ?? statSync(join(root, file)).size
-  const alone = new Set(files.filter((file) => ALONE_MARKER.test(readFileSync(join(root, file), 'utf8'))))
-  const pool = files.filter((file) => !alone.has(file)).sort((a, b) => estimate(b) - estimate(a))
+  const alone = files.filter((file) => ALONE_MARKER.test(readFileSync(join(root, file), 'utf8')))
+  const units = files.filter((file) => isUnitTest(file) && !alone.includes(file))
+  const batches = [...(units.length > 0 ? [units] : []), ...files.filter((file) => !isUnitTest(file) && !alone.includes(file)).map((file) => [file])]
+  const label = (batch: string[]) => (batch.length === 1 ? batch[0] : `${batch.length} unit test files`)
+  const estimate = (batch: string[]) => known[label(batch)] ?? batch.reduce((sum, file) => sum + statSync(join(root, file)).size, 0)
+  const pool = batches.sort((a, b) => estimate(b) - estimate(a))
   const totals = {passed: 0, failed: 0, skipped: 0}
   const durations: Record<string, number> = {...known}
-  const runOne = async (file: string) => {
+  const runBatch = async (batch: string[]) => {
     const started = Date.now()
-    const {code, output} = await runUvu([file], env)
+    const {code, output} = await runUvu(batch, env)
     const seconds = (Date.now() - started) / 1000
-    durations[file] = seconds
+    durations[label(batch)] = seconds
     const r = summarize(output, code)
     totals.passed += r.passed
     totals.failed += r.failed
     totals.skipped += r.skipped
-    // uvu's own totals are per file here; the run's are the last line.
-    process.stdout.write(`${output.replace(/\n\s*Total:[\s\S]*$/, '\n')}  ${file}: ${r.passed} passed, ${r.failed} failed in ${seconds.toFixed(1)} s\n`)
+    // uvu's own totals are per batch here; the run's are the last line.
+    process.stdout.write(`${output.replace(/\n\s*Total:[\s\S]*$/, '\n')}  ${label(batch)}: ${r.passed} passed, ${r.failed} failed in ${seconds.toFixed(1)} s\n`)
   }
   const worker = async () => {
-    for (let file = pool.shift(); file !== undefined; file = pool.shift()) await runOne(file)
+    for (let batch = pool.shift(); batch !== undefined; batch = pool.shift()) await runBatch(batch)
   }
   await Promise.all(Array.from({length: Math.min(jobs, pool.length)}, worker))
-  for (const file of alone) await runOne(file)
+  for (const file of alone) await runBatch([file])
   await mkdir(dirname(binaryDir()), {recursive: true}).then(() => writeFile(durationsFile(), JSON.stringify(durations, null, 2) + '\n')).catch(() => {})
   return totals
 }
