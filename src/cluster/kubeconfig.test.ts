@@ -167,4 +167,29 @@ test('kubeconfig: a plain HTTP server without skip TLS verify is refused as clie
   }
 })
 
+test('kubeconfig: the in-cluster service account is read as client-node reads it', async () => {
+  const root = mkdtempSync(join(dir, 'pod-'))
+  const sa = join(root, 'var/run/secrets/kubernetes.io/serviceaccount')
+  mkdirSync(sa, {recursive: true})
+  writeFileSync(join(sa, 'ca.crt'), 'in-cluster ca')
+  writeFileSync(join(sa, 'token'), 'in-cluster-token')
+  writeFileSync(join(sa, 'namespace'), 'shop')
+  const env = {KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443'}
+  const ours = new ClientConfig()
+  ours.loadFromCluster(env, root)
+  const theirs = new KubeConfig()
+  const saved = {...process.env}
+  Object.assign(process.env, env)
+  try {
+    theirs.loadFromCluster(root)
+  } finally {
+    for (const key of Object.keys(env)) if (!(key in saved)) delete process.env[key]
+    Object.assign(process.env, saved)
+  }
+  assert.equal(ours.getCurrentCluster(), theirs.getCurrentCluster())
+  assert.equal(ours.getContextObject(ours.getCurrentContext()), theirs.getContextObject(theirs.getCurrentContext()))
+  assert.equal(await applied(ours), await applied(theirs))
+  assert.is((await applied(ours) as {headers: Record<string, string>}).headers.Authorization, 'Bearer in-cluster-token')
+})
+
 test.run()

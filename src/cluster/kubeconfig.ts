@@ -39,7 +39,8 @@ export interface LoadedConfig {
   namespaceSource: 'flag' | 'context' | 'default'
 }
 
-const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token'
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
+const IN_CLUSTER_TOKEN = `${SERVICE_ACCOUNT_DIR}/token`
 
 /** Loads the kubeconfig for the given flags and environment. */
 export function loadKubeConfig(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
@@ -55,7 +56,7 @@ export function loadKubeConfig(flags: ConnectionFlags, env: NodeJS.ProcessEnv = 
     } else if (existsSync(join(env.HOME ?? homedir(), '.kube', 'config'))) {
       kc.loadFromFile(join(env.HOME ?? homedir(), '.kube', 'config'))
     } else if (env.KUBERNETES_SERVICE_HOST && existsSync(IN_CLUSTER_TOKEN)) {
-      kc.loadFromCluster()
+      kc.loadFromCluster(env)
     } else {
       throw new KubesnapError('No kubeconfig found; pass --kubeconfig, set KUBECONFIG, or create ~/.kube/config.', {exit: EXIT.usage})
     }
@@ -113,8 +114,6 @@ export interface RequestConfig {
 /** TLS and header options as client-node's authenticators fill them in. */
 type HTTPSOptions = Omit<https.RequestOptions, 'headers'> & {headers?: Record<string, string | string[] | number | undefined>}
 
-const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
-
 /**
  * The clusters, users and contexts of a kubeconfig, and the TLS options and
  * credentials for a request to the current context. It behaves as client-node's
@@ -147,14 +146,18 @@ export class ClientConfig implements RequestConfig {
     }
   }
 
-  /** Uses the pod's service account, as client-node's `loadFromCluster` does: its CA, its token file (re-read every minute), its namespace. */
-  loadFromCluster(env: NodeJS.ProcessEnv = process.env): void {
+  /**
+   * Uses the pod's service account, as client-node's `loadFromCluster` does:
+   * its CA, its token file (re-read every minute), its namespace. `root`
+   * prefixes those paths (tests).
+   */
+  loadFromCluster(env: NodeJS.ProcessEnv = process.env, root = ''): void {
     const host = env.KUBERNETES_SERVICE_HOST ?? ''
     const port = env.KUBERNETES_SERVICE_PORT ?? ''
     const scheme = ['80', '8080', '8001'].includes(port) ? 'http' : 'https'
-    const namespaceFile = `${SERVICE_ACCOUNT_DIR}/namespace`
-    this.clusters = [{name: 'inCluster', caFile: `${SERVICE_ACCOUNT_DIR}/ca.crt`, server: `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`, skipTLSVerify: false}]
-    this.users = [{name: 'inClusterUser', authProvider: {name: 'tokenFile', config: {tokenFile: `${SERVICE_ACCOUNT_DIR}/token`}}}]
+    const namespaceFile = `${root}${SERVICE_ACCOUNT_DIR}/namespace`
+    this.clusters = [{name: 'inCluster', caFile: `${root}${SERVICE_ACCOUNT_DIR}/ca.crt`, server: `${scheme}://${isIPv6(host) ? `[${host}]` : host}:${port}`, skipTLSVerify: false}]
+    this.users = [{name: 'inClusterUser', authProvider: {name: 'tokenFile', config: {tokenFile: `${root}${IN_CLUSTER_TOKEN}`}}}]
     this.contexts = [{name: 'inClusterContext', cluster: 'inCluster', user: 'inClusterUser', namespace: existsSync(namespaceFile) ? readFileSync(namespaceFile, 'utf8') : undefined}]
     this.currentContext = 'inClusterContext'
   }
