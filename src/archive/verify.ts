@@ -5,7 +5,6 @@
  * its first write to the cluster.
  */
 import {createHash} from 'node:crypto'
-import {open, type FileHandle} from 'node:fs/promises'
 import {ArchiveError, type ArchiveProblem} from './errors.js'
 import {BLOCK, decodeHeader, paddingFor, parseTrailerBody, paxPath, type Trailer} from './layout.js'
 import {
@@ -18,6 +17,7 @@ import {
   type Manifest,
 } from './manifest.js'
 import {openArchive} from './reader.js'
+import {openSource, type ArchiveSource} from './store.js'
 
 /** The outcome of verifyArchive: ok, or the first bad member in file order and what is wrong with it. */
 export type VerifyResult =
@@ -53,11 +53,12 @@ export interface VerifyOptions {
  * the file cannot be opened or read.
  */
 export async function verifyArchive(path: string, options: VerifyOptions = {}): Promise<VerifyResult> {
-  const fh = await open(path, 'r')
+  // A file, or an s3:// object streamed with one GET (store.ts).
+  const fh = await openSource(path)
   let walk: Walk
   let size: number
   try {
-    size = (await fh.stat()).size
+    size = fh.size
     const onProgress = options.onProgress
     walk = await walkArchive(fh, onProgress && ((bytesRead) => onProgress(bytesRead, size)))
   } finally {
@@ -111,7 +112,7 @@ interface Walk {
 }
 
 /** Reads the file as a tar stream, hashing each member; stops at the end blocks or at the first structural problem. */
-async function walkArchive(fh: FileHandle, onRead?: (bytesRead: number) => void): Promise<Walk> {
+async function walkArchive(fh: ArchiveSource, onRead?: (bytesRead: number) => void): Promise<Walk> {
   const r = new SequentialReader(fh, onRead)
   const members: WalkedMember[] = []
   const stop = (problem: ArchiveProblem, offset: number, detail: string, path?: string): Walk => ({members, stop: {problem, offset, path, detail}})
@@ -279,7 +280,7 @@ function fromStop(walk: Walk, entry?: string): VerifyResult {
 class SequentialReader {
   /** File offset of the next unread byte. */
   position = 0
-  readonly #fh: FileHandle
+  readonly #fh: ArchiveSource
   readonly #buf = Buffer.alloc(CHUNK)
   #start = 0
   #end = 0
@@ -288,7 +289,7 @@ class SequentialReader {
 
   readonly #onRead?: (bytesRead: number) => void
 
-  constructor(fh: FileHandle, onRead?: (bytesRead: number) => void) {
+  constructor(fh: ArchiveSource, onRead?: (bytesRead: number) => void) {
     this.#fh = fh
     this.#onRead = onRead
   }
