@@ -13,6 +13,26 @@ export interface S3Location {
   prefix: string
 }
 
+/** What the command line adds to the AWS SDK's own configuration. */
+export interface S3Settings {
+  /** `--s3-endpoint URL`; AWS_ENDPOINT_URL(_S3) works too. */
+  endpoint?: string
+  /** `--profile NAME`; AWS_PROFILE works too, read by the SDK. */
+  profile?: string
+}
+
+let settings: S3Settings = {}
+
+/** Sets the endpoint and profile of the S3 client (the base command calls it from its flags, before any S3 use). */
+export function configureS3(next: S3Settings): void {
+  settings = {...next}
+}
+
+/** The settings configureS3 gave. */
+export function s3Settings(): S3Settings {
+  return settings
+}
+
 /** S3's bucket naming rules (3–63 characters, lower case, digits, dots and hyphens). */
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/
 

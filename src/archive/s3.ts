@@ -24,7 +24,7 @@ import {
 import {Upload} from '@aws-sdk/lib-storage'
 import {KubesnapError} from '../errors.js'
 import {parseArchiveName, type ArchiveFile} from './naming.js'
-import {parseS3Dir, parseS3Url, s3Url, type S3Location} from './s3-url.js'
+import {parseS3Dir, parseS3Url, s3Settings, s3Url, type S3Location} from './s3-url.js'
 
 /**
  * S3 multipart part size: 112 MiB, so a 1 TiB archive takes 9,363 parts, under
@@ -36,26 +36,12 @@ const UPLOAD_QUEUE = 2
 /** Where number claims live under a prefix (not archives, so no listing shows them as such). */
 const CLAIMS = '.kubesnap-claims/'
 
-/** What the command line adds to the SDK's own configuration. */
-export interface S3Settings {
-  /** `--s3-endpoint URL`; AWS_ENDPOINT_URL(_S3) works too, read by the SDK. */
-  endpoint?: string
-  /** `--profile NAME`; AWS_PROFILE works too, read by the SDK. */
-  profile?: string
-}
-
-let settings: S3Settings = {}
 let cached: S3Client | undefined
 
-/** Sets the endpoint and profile for every S3 client made from now on (the base command calls it from its flags). */
-export function configureS3(next: S3Settings): void {
-  settings = next
-  cached = undefined
-}
-
-/** The one S3 client of this process, made on first use. */
+/** The one S3 client of this process, made on first use from the SDK's configuration and configureS3's flags. */
 export function s3Client(): S3Client {
   if (cached) return cached
+  const settings = s3Settings()
   // The SDK warns on every run that its releases after January 2027 need Node 22; the lockfile pins one that runs on 20.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
   const endpoint = settings.endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL
