@@ -43,6 +43,12 @@ const CHUNK = 1024 * 1024
 export interface VerifyOptions {
   /** Called as the file is read (about once per MiB), for a progress bar. */
   onProgress?: (bytesRead: number, fileSize: number) => void
+  /**
+   * Called with every chunk read, in file order, before it is checked; the
+   * chunk is the caller's to keep. `kubesnap copy` writes it to the
+   * destination, so a copy is verified as it is made, with one read.
+   */
+  tap?: (chunk: Buffer) => Promise<void>
 }
 
 /**
@@ -60,7 +66,7 @@ export async function verifyArchive(path: string, options: VerifyOptions = {}): 
   try {
     size = fh.size
     const onProgress = options.onProgress
-    walk = await walkArchive(fh, onProgress && ((bytesRead) => onProgress(bytesRead, size)))
+    walk = await walkArchive(fh, onProgress && ((bytesRead) => onProgress(bytesRead, size)), options.tap)
   } finally {
     await fh.close()
   }
@@ -112,8 +118,8 @@ interface Walk {
 }
 
 /** Reads the file as a tar stream, hashing each member; stops at the end blocks or at the first structural problem. */
-async function walkArchive(fh: ArchiveSource, onRead?: (bytesRead: number) => void): Promise<Walk> {
-  const r = new SequentialReader(fh, onRead)
+async function walkArchive(fh: ArchiveSource, onRead?: (bytesRead: number) => void, tap?: (chunk: Buffer) => Promise<void>): Promise<Walk> {
+  const r = new SequentialReader(fh, onRead, tap)
   const members: WalkedMember[] = []
   const stop = (problem: ArchiveProblem, offset: number, detail: string, path?: string): Walk => ({members, stop: {problem, offset, path, detail}})
   let pax: {path?: string; offset: number} | undefined
@@ -288,10 +294,12 @@ class SequentialReader {
   #eof = false
 
   readonly #onRead?: (bytesRead: number) => void
+  readonly #tap?: (chunk: Buffer) => Promise<void>
 
-  constructor(fh: ArchiveSource, onRead?: (bytesRead: number) => void) {
+  constructor(fh: ArchiveSource, onRead?: (bytesRead: number) => void, tap?: (chunk: Buffer) => Promise<void>) {
     this.#fh = fh
     this.#onRead = onRead
+    this.#tap = tap
   }
 
   /** Returns the next `n` (≤ CHUNK) bytes as a copy, fewer at the end of the file. */
@@ -334,6 +342,7 @@ class SequentialReader {
       this.#eof = true
       return false
     }
+    if (this.#tap) await this.#tap(Buffer.from(this.#buf.subarray(this.#end, this.#end + bytesRead)))
     this.#end += bytesRead
     this.#filePosition += bytesRead
     this.#onRead?.(this.#filePosition)

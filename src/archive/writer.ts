@@ -225,6 +225,59 @@ async function createUploadWriter(options: ArchiveWriterOptions): Promise<Archiv
   return writer
 }
 
+/** An archive being copied in: bytes in order, then commit() or abort(). */
+export interface CopyOutput {
+  /** Where the archive appears on commit(). */
+  readonly path: string
+  /** Appends the next bytes. */
+  append(data: Buffer): Promise<void>
+  commit(): Promise<void>
+  abort(): Promise<void>
+}
+
+/**
+ * Opens a place for an existing archive named `file` in a directory or s3://
+ * location: a `.partial` file under the directory lock, or a multipart upload
+ * under the final key, as the writer does. Refuses a destination that already
+ * holds that namespace's snapshot number.
+ */
+export async function createCopyOutput(dir: string, file: string, archive: {namespace: string; number: number}): Promise<CopyOutput> {
+  const refuseTaken = async () => {
+    if ((await listArchiveFiles(dir, archive.namespace)).some((a) => a.number === archive.number)) {
+      throw new Error(`${dir} already holds snapshot ${archive.number} of namespace ${archive.namespace}; nothing was copied.`)
+    }
+  }
+  const finalPath = joinLocation(dir, file)
+  let output: ArchiveOutput
+  if (isS3Url(dir)) {
+    const {checkBucket, UploadOutput} = await s3()
+    await checkBucket(dir)
+    await refuseTaken()
+    output = new S3ArchiveOutput(new UploadOutput(finalPath), dir, archive.namespace, archive.number, false)
+  } else {
+    await makeDirectory(dir, 0o700)
+    const lock = await acquireLock(dir)
+    try {
+      await refuseTaken()
+      const partialPath = join(dir, partialName(file))
+      output = new FileOutput(await open(partialPath, 'wx', 0o600), lock, partialPath, finalPath, dir)
+    } catch (err) {
+      await lock.release()
+      throw err
+    }
+  }
+  let position = 0
+  return {
+    path: finalPath,
+    append: async (data) => {
+      await output.write(data, position)
+      position += data.length
+    },
+    commit: () => output.commit(),
+    abort: () => output.abort(),
+  }
+}
+
 /**
  * Where the writer's bytes go: a `.partial` file written anywhere (seekable),
  * or an upload written in order. commit() makes the archive appear under its
@@ -302,6 +355,8 @@ class S3ArchiveOutput implements ArchiveOutput {
     readonly dir: string,
     readonly namespace: string,
     readonly number: number,
+    /** Whether this run claimed the number (a copy keeps the source's number and claims none). */
+    readonly claimed = true,
   ) {}
 
   write(data: Buffer, position: number): Promise<void> {
@@ -333,6 +388,7 @@ class S3ArchiveOutput implements ArchiveOutput {
   }
 
   async #dropClaim(): Promise<void> {
+    if (!this.claimed) return
     const {removeClaim} = await s3()
     await removeClaim(this.dir, this.namespace, this.number).catch(() => {})
   }
