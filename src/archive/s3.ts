@@ -8,9 +8,12 @@
  * ~/.aws profiles, AWS_PROFILE, AWS_ENDPOINT_URL), plus `--profile` and
  * `--s3-endpoint` (configureS3). Keys and secrets are never put in a message.
  */
-import {Readable, PassThrough} from 'node:stream'
+import type {Readable} from 'node:stream'
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -21,18 +24,10 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3'
-import {Upload} from '@aws-sdk/lib-storage'
 import {KubesnapError} from '../errors.js'
 import {parseArchiveName, type ArchiveFile} from './naming.js'
 import {parseS3Dir, parseS3Url, s3Settings, s3Url, type S3Location} from './s3-url.js'
 
-/**
- * S3 multipart part size: 112 MiB, so a 1 TiB archive takes 9,363 parts, under
- * S3's limit of 10,000. lib-storage holds at most queueSize parts in memory.
- */
-export const UPLOAD_PART_SIZE = 112 * 1024 ** 2
-/** Parts uploaded at once: two keep the connection busy while the next part fills. */
-const UPLOAD_QUEUE = 2
 /** Where number claims live under a prefix (not archives, so no listing shows them as such). */
 const CLAIMS = '.kubesnap-claims/'
 
@@ -307,70 +302,127 @@ export async function abortStaleUploads(url: string, olderThan: Date): Promise<s
 }
 
 /**
- * A sequential archive output that streams into one multipart upload. The
- * object appears under its key only when complete() has completed the upload;
- * abort() (failure, Ctrl-C) aborts it, so nothing is left under the key.
+ * The size of multipart part `n` (1-based): 8 MiB for the first 1,000 parts,
+ * doubling every 1,000 parts after that. Archives up to 7.8 GiB upload with
+ * 8 MiB parts, two of them in memory; 7,000 parts hold 992 GiB, so a 1 TiB
+ * archive takes about 7,030 parts (the last ones 1 GiB), under S3's 10,000.
+ * Memory grows with the archive only past 7.8 GiB: 2 × 16 MiB up to 23 GiB,
+ * 2 × 32 MiB up to 54 GiB, 2 × 64 MiB up to 117 GiB. lib-storage's Upload has
+ * one fixed part size: 112 MiB parts (what 1 TiB needs) measured 675 MiB peak
+ * RSS for a 1 GiB volume, hence this loop over the SDK's multipart commands.
+ */
+export function uploadPartSize(n: number, first = FIRST_PART_SIZE): number {
+  return first * 2 ** Math.floor((n - 1) / PARTS_PER_SIZE)
+}
+
+/** Size of the first parts: 8 MiB (S3's minimum is 5 MiB, every part but the last). */
+export const FIRST_PART_SIZE = 8 * 1024 ** 2
+/** Parts of one size before the size doubles. */
+const PARTS_PER_SIZE = 1000
+
+/**
+ * A sequential archive output that streams into one multipart upload, one
+ * part in flight while the next fills. An archive smaller than one part is one
+ * PutObject. The object appears under its key only when complete() has
+ * completed the upload; abort() (failure, Ctrl-C) aborts it, so nothing is
+ * left under the key.
  */
 export class UploadOutput {
   readonly url: string
   /** Bytes handed to the upload so far. */
   written = 0
-  readonly #body = new PassThrough({highWaterMark: 1024 * 1024})
-  readonly #upload: Upload
-  readonly #done: Promise<unknown>
-  #failed?: Error
+  readonly #location: S3Location
+  readonly #firstPartSize: number
+  #part: Buffer
+  #filled = 0
+  #uploadId?: string
+  readonly #done: Array<{PartNumber: number; ETag: string}> = []
+  #inFlight?: Promise<void>
+  #failed?: KubesnapError
+  #aborted = false
 
-  constructor(url: string, partSize = UPLOAD_PART_SIZE) {
-    const location = parseS3Url(url)
+  constructor(url: string, firstPartSize = FIRST_PART_SIZE) {
     this.url = url
-    this.#upload = new Upload({
-      client: s3Client(),
-      params: {Bucket: location.bucket, Key: location.prefix, Body: this.#body, ContentType: 'application/x-tar'},
-      partSize,
-      queueSize: UPLOAD_QUEUE,
-      // Abort the multipart upload on any error: no parts are left to pay for, nothing appears under the key.
-      leavePartsOnError: false,
-    })
-    this.#done = this.#upload.done().catch((err: unknown) => {
-      this.#failed = s3Error(err, location, `upload ${url}`)
-      this.#body.destroy()
-      throw this.#failed
-    })
-    // Observed through complete(); until then a failure shows on the next write.
-    this.#done.catch(() => {})
+    this.#location = parseS3Url(url)
+    this.#firstPartSize = firstPartSize
+    this.#part = Buffer.allocUnsafe(firstPartSize)
   }
 
-  /** Appends bytes; the position must be the end (an upload cannot seek back). Waits while the upload is behind. */
+  /** Appends bytes; the position must be the end (an upload cannot seek back). Waits while the previous part is still uploading. */
   async write(data: Buffer, position: number): Promise<void> {
     if (this.#failed) throw this.#failed
+    if (this.#aborted) throw new Error(`the upload of ${this.url} was aborted`)
     if (position !== this.written) throw new Error(`an S3 upload is written in order: asked to write at ${position}, the upload is at ${this.written}`)
-    this.written += data.length
-    if (!this.#body.write(data)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          this.#body.off('close', onClose)
-          resolve()
-        }
-        const onClose = () => {
-          this.#body.off('drain', onDrain)
-          reject(this.#failed ?? new Error('the upload ended'))
-        }
-        this.#body.once('drain', onDrain)
-        this.#body.once('close', onClose)
-      })
+    let rest = data
+    while (rest.length > 0) {
+      const n = Math.min(rest.length, this.#part.length - this.#filled)
+      rest.copy(this.#part, this.#filled, 0, n)
+      this.#filled += n
+      this.written += n
+      rest = rest.subarray(n)
+      if (this.#filled === this.#part.length) await this.#sendPart()
     }
   }
 
-  /** Ends the body and completes the multipart upload: the object now exists under its key. */
+  /** Sends the last part and completes the multipart upload (or PUTs a small archive whole): the object now exists under its key. */
   async complete(): Promise<void> {
-    this.#body.end()
-    await this.#done
+    if (this.#failed) throw this.#failed
+    const {bucket, prefix: key} = this.#location
+    try {
+      if (this.#uploadId === undefined) {
+        // PutObject is atomic too: the object exists complete, or not at all.
+        await s3Client().send(new PutObjectCommand({Bucket: bucket, Key: key, Body: this.#part.subarray(0, this.#filled), ContentType: 'application/x-tar'}))
+        return
+      }
+      if (this.#filled > 0) await this.#sendPart()
+      await this.#inFlight
+      if (this.#failed) throw this.#failed
+      // radosgw 16 answers this with an empty ETag: nothing here relies on it.
+      await s3Client().send(new CompleteMultipartUploadCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId, MultipartUpload: {Parts: this.#done}}))
+    } catch (err) {
+      throw this.#fail(err)
+    }
   }
 
-  /** Aborts the multipart upload (lib-storage aborts it when its body fails). Safe to call twice. */
+  /** Aborts the multipart upload, if one was started. Safe to call twice. */
   async abort(): Promise<void> {
-    this.#body.destroy(new Error('kubesnap aborted the snapshot'))
-    await this.#upload.abort().catch(() => {})
-    await this.#done.catch(() => {})
+    if (this.#aborted) return
+    this.#aborted = true
+    await this.#inFlight?.catch(() => {})
+    if (this.#uploadId === undefined) return
+    const {bucket, prefix: key} = this.#location
+    await s3Client().send(new AbortMultipartUploadCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId})).catch(() => {})
+  }
+
+  /** Starts uploading the filled part (after the one in flight is done) and gives the next part its own buffer. */
+  async #sendPart(): Promise<void> {
+    await this.#inFlight
+    if (this.#failed) throw this.#failed
+    const {bucket, prefix: key} = this.#location
+    if (this.#uploadId === undefined) {
+      try {
+        const created = await s3Client().send(new CreateMultipartUploadCommand({Bucket: bucket, Key: key, ContentType: 'application/x-tar'}))
+        this.#uploadId = created.UploadId
+      } catch (err) {
+        throw this.#fail(err)
+      }
+    }
+    const number = this.#done.length + 1
+    const body = this.#part.subarray(0, this.#filled)
+    this.#inFlight = s3Client()
+      .send(new UploadPartCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId, PartNumber: number, Body: body}))
+      .then((r) => {
+        this.#done.push({PartNumber: number, ETag: r.ETag ?? ''})
+      }, (err: unknown) => {
+        this.#fail(err)
+      })
+    // The next part's buffer; the one in flight is freed when its request is done.
+    this.#part = Buffer.allocUnsafe(uploadPartSize(number + 1, this.#firstPartSize))
+    this.#filled = 0
+  }
+
+  #fail(err: unknown): KubesnapError {
+    this.#failed ??= err instanceof KubesnapError ? err : s3Error(err, this.#location, `upload ${this.url}`)
+    return this.#failed
   }
 }

@@ -82,7 +82,7 @@ export interface ArchiveWriterOptions {
   cluster: {server: string; context: string}
   /** Largest part of a stream, in bytes (default 1 GiB, 32 MiB on S3; small in tests). */
   partSize?: number
-  /** S3 multipart part size (default s3.ts UPLOAD_PART_SIZE; small in tests). */
+  /** Size of the first S3 multipart parts (default s3.ts FIRST_PART_SIZE, 8 MiB). */
   uploadPartSize?: number
   /** gzip level for streams (default 1). */
   gzipLevel?: number
