@@ -7,7 +7,10 @@
  * taking the same number; a connection cut mid-upload and a killed run
  * leaving no object under the final key, and prune ending the leftover upload.
  */
+import {mkdtemp, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import net from 'node:net'
+import {tmpdir} from 'node:os'
+import {basename, join} from 'node:path'
 import {
   CreateBucketCommand,
   GetObjectCommand,
@@ -21,6 +24,7 @@ import * as assert from 'uvu/assert'
 import {randomBytes} from 'node:crypto'
 import {Readable} from 'node:stream'
 import {buffer} from 'node:stream/consumers'
+import {ageCipher, parseRecipients} from '../src/archive/crypto.js'
 import {openArchive} from '../src/archive/reader.js'
 import {verifyArchive} from '../src/archive/verify.js'
 import {createArchiveWriter} from '../src/archive/writer.js'
@@ -163,6 +167,52 @@ test('a stream larger than one upload part: a multipart upload of 5 MiB parts, c
   assert.ok(verified.ok, JSON.stringify(verified))
   const reader = await openArchive(path)
   assert.ok((await buffer(reader.readStream(reader.manifest.entries.find((e) => e.type === 'volume') as any))).equals(data))
+})
+
+test('copy: local → bucket → local, verified as it copies; a damaged archive is not copied; encrypted on S3, a plain download decrypts with the age CLI', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-s3-copy-'))
+  try {
+    const key = join(dir, 'key.txt')
+    await execa('age-keygen', ['-o', key])
+    const recipient = (await execa('age-keygen', ['-y', key])).stdout.trim()
+    const cipher = ageCipher(await parseRecipients([recipient], []))
+    const writer = await createArchiveWriter({dir: join(dir, 'a'), namespace: 'cp', kubesnapVersion: 'test', cluster: {server: 'https://x', context: 'x'}, cipher, recipients: [recipient]})
+    await writer.addObject({kind: 'ConfigMap', group: '', version: 'v1', resource: 'configmaps', name: 'settings'}, '{"kind":"ConfigMap","data":{"a":"b"}}')
+    const volume = await writer.addStream({type: 'volume', name: 'data'}, Readable.from([randomBytes(3 * 1024 * 1024)]))
+    const {path} = await writer.finish()
+
+    const up = await kubesnap(['copy', path, `s3://${BUCKET}/copies`, '--json'])
+    assert.is(up.code, 0, up.stderr + up.stdout)
+    assert.ok(up.json.to.startsWith(`s3://${BUCKET}/copies/cp-000001-`), up.json.to)
+    const again = await kubesnap(['copy', path, `s3://${BUCKET}/copies`])
+    assert.is(again.code, 1)
+    assert.match(again.stderr, /already holds snapshot 1 of namespace cp; nothing was copied/)
+    const down = await kubesnap(['copy', up.json.to, join(dir, 'b'), '--json'])
+    assert.is(down.code, 0, down.stderr + down.stdout)
+    assert.equal(await readdir(join(dir, 'b')), [up.json.to.slice(up.json.to.lastIndexOf('/') + 1)])
+
+    // A plain download (as `aws s3 cp` makes one), then only tar and age.
+    const object = await client.send(new GetObjectCommand({Bucket: BUCKET, Key: up.json.to.slice(`s3://${BUCKET}/`.length)}))
+    const downloaded = join(dir, 'downloaded.tar')
+    await writeFile(downloaded, await object.Body!.transformToByteArray())
+    const member = (await execa('tar', ['tf', downloaded])).stdout.split('\n').find((m) => m.startsWith('objects/') && m.endsWith('.age'))!
+    const plain = await execa('sh', ['-c', 'tar xOf "$1" "$2" | age -d -i "$3"', 'sh', downloaded, member, key])
+    assert.equal(JSON.parse(plain.stdout), {kind: 'ConfigMap', data: {a: 'b'}})
+
+    // One byte changed in the volume: copy refuses, and nothing appears under the final name.
+    const damaged = join(dir, 'c', basename(path))
+    await execa('mkdir', ['-p', join(dir, 'c')])
+    const bytes = await readFile(path)
+    bytes[volume.parts[0].offset + 1000] ^= 0xff
+    await writeFile(damaged, bytes)
+    const bad = await kubesnap(['copy', damaged, `s3://${BUCKET}/damaged`])
+    assert.is(bad.code, 1, bad.stderr)
+    assert.match(bad.stderr, /is damaged \(.*\), so it was not copied/)
+    assert.equal(await keys('damaged/'), [])
+    assert.equal(await uploads('damaged/'), [])
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
 })
 
 test('two runs claiming the same number: the server lets exactly one have it', async () => {

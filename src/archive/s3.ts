@@ -348,7 +348,7 @@ export class UploadOutput {
     this.#part = Buffer.allocUnsafe(firstPartSize)
   }
 
-  /** Appends bytes; the position must be the end (an upload cannot seek back). Waits while the previous part is still uploading. */
+  /** Appends bytes, copied into the part being filled (the caller may reuse them once this resolves); the position must be the end. Waits while the previous part is still uploading. */
   async write(data: Buffer, position: number): Promise<void> {
     if (this.#failed) throw this.#failed
     if (this.#aborted) throw new Error(`the upload of ${this.url} was aborted`)

@@ -286,6 +286,7 @@ export async function createCopyOutput(dir: string, file: string, archive: {name
 interface ArchiveOutput {
   /** Whether bytes before the end can be rewritten (part headers back-patched, failed entries cut off). */
   readonly seekable: boolean
+  /** Writes `data` at `position`; done with `data` once it resolves (the caller may reuse it). */
   write(data: Buffer, position: number): Promise<void>
   /** Cuts the output back to `length` bytes; an upload can only "cut" at its end. */
   truncate(length: number): Promise<void>
@@ -669,9 +670,7 @@ export class ArchiveWriter {
   /** Writes the buffered small members to the file. */
   async #flush(): Promise<void> {
     if (this.#pendingBytes === 0) return
-    // A copy for an upload, which may still hold the bytes after write() returns; a file has written them.
-    const pending = this.#buffer.subarray(0, this.#pendingBytes)
-    await this.#s.output.write(this.#s.output.seekable ? pending : Buffer.from(pending), this.#flushed)
+    await this.#s.output.write(this.#buffer.subarray(0, this.#pendingBytes), this.#flushed)
     this.#flushed += this.#pendingBytes
     this.#pendingBytes = 0
   }
@@ -817,8 +816,10 @@ class PartSink extends Writable {
     if (header.length !== part.headerLength) throw new Error(`header of ${part.path} changed length`)
     const padding = paddingFor(part.size)
     if (this.#gather) {
-      // Header, content and padding in order; a copy, since the upload may hold it while the buffer fills again.
-      await this.#out.write(Buffer.concat([header, this.#gather.subarray(0, part.size), ZEROS.subarray(0, padding)]), part.headerOffset)
+      // Header, content and padding in order (write() is done with each buffer when it resolves: no copy here).
+      await this.#out.write(header, part.headerOffset)
+      await this.#out.write(this.#gather.subarray(0, part.size), part.offset)
+      if (padding > 0) await this.#out.write(ZEROS.subarray(0, padding), part.offset + part.size)
     } else {
       await this.#out.write(header, part.headerOffset)
       if (padding > 0) await this.#out.write(Buffer.alloc(padding), part.offset + part.size)
