@@ -2,7 +2,8 @@
  * `npm run bench [-- CASE...]`: performance figures on the local test cluster.
  * Cases: objects (10,000 objects snapshotted, then inspect and verify of the
  * archive), rest (the CLI at rest: `--version`, `--help`, `list`), volumes
- * (256 MiB, 1 GiB, 2 GiB volumes against two baselines).
+ * (256 MiB, 1 GiB, 2 GiB volumes against two baselines), s3 (a 1 GiB volume
+ * to a directory and to a bucket on a real radosgw; not in the default run).
  * Figures are printed, not asserted: targets live in the README. A set-up
  * failure (packages, build, ports) is one sentence and exit code 2.
  */
@@ -12,10 +13,12 @@ import {ensurePackages} from '../test/cluster/packages.js'
 import {setupFailureMessage} from '../test/cluster/setup-error.js'
 import {benchObjects} from './objects.js'
 import {benchRest} from './rest.js'
+import {benchS3} from './s3.js'
 import {benchVolume} from './volumes.js'
 
 const wanted = new Set(process.argv.slice(2))
-const runs = (name: string) => wanted.size === 0 || wanted.has(name)
+// s3 starts a Ceph of its own: only when asked for.
+const runs = (name: string) => (wanted.size === 0 && name !== 's3') || wanted.has(name)
 
 let cluster: TestCluster
 try {
@@ -72,6 +75,14 @@ try {
     console.log('  checked ceiling: the pod-side script (tar | tee | sha256sum) with its stream thrown away, the limit of a copy checked on both sides')
     console.log('\nvolume restore of those archives into a new namespace (namespace-only user; helper pod)')
     for (const line of restores) console.log(line)
+  }
+  if (runs('s3')) {
+    const r = await benchS3(cluster, 1024 ** 3)
+    console.log(`\nvolume snapshot to a bucket (radosgw on loopback, memstore) against the same to a directory, ${r.size}`)
+    console.log(`  directory  ${r.local.seconds.toFixed(1)} s ${r.local.mibPerSecond.toFixed(1)} MiB/s, peak RSS ${r.local.peakRssMiB.toFixed(0)} MiB`)
+    console.log(`  s3://      ${r.s3.seconds.toFixed(1)} s ${r.s3.mibPerSecond.toFixed(1)} MiB/s, peak RSS ${r.s3.peakRssMiB.toFixed(0)} MiB   (ratio ${(r.s3.mibPerSecond / r.local.mibPerSecond).toFixed(2)}, target >= 0.80)`)
+    console.log(`  list       ${r.list.ms.toFixed(0)} ms (CLI, start-up included)`)
+    console.log(`  inspect    ${r.inspect.ms.toFixed(1)} ms, ${r.inspect.bytesRead} bytes read (targets < 200 ms, < 64 KiB)`)
   }
 } finally {
   await stop()

@@ -40,7 +40,7 @@ function fill(dir: string, bytes: number): void {
 }
 
 /** A namespace with a claim of `bytes` and a pod that mounts it at /data. */
-async function setUp(cluster: TestCluster, bytes: number): Promise<{ns: string; pod: string}> {
+export async function setUp(cluster: TestCluster, bytes: number): Promise<{ns: string; pod: string}> {
   const ns = await cluster.createNamespace({prefix: 'bench-vol'})
   const api = new KubeApi(loadKubeConfig({kubeconfig: cluster.kubeconfigs.admin}))
   try {

@@ -5,6 +5,7 @@
 import {Command, Flags, type Interfaces} from '@oclif/core'
 import type {Connection} from './cluster/index.js'
 import {checkNamespace} from './archive/naming.js'
+import {configureS3} from './archive/s3-url.js'
 import {EXIT, KubesnapError} from './errors.js'
 
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof KubesnapCommand)['baseFlags'] & T['flags']>
@@ -27,6 +28,14 @@ export abstract class KubesnapCommand<T extends typeof Command> extends Command 
       summary: "The namespace (default: the context's namespace, then default).",
       helpGroup: 'CONNECTION',
     }),
+    's3-endpoint': Flags.string({
+      summary: 'The S3-compatible endpoint for s3:// locations, e.g. https://minio.example:9000 (default: $AWS_ENDPOINT_URL, else AWS); path-style addressing.',
+      helpGroup: 'S3',
+    }),
+    profile: Flags.string({
+      summary: 'The AWS profile (in ~/.aws/credentials and config) for s3:// locations (default: $AWS_PROFILE, else default).',
+      helpGroup: 'S3',
+    }),
   }
 
   protected flags!: CommandFlags<T>
@@ -45,6 +54,8 @@ export abstract class KubesnapCommand<T extends typeof Command> extends Command 
     this.args = args as CommandArgs<T>
     // A namespace Kubernetes cannot have is a typo: a usage error before anything runs.
     if (this.flags.namespace !== undefined) checkNamespace(this.flags.namespace, '-n')
+    // Only recorded here: the AWS SDK is loaded when an s3:// location is used.
+    configureS3({endpoint: this.flags['s3-endpoint'], profile: this.flags.profile})
   }
 
   /**

@@ -2,12 +2,12 @@
  * Listing the archives of a directory for `kubesnap list` (and prune): one row
  * per final archive, from its name, size, trailer and manifest only.
  */
-import {stat} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import {ArchiveError, type ArchiveProblem} from './errors.js'
 import {isStreamEntry, snapshotStatus, type SnapshotStatus} from './manifest.js'
 import {listArchiveFiles, nameMismatch, trueArchiveName, type ArchiveFile} from './naming.js'
 import {openArchive} from './reader.js'
+import {archiveSize} from './store.js'
 
 interface ListingBase {
   path: string
@@ -47,7 +47,7 @@ export async function listArchives(dir: string, options: {namespace?: string} = 
   for (const {path, file, namespace, number, time} of await listArchiveFiles(dir, options.namespace)) {
     const base = {path, file, namespace, number, time, fileSize: 0}
     try {
-      base.fileSize = (await stat(path)).size
+      base.fileSize = (await archiveSize(path)) ?? 0
       const {manifest} = await openArchive(path)
       const mismatch = nameMismatch({namespace, number}, manifest)
       if (mismatch) {

@@ -10,6 +10,7 @@ import {ArchiveError} from './errors.js'
 import {renamedArchiveMessage} from './list.js'
 import {listArchiveFiles, nameMismatch, type ArchiveFile} from './naming.js'
 import {openArchive, type ArchiveReader, type OpenOptions} from './reader.js'
+import {archiveSize, isS3Url, s3} from './store.js'
 
 /**
  * The flags that pick an archive by number from a directory (the path is the
@@ -91,6 +92,10 @@ async function checkChosenName(chosen: ArchiveFile): Promise<void> {
 
 /** Checks that a path given as ARCHIVE is a file. */
 async function checkFile(path: string): Promise<string> {
+  if (isS3Url(path)) {
+    if ((await archiveSize(path)) === undefined) throw new KubesnapError(`${path} does not exist; give the s3:// URL of a .kubesnap.tar object (kubesnap list s3://BUCKET/PREFIX shows them).`)
+    return path
+  }
   const stats = await statOrUndefined(path)
   if (!stats) throw new KubesnapError(`${path} does not exist; give the path of a .kubesnap.tar file.`)
   if (stats.isDirectory()) {
@@ -101,6 +106,8 @@ async function checkFile(path: string): Promise<string> {
 
 /** Throws a KubesnapError unless a directory of archives exists (a typo must not read as "no archives"). */
 export async function checkArchiveDir(dir: string): Promise<void> {
+  // A bucket that does not exist or refuses the credentials is one sentence here, before any other work.
+  if (isS3Url(dir)) return (await s3()).checkBucket(dir)
   const stats = await statOrUndefined(dir)
   if (!stats) throw new KubesnapError(`Directory ${dir} does not exist; give the directory that holds the archives.`)
   if (!stats.isDirectory()) throw new KubesnapError(`${dir} is not a directory; give the directory that holds the archives.`, {exit: EXIT.usage})

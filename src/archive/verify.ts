@@ -5,7 +5,6 @@
  * its first write to the cluster.
  */
 import {createHash} from 'node:crypto'
-import {open, type FileHandle} from 'node:fs/promises'
 import {ArchiveError, type ArchiveProblem} from './errors.js'
 import {BLOCK, decodeHeader, paddingFor, parseTrailerBody, paxPath, type Trailer} from './layout.js'
 import {
@@ -18,6 +17,7 @@ import {
   type Manifest,
 } from './manifest.js'
 import {openArchive} from './reader.js'
+import {openSource, type ArchiveSource} from './store.js'
 
 /** The outcome of verifyArchive: ok, or the first bad member in file order and what is wrong with it. */
 export type VerifyResult =
@@ -43,6 +43,12 @@ const CHUNK = 1024 * 1024
 export interface VerifyOptions {
   /** Called as the file is read (about once per MiB), for a progress bar. */
   onProgress?: (bytesRead: number, fileSize: number) => void
+  /**
+   * Called with every chunk read, in file order, before it is checked; the
+   * chunk is the caller's to keep. `kubesnap copy` writes it to the
+   * destination, so a copy is verified as it is made, with one read.
+   */
+  tap?: (chunk: Buffer) => Promise<void>
 }
 
 /**
@@ -53,13 +59,14 @@ export interface VerifyOptions {
  * the file cannot be opened or read.
  */
 export async function verifyArchive(path: string, options: VerifyOptions = {}): Promise<VerifyResult> {
-  const fh = await open(path, 'r')
+  // A file, or an s3:// object streamed with one GET (store.ts).
+  const fh = await openSource(path)
   let walk: Walk
   let size: number
   try {
-    size = (await fh.stat()).size
+    size = fh.size
     const onProgress = options.onProgress
-    walk = await walkArchive(fh, onProgress && ((bytesRead) => onProgress(bytesRead, size)))
+    walk = await walkArchive(fh, onProgress && ((bytesRead) => onProgress(bytesRead, size)), options.tap)
   } finally {
     await fh.close()
   }
@@ -111,8 +118,8 @@ interface Walk {
 }
 
 /** Reads the file as a tar stream, hashing each member; stops at the end blocks or at the first structural problem. */
-async function walkArchive(fh: FileHandle, onRead?: (bytesRead: number) => void): Promise<Walk> {
-  const r = new SequentialReader(fh, onRead)
+async function walkArchive(fh: ArchiveSource, onRead?: (bytesRead: number) => void, tap?: (chunk: Buffer) => Promise<void>): Promise<Walk> {
+  const r = new SequentialReader(fh, onRead, tap)
   const members: WalkedMember[] = []
   const stop = (problem: ArchiveProblem, offset: number, detail: string, path?: string): Walk => ({members, stop: {problem, offset, path, detail}})
   let pax: {path?: string; offset: number} | undefined
@@ -279,7 +286,7 @@ function fromStop(walk: Walk, entry?: string): VerifyResult {
 class SequentialReader {
   /** File offset of the next unread byte. */
   position = 0
-  readonly #fh: FileHandle
+  readonly #fh: ArchiveSource
   readonly #buf = Buffer.alloc(CHUNK)
   #start = 0
   #end = 0
@@ -287,10 +294,12 @@ class SequentialReader {
   #eof = false
 
   readonly #onRead?: (bytesRead: number) => void
+  readonly #tap?: (chunk: Buffer) => Promise<void>
 
-  constructor(fh: FileHandle, onRead?: (bytesRead: number) => void) {
+  constructor(fh: ArchiveSource, onRead?: (bytesRead: number) => void, tap?: (chunk: Buffer) => Promise<void>) {
     this.#fh = fh
     this.#onRead = onRead
+    this.#tap = tap
   }
 
   /** Returns the next `n` (≤ CHUNK) bytes as a copy, fewer at the end of the file. */
@@ -333,6 +342,7 @@ class SequentialReader {
       this.#eof = true
       return false
     }
+    if (this.#tap) await this.#tap(Buffer.from(this.#buf.subarray(this.#end, this.#end + bytesRead)))
     this.#end += bytesRead
     this.#filePosition += bytesRead
     this.#onRead?.(this.#filePosition)

@@ -8,6 +8,11 @@
  * placeholder and rewritten with the real size once the part is full. Memory
  * stays at a few stream chunks whatever the volume size, and nothing is copied
  * to a temporary file.
+ *
+ * To an `s3://BUCKET/PREFIX` location the same bytes go, in order, into one
+ * multipart upload (s3.ts) that is completed last: an upload cannot seek back,
+ * so each part is gathered in memory (S3_ARCHIVE_PART_SIZE) and written with its
+ * real header once full. The format is the same version 1 either way.
  */
 import {createHash, type Hash} from 'node:crypto'
 import {unlinkSync} from 'node:fs'
@@ -34,9 +39,16 @@ import {
 } from './manifest.js'
 import {makeDirectory} from './disk.js'
 import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath, partSuffix} from './naming.js'
+import {isS3Url, joinLocation, s3} from './store.js'
 
 /** Default part size of streams: 1 GiB. */
 export const DEFAULT_PART_SIZE = 1024 ** 3
+/**
+ * Default part size of streams written to S3: 32 MiB, each gathered in memory
+ * before it is sent. A 4 GiB volume's manifest entry then lists 128 parts
+ * (about 25 KiB), so list and inspect still read a few tens of KiB.
+ */
+export const S3_ARCHIVE_PART_SIZE = 32 * 1024 ** 2
 /** Padding source: a member is padded with fewer than 512 zero bytes. */
 const ZEROS = Buffer.alloc(BLOCK)
 /** Buffered small members are written once they reach this size. */
@@ -62,15 +74,17 @@ export interface EntryCipher {
 }
 
 export interface ArchiveWriterOptions {
-  /** Output directory; created (mode 0700) if missing. */
+  /** Output directory, created (mode 0700) if missing; or an `s3://BUCKET/PREFIX` location. */
   dir: string
   namespace: string
   /** Snapshot number; defaults to the highest present for the namespace plus one. */
   number?: number
   kubesnapVersion: string
   cluster: {server: string; context: string}
-  /** Largest part of a stream, in bytes (default 1 GiB; small in tests). */
+  /** Largest part of a stream, in bytes (default 1 GiB, 32 MiB on S3; small in tests). */
   partSize?: number
+  /** Size of the first S3 multipart parts (default s3.ts FIRST_PART_SIZE, 8 MiB). */
+  uploadPartSize?: number
   /** gzip level for streams (default 1). */
   gzipLevel?: number
   cipher?: EntryCipher
@@ -131,6 +145,7 @@ export interface FinishResult {
  * writes format.json. Throws LockedError when another run holds the directory.
  */
 export async function createArchiveWriter(options: ArchiveWriterOptions): Promise<ArchiveWriter> {
+  if (isS3Url(options.dir)) return createUploadWriter(options)
   const partSize = options.partSize ?? DEFAULT_PART_SIZE
   if (!Number.isSafeInteger(partSize) || partSize < 1 || partSize > MAX_USTAR_SIZE) {
     throw new RangeError(`partSize must be an integer from 1 to ${MAX_USTAR_SIZE}, not ${partSize}.`)
@@ -157,7 +172,8 @@ export async function createArchiveWriter(options: ArchiveWriterOptions): Promis
     const partialPath = join(options.dir, partialName(finalName))
     // Mode 0600 from the first byte: the file never exists with wider permissions.
     const fh = await open(partialPath, 'wx', 0o600)
-    const writer = new ArchiveWriter({options, partSize, now, lock, fh, number, startedAt, finalPath, partialPath, warnings})
+    const output = new FileOutput(fh, lock, partialPath, finalPath, options.dir)
+    const writer = new ArchiveWriter({options, partSize, now, output, number, startedAt, finalPath, partialPath, warnings})
     try {
       await fh.chmod(0o600) // the umask can only have narrowed it; make it exact
       await writer.writeFormatDocument()
@@ -172,12 +188,219 @@ export async function createArchiveWriter(options: ArchiveWriterOptions): Promis
   }
 }
 
+/**
+ * Starts a snapshot archive on S3: checks the bucket and credentials, picks the
+ * next number from a listing and claims it with a conditional PUT (two runs
+ * cannot take the same number), and starts the multipart upload under the
+ * final key, which shows no object until finish() completes it.
+ */
+async function createUploadWriter(options: ArchiveWriterOptions): Promise<ArchiveWriter> {
+  const partSize = options.partSize ?? S3_ARCHIVE_PART_SIZE
+  if (!Number.isSafeInteger(partSize) || partSize < 1 || partSize > 1024 ** 3) {
+    throw new RangeError(`partSize must be an integer from 1 to ${1024 ** 3} on S3 (each part is held in memory), not ${partSize}.`)
+  }
+  checkNamespace(options.namespace)
+  const now = options.now ?? (() => new Date())
+  const {checkBucket, claimNumber, UploadOutput} = await s3()
+  await checkBucket(options.dir)
+  const existing = await listArchiveFiles(options.dir, options.namespace)
+  const first = options.number ?? nextNumber(existing, options.namespace)
+  if (existing.some((a) => a.number === first)) {
+    throw new Error(`Snapshot ${first} of namespace ${options.namespace} already exists in ${options.dir}; choose another number.`)
+  }
+  const owner = `kubesnap pid ${process.pid}`
+  const number = await claimNumber(options.dir, options.namespace, first, owner)
+  if (options.number !== undefined && number !== options.number) {
+    throw new Error(`Snapshot ${options.number} of namespace ${options.namespace} is being written by another run to ${options.dir}; choose another number.`)
+  }
+  const startedAt = now()
+  const finalPath = joinLocation(options.dir, formatArchiveName({namespace: options.namespace, number, time: startedAt}))
+  const output = new S3ArchiveOutput(new UploadOutput(finalPath, options.uploadPartSize), options.dir, options.namespace, number)
+  const writer = new ArchiveWriter({options, partSize, now, output, number, startedAt, finalPath, partialPath: finalPath, warnings: []})
+  try {
+    await writer.writeFormatDocument()
+  } catch (err) {
+    await writer.abort()
+    throw err
+  }
+  return writer
+}
+
+/** An archive being copied in: bytes in order, then commit() or abort(). */
+export interface CopyOutput {
+  /** Where the archive appears on commit(). */
+  readonly path: string
+  /** Appends the next bytes. */
+  append(data: Buffer): Promise<void>
+  commit(): Promise<void>
+  abort(): Promise<void>
+}
+
+/**
+ * Opens a place for an existing archive named `file` in a directory or s3://
+ * location: a `.partial` file under the directory lock, or a multipart upload
+ * under the final key, as the writer does. Refuses a destination that already
+ * holds that namespace's snapshot number.
+ */
+export async function createCopyOutput(dir: string, file: string, archive: {namespace: string; number: number}): Promise<CopyOutput> {
+  const refuseTaken = async () => {
+    if ((await listArchiveFiles(dir, archive.namespace)).some((a) => a.number === archive.number)) {
+      throw new Error(`${dir} already holds snapshot ${archive.number} of namespace ${archive.namespace}; nothing was copied.`)
+    }
+  }
+  const finalPath = joinLocation(dir, file)
+  let output: ArchiveOutput
+  if (isS3Url(dir)) {
+    const {checkBucket, UploadOutput} = await s3()
+    await checkBucket(dir)
+    await refuseTaken()
+    output = new S3ArchiveOutput(new UploadOutput(finalPath), dir, archive.namespace, archive.number, false)
+  } else {
+    await makeDirectory(dir, 0o700)
+    const lock = await acquireLock(dir)
+    try {
+      await refuseTaken()
+      const partialPath = join(dir, partialName(file))
+      output = new FileOutput(await open(partialPath, 'wx', 0o600), lock, partialPath, finalPath, dir)
+    } catch (err) {
+      await lock.release()
+      throw err
+    }
+  }
+  let position = 0
+  return {
+    path: finalPath,
+    append: async (data) => {
+      await output.write(data, position)
+      position += data.length
+    },
+    commit: () => output.commit(),
+    abort: () => output.abort(),
+  }
+}
+
+/**
+ * Where the writer's bytes go: a `.partial` file written anywhere (seekable),
+ * or an upload written in order. commit() makes the archive appear under its
+ * final name; abort() leaves nothing under it.
+ */
+interface ArchiveOutput {
+  /** Whether bytes before the end can be rewritten (part headers back-patched, failed entries cut off). */
+  readonly seekable: boolean
+  /** Writes `data` at `position`; done with `data` once it resolves (the caller may reuse it). */
+  write(data: Buffer, position: number): Promise<void>
+  /** Cuts the output back to `length` bytes; an upload can only "cut" at its end. */
+  truncate(length: number): Promise<void>
+  commit(): Promise<void>
+  abort(): Promise<void>
+  /** For signal handlers: as much of abort() as can be done synchronously; returns what is left to await. */
+  abortSync(): Promise<void> | undefined
+}
+
+/** A `.partial` file under the directory lock, fsynced and renamed on commit. */
+class FileOutput implements ArchiveOutput {
+  readonly seekable = true
+
+  constructor(
+    readonly fh: FileHandle,
+    readonly lock: DirLock,
+    readonly partialPath: string,
+    readonly finalPath: string,
+    readonly dir: string,
+  ) {}
+
+  write(data: Buffer, position: number): Promise<void> {
+    return writeAt(this.fh, data, position)
+  }
+
+  truncate(length: number): Promise<void> {
+    return this.fh.truncate(length)
+  }
+
+  async commit(): Promise<void> {
+    await this.fh.sync()
+    await this.fh.close()
+    // Checked under the lock: rename would silently replace an existing archive.
+    if (await exists(this.finalPath)) throw new Error(`${this.finalPath} appeared while the snapshot was written; it was left alone and ${this.partialPath} kept.`)
+    await rename(this.partialPath, this.finalPath)
+    await syncDir(this.dir)
+    await this.lock.release()
+  }
+
+  async abort(): Promise<void> {
+    await this.fh.close().catch(() => {})
+    await unlink(this.partialPath).catch(() => {})
+    await this.lock.release()
+  }
+
+  abortSync(): undefined {
+    // Start closing; if the process is about to die, the kernel closes it anyway.
+    this.fh.close().catch(() => {})
+    try {
+      unlinkSync(this.partialPath)
+    } catch {
+      // already gone
+    }
+    this.lock.releaseSync()
+    return undefined
+  }
+}
+
+/** A multipart upload under the final key (s3.ts), plus the claim of the snapshot's number. */
+class S3ArchiveOutput implements ArchiveOutput {
+  readonly seekable = false
+  /** Set once bytes that the archive must not keep reached the upload: finish() then refuses. */
+  #spoiled?: string
+
+  constructor(
+    readonly upload: {written: number; write(data: Buffer, position: number): Promise<void>; complete(): Promise<void>; abort(): Promise<void>},
+    readonly dir: string,
+    readonly namespace: string,
+    readonly number: number,
+    /** Whether this run claimed the number (a copy keeps the source's number and claims none). */
+    readonly claimed = true,
+  ) {}
+
+  write(data: Buffer, position: number): Promise<void> {
+    return this.upload.write(data, position)
+  }
+
+  async truncate(length: number): Promise<void> {
+    if (length >= this.upload.written) return
+    // Parts of a failed stream are already on their way to the server: the archive would list members its manifest does not.
+    this.#spoiled = `an entry failed after ${this.upload.written - length} of its bytes were uploaded, and an upload cannot be cut back`
+    throw new Error(`${this.#spoiled}; the snapshot to ${this.dir} cannot be completed, run it again`)
+  }
+
+  async commit(): Promise<void> {
+    if (this.#spoiled) throw new Error(`The snapshot to ${this.dir} cannot be completed: ${this.#spoiled}; run it again.`)
+    await this.upload.complete()
+    // The archive now holds the number; a listing finds it, so the claim can go.
+    await this.#dropClaim()
+  }
+
+  async abort(): Promise<void> {
+    await this.upload.abort()
+    await this.#dropClaim()
+  }
+
+  abortSync(): Promise<void> {
+    // Network calls cannot be synchronous: the signal handler awaits this before letting the signal end the process.
+    return this.abort()
+  }
+
+  async #dropClaim(): Promise<void> {
+    if (!this.claimed) return
+    const {removeClaim} = await s3()
+    await removeClaim(this.dir, this.namespace, this.number).catch(() => {})
+  }
+}
+
 interface WriterState {
   options: ArchiveWriterOptions
   partSize: number
   now: () => Date
-  lock: DirLock
-  fh: FileHandle
+  output: ArchiveOutput
   number: number
   startedAt: Date
   finalPath: string
@@ -305,7 +528,7 @@ export class ArchiveWriter {
       // Parts are written in place at the file's end: the buffer goes first.
       await this.#flush()
       const start = this.#position
-      const sink = new PartSink(this.#s.fh, start, this.#s.partSize, pathFor, this.#s.now())
+      const sink = new PartSink(this.#s.output, start, this.#s.partSize, pathFor, this.#s.now())
       // Stored bytes are the input itself when nothing transforms them: hash them once, not twice.
       const transformed = compression === 'gzip' || cipher !== undefined
       const raw = transformed ? new HashingTap() : undefined
@@ -380,19 +603,13 @@ export class ArchiveWriter {
       const signature = this.#s.options.signer?.sign(json).toString('base64')
       const trailer = encodeTrailer({manifestOffset: offset, manifestSize: json.length, manifestSha256: sha256(json), ...(signature ? {signature} : {})}, this.#s.now())
       const tail = Buffer.concat([trailer, END_OF_ARCHIVE])
-      await writeAt(this.#s.fh, tail, this.#position)
+      await this.#s.output.write(tail, this.#position)
       this.#position += tail.length
       this.#flushed = this.#position
-      const fh = this.#s.fh
-      await fh.truncate(this.#position)
-      await fh.sync()
-      await fh.close()
-      // Checked under the lock: rename would silently replace an existing archive.
-      if (await exists(this.path)) throw new Error(`${this.path} appeared while the snapshot was written; it was left alone and ${this.partialPath} kept.`)
-      await rename(this.partialPath, this.path)
-      await syncDir(this.#s.options.dir)
+      await this.#s.output.truncate(this.#position)
+      // The file is fsynced and renamed, or the upload completed: only now does the archive exist under its name.
+      await this.#s.output.commit()
       this.#state = 'finished'
-      await this.#s.lock.release()
       return {path: this.path, manifest}
     })
   }
@@ -401,23 +618,18 @@ export class ArchiveWriter {
   async abort(): Promise<void> {
     if (this.#state !== 'open') return
     this.#state = 'aborted'
-    await this.#s.fh.close().catch(() => {})
-    await unlink(this.partialPath).catch(() => {})
-    await this.#s.lock.release()
+    await this.#s.output.abort()
   }
 
-  /** Same as abort() for signal handlers: removes the `.partial` file and the lock synchronously. */
-  abortSync(): void {
-    if (this.#state !== 'open') return
+  /**
+   * Same as abort() for signal handlers: removes the `.partial` file and the
+   * lock synchronously. An upload cannot be aborted synchronously: the promise
+   * returned then settles once it is (abortOnSignals waits for it).
+   */
+  abortSync(): Promise<void> | undefined {
+    if (this.#state !== 'open') return undefined
     this.#state = 'aborted'
-    // Start closing; if the process is about to die, the kernel closes it anyway.
-    this.#s.fh.close().catch(() => {})
-    try {
-      unlinkSync(this.partialPath)
-    } catch {
-      // already gone
-    }
-    this.#s.lock.releaseSync()
+    return this.#s.output.abortSync()
   }
 
   /** Runs one operation after the previous ones, refusing once the writer is closed. */
@@ -446,7 +658,7 @@ export class ArchiveWriter {
     if (total > this.#buffer.length) {
       // A member larger than the buffer (a rare big object, the manifest) goes straight to the file.
       const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content
-      await writeAt(this.#s.fh, Buffer.concat([header, bytes, ZEROS.subarray(0, paddingFor(size))]), this.#position)
+      await this.#s.output.write(Buffer.concat([header, bytes, ZEROS.subarray(0, paddingFor(size))]), this.#position)
       this.#position += total
       this.#flushed = this.#position
       return {offset, size, sha256: sha256(bytes)}
@@ -467,7 +679,7 @@ export class ArchiveWriter {
   /** Writes the buffered small members to the file. */
   async #flush(): Promise<void> {
     if (this.#pendingBytes === 0) return
-    await writeAt(this.#s.fh, this.#buffer.subarray(0, this.#pendingBytes), this.#flushed)
+    await this.#s.output.write(this.#buffer.subarray(0, this.#pendingBytes), this.#flushed)
     this.#flushed += this.#pendingBytes
     this.#pendingBytes = 0
   }
@@ -481,7 +693,7 @@ export class ArchiveWriter {
     } else {
       this.#pendingBytes = 0
       this.#flushed = start
-      await this.#s.fh.truncate(start)
+      await this.#s.output.truncate(start)
     }
     this.#position = start
   }
@@ -494,10 +706,19 @@ export class ArchiveWriter {
  */
 export function abortOnSignals(writer: Pick<ArchiveWriter, 'abortSync'>, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']): () => void {
   const handler = (signal: NodeJS.Signals) => {
-    writer.abortSync()
+    const pending = writer.abortSync()
     uninstall()
     // With no other listener left, re-raise so the exit status says which signal ended us.
-    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+    const reraise = () => {
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
+    }
+    if (!pending) return reraise()
+    // An upload's abort is a request: wait for it (at most 10 s), so no incomplete upload is left behind.
+    const timeout = setTimeout(reraise, 10_000)
+    pending.catch(() => {}).finally(() => {
+      clearTimeout(timeout)
+      reraise()
+    })
   }
   const uninstall = () => {
     for (const s of signals) process.off(s, handler)
@@ -509,14 +730,18 @@ export function abortOnSignals(writer: Pick<ArchiveWriter, 'abortSync'>, signals
 /**
  * The Writable at the end of a stream entry's pipeline: splits stored bytes into
  * part members with positional writes. Each part gets a placeholder header when
- * it starts and its real header when it is full or the stream ends.
+ * it starts and its real header when it is full or the stream ends. On an
+ * output that cannot seek back (an upload), each part is gathered in one reused
+ * buffer instead and written whole, header first, once its size is known.
  */
 class PartSink extends Writable {
   readonly parts: StreamPart[] = []
   size = 0
   position: number
-  readonly #fh: FileHandle
+  readonly #out: ArchiveOutput
   readonly #partSize: number
+  /** The current part's bytes, when the output cannot seek back. */
+  #gather?: Buffer
   readonly #pathFor: (index: number) => string
   readonly #mtime: Date
   /**
@@ -529,9 +754,9 @@ class PartSink extends Writable {
   #current?: {path: string; headerOffset: number; headerLength: number; offset: number; size: number; hash: Hash}
   #inFlight: Promise<unknown> = Promise.resolve()
 
-  constructor(fh: FileHandle, position: number, partSize: number, pathFor: (index: number) => string, mtime: Date) {
+  constructor(out: ArchiveOutput, position: number, partSize: number, pathFor: (index: number) => string, mtime: Date) {
     super()
-    this.#fh = fh
+    this.#out = out
     this.position = position
     this.#partSize = partSize
     this.#pathFor = pathFor
@@ -575,7 +800,7 @@ class PartSink extends Writable {
       const part = this.#current!
       const piece = rest.subarray(0, this.#partSize - part.size)
       // Hash while the write is in flight: the two together are the throughput limit.
-      const written = writeAt(this.#fh, piece, part.offset + part.size)
+      const written = this.#gather ? Promise.resolve(void piece.copy(this.#gather, part.size)) : this.#out.write(piece, part.offset + part.size)
       part.hash.update(piece)
       this.#whole?.update(piece)
       await written
@@ -588,7 +813,8 @@ class PartSink extends Writable {
   async #startPart(): Promise<void> {
     const path = this.#pathFor(this.parts.length)
     const placeholder = encodeMemberHeader(path, 0, this.#mtime)
-    await writeAt(this.#fh, placeholder, this.position)
+    if (this.#out.seekable) await this.#out.write(placeholder, this.position)
+    else this.#gather ??= Buffer.allocUnsafe(this.#partSize)
     this.#current = {path, headerOffset: this.position, headerLength: placeholder.length, offset: this.position + placeholder.length, size: 0, hash: createHash('sha256')}
   }
 
@@ -597,9 +823,16 @@ class PartSink extends Writable {
     const header = encodeMemberHeader(part.path, part.size, this.#mtime)
     // Same path, so same header length: the rewrite cannot spill into the content.
     if (header.length !== part.headerLength) throw new Error(`header of ${part.path} changed length`)
-    await writeAt(this.#fh, header, part.headerOffset)
     const padding = paddingFor(part.size)
-    if (padding > 0) await writeAt(this.#fh, Buffer.alloc(padding), part.offset + part.size)
+    if (this.#gather) {
+      // Header, content and padding in order (write() is done with each buffer when it resolves: no copy here).
+      await this.#out.write(header, part.headerOffset)
+      await this.#out.write(this.#gather.subarray(0, part.size), part.offset)
+      if (padding > 0) await this.#out.write(ZEROS.subarray(0, padding), part.offset + part.size)
+    } else {
+      await this.#out.write(header, part.headerOffset)
+      if (padding > 0) await this.#out.write(Buffer.alloc(padding), part.offset + part.size)
+    }
     if (this.parts.length === 0) this.#whole = part.hash.copy()
     this.parts.push({path: part.path, offset: part.offset, size: part.size, sha256: part.hash.digest('hex')})
     this.position = part.offset + part.size + padding

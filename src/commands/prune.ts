@@ -1,4 +1,3 @@
-import {unlink} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 import {diskError} from '../archive/disk.js'
 import {acquireLock, type DirLock} from '../archive/lock.js'
@@ -6,6 +5,7 @@ import {misnamedArchives} from '../archive/list.js'
 import {listArchiveFiles, type ArchiveFile} from '../archive/naming.js'
 import {isEmptyPolicy, planRetention, POLICY_FLAGS, policyFromFlags, type RetentionPolicy} from '../archive/retention.js'
 import {checkArchiveDir} from '../archive/select.js'
+import {isS3Url, removeArchive, s3} from '../archive/store.js'
 import {KubesnapCommand} from '../base-command.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {loadPlan} from '../plan/plan.js'
@@ -35,7 +35,12 @@ export interface PruneResult {
   removed: string[]
   /** Archives whose name disagrees with their manifest: left alone, not counted. */
   misnamed: Array<{file: string; error: string}>
+  /** On S3: keys of kubesnap's incomplete multipart uploads older than a day, aborted (none in a dry run). */
+  abortedUploads?: string[]
 }
+
+/** Incomplete uploads younger than this may belong to a running snapshot; older ones are left by a killed run. */
+const STALE_UPLOAD_MS = 24 * 3600 * 1000
 
 /** The --keep-* options of a retention policy, shared with snapshot --prune. */
 export function keepFlags(helpGroup: string) {
@@ -94,7 +99,8 @@ Takes the directory lock, so it never races a snapshot; a held lock exits 5. Nev
 export async function pruneDirectory(dir: string, options: {policy: RetentionPolicy; namespace?: string; dryRun: boolean}): Promise<PruneResult> {
   await checkArchiveDir(dir)
   // Listed under the lock: no snapshot can add a file (or take a number) meanwhile.
-  const lock: DirLock | undefined = options.dryRun ? undefined : await acquireLock(dir).catch((err: unknown) => {
+  // A bucket has no lock: an archive appears there only complete, after this listing, so it cannot be removed.
+  const lock: DirLock | undefined = options.dryRun || isS3Url(dir) ? undefined : await acquireLock(dir).catch((err: unknown) => {
     throw diskError(err, dir, 'nothing was pruned') ?? err
   })
   try {
@@ -106,7 +112,7 @@ export async function pruneDirectory(dir: string, options: {policy: RetentionPol
     if (!options.dryRun) {
       for (const item of namespaces.flatMap((n) => n.remove)) {
         try {
-          await unlink(item.path)
+          await removeArchive(item.path)
           removed.push(item.file)
         } catch (err) {
           // Gone already is what we wanted.
@@ -118,7 +124,14 @@ export async function pruneDirectory(dir: string, options: {policy: RetentionPol
     if (failures.length > 0) {
       throw new KubesnapError(`Could not delete ${failures.length} archive(s): ${failures.join(', ')}; check the directory's permissions and run prune again.`)
     }
-    return {dir, dryRun: options.dryRun, policy: options.policy, namespaces, removed, misnamed}
+    const result: PruneResult = {dir, dryRun: options.dryRun, policy: options.policy, namespaces, removed, misnamed}
+    if (isS3Url(dir) && !options.dryRun) {
+      const {abortStaleUploads, removeStaleClaims} = await s3()
+      const dayAgo = new Date(Date.now() - STALE_UPLOAD_MS)
+      result.abortedUploads = await abortStaleUploads(dir, dayAgo)
+      await removeStaleClaims(dir, await listArchiveFiles(dir), dayAgo)
+    }
+    return result
   } finally {
     await lock?.release()
   }
@@ -158,6 +171,7 @@ export function formatPrune(result: PruneResult, namespace?: string): string[] {
     for (const r of rows) lines.push(`  ${r.action}  ${String(r.number).padStart(width)}  ${time(r.time)}  ${r.file}${r.note ? `  (${r.note})` : ''}`)
   }
   for (const m of result.misnamed) lines.push(`left alone: ${m.error}`)
+  if (result.abortedUploads?.length) lines.push(`aborted ${result.abortedUploads.length} incomplete upload(s) older than a day: ${result.abortedUploads.join(', ')}`)
   if (result.dryRun) lines.push('Dry run: nothing was deleted.')
   return lines
 }

@@ -1,6 +1,6 @@
-import {stat} from 'node:fs/promises'
 import {Flags} from '@oclif/core'
 import {abortOnSignals, createArchiveWriter} from '../archive/writer.js'
+import {archiveSize} from '../archive/store.js'
 import {diskError} from '../archive/disk.js'
 import {LockedError} from '../archive/lock.js'
 import {snapshotStatus, UNLISTED_REASON, type Manifest, type SkippedItem, type SnapshotStatus} from '../archive/manifest.js'
@@ -391,7 +391,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     }
     const exitCode = err === undefined ? (summary?.status === 'partial' ? EXIT.partial : EXIT.ok) : exitCodeOf(err)
     const status: RunStatus = exitCode === EXIT.ok ? 'success' : exitCode === EXIT.partial ? 'partial' : 'failed'
-    const archiveBytes = summary ? await stat(summary.path).then((s) => s.size, () => 0) : 0
+    const archiveBytes = summary ? await archiveSize(summary.path).then((s) => s ?? 0, () => 0) : 0
     await pushRunMetrics(settings.pushgateway, {
       namespace: this.namespace, status, startedAt, finishedAt: new Date(), exitCode,
       bytes: archiveBytes, objects: summary?.objects ?? 0, volumes: (summary?.volumes ?? 0) + (summary?.volumeSnapshots ?? 0),

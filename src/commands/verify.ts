@@ -1,4 +1,3 @@
-import {stat} from 'node:fs/promises'
 import {Writable} from 'node:stream'
 import {pipeline} from 'node:stream/promises'
 import {basename} from 'node:path'
@@ -8,6 +7,7 @@ import {isStreamEntry} from '../archive/manifest.js'
 import {openArchive, type ArchiveReader} from '../archive/reader.js'
 import {archiveSelectionFlags, selectArchive} from '../archive/select.js'
 import {verifyArchive, type VerifyResult} from '../archive/verify.js'
+import {archiveSize} from '../archive/store.js'
 import {KubesnapCommand} from '../base-command.js'
 import {identityFlag, openForContents} from '../encryption.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
@@ -94,8 +94,11 @@ Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), mis
 export async function verifyWithProgress(path: string, options: {json: boolean; quiet?: boolean}): Promise<VerifySummary> {
   let fileSize: number
   try {
-    fileSize = (await stat(path)).size
+    const size = await archiveSize(path)
+    if (size === undefined) throw Object.assign(new Error('no such file or object'), {code: 'ENOENT'})
+    fileSize = size
   } catch (err) {
+    if (err instanceof KubesnapError) throw err
     throw new KubesnapError(`Cannot read ${path} (${(err as Error).message}); check that it is a readable file.`, {cause: err})
   }
   let result: VerifyResult | undefined

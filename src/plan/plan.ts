@@ -137,7 +137,8 @@ class Checker {
       namespace: (n) => (plan.namespace = this.string(n, 'namespace', NAMESPACE) ?? ''),
       context: (n) => (plan.context = this.string(n, 'context')),
       kubeconfig: (n) => (plan.kubeconfig = this.path(n, 'kubeconfig')),
-      output: (n) => (plan.output = this.path(n, 'output')),
+      // An s3:// location is not a path relative to the plan.
+      output: (n) => (plan.output = isScalar(n) && typeof n.value === 'string' && n.value.startsWith('s3://') ? n.value : this.path(n, 'output')),
       selection: (n) =>
         this.map(n, 'selection', {
           includeKinds: (m) => (plan.selection.includeKinds = this.stringList(m, 'selection.includeKinds')),

@@ -49,6 +49,11 @@ export const PACKAGES: readonly DebianPackage[] = [
   {name: 'openssh-client', why: 'ssh-keygen, for ssh-ed25519 recipients and the signing recipe', for: TESTS},
   {name: 'prometheus-pushgateway', why: 'a real Pushgateway for the metrics tests', for: ['test']},
   {name: 'time', why: 'peak RSS in the benchmarks', for: ['bench']},
+  // A real S3 server (radosgw) for the s3:// tests and bench (OBJECT-STORAGE.md); started only by them.
+  {name: 'ceph-mon', why: "the monitor of the one-host Ceph behind the S3 tests' radosgw", for: ['test', 'bench']},
+  {name: 'ceph-osd', why: "the memstore OSD that holds the S3 tests' objects", for: ['test', 'bench']},
+  {name: 'radosgw', why: 'a real S3 server (SigV4, multipart, ranged GETs) for the s3:// tests', for: ['test', 'bench']},
+  {name: 'ceph-common', why: 'ceph, ceph-authtool, monmaptool and radosgw-admin to set that Ceph up', for: ['test', 'bench']},
 ]
 
 /**
