@@ -5,7 +5,8 @@
  * of this test's own. A stream cut during a volume load, Ctrl-C during the
  * scale-down, and 503s in the middle of the workloads phase (one after the
  * apiserver applied the create, one before): each run ends with its summary on
- * stdout as JSON, exit 3, and no workload left at 0 replicas unreported.
+ * stdout as JSON, exit 3, and no workload left at 0 replicas unreported. And a
+ * phase that cannot go on before anything was written: its summary, exit 1.
  *
  *   cd /work/main && npm run build && node --import tsx test/restore-faults.test.ts
  */
@@ -133,6 +134,21 @@ test('Ctrl-C during the scale-down: the workload is scaled back, the summary pri
   assert.ok(summary.volumes.some((v: any) => v.action === 'failed'), 'the claims not copied are named')
   await assertNoneLeftAtZero(summary)
   await waitFor('the workloads back at their replicas', async () => (await workloadReadiness(admin, ns)).join() === READY, {timeoutMs: 90_000})
+})
+
+test('a phase that cannot go on (pods unreadable) stops the run with its summary; nothing was written, so exit 1', async () => {
+  // Every object exists (skipped, no write); listing pods for the volume plan fails after its retries.
+  proxy.addRule({method: 'GET', pathPattern: new RegExp(`^/api/v1/namespaces/${ns}/pods$`), status: 503})
+  const result = await startRestore()
+  const summary = JSON.parse(result.stdout)
+  assert.is(result.exitCode, 1, `${summary.error}: ${JSON.stringify(summary.outcomes.filter((o: any) => o.action !== 'skip'))}`)
+  assert.is(summary.status, 'failed')
+  assert.match(summary.error, /^The restore stopped: .*unable to handle the request.*; the objects, volumes and workloads above are as listed: fix the cause, then restore again/)
+  assert.ok(summary.outcomes.length > 0 && summary.outcomes.every((o: any) => o.action === 'skip'), 'every object was there already')
+  assert.equal(summary.volumes, [])
+  assert.ok(proxy.log.filter((e) => e.faulted).length > 1, 'the read was retried before the run stopped')
+  await assertNoneLeftAtZero(summary)
+  assert.is((await workloadReadiness(admin, ns)).join(), READY)
 })
 
 test('503s in the middle of the workloads phase: a create applied before its 503 is read back as created, one refused is failed and not retried (a 429 is); exit 3', async () => {

@@ -12,7 +12,7 @@ import pRetry, {AbortError} from 'p-retry'
 import type {V1Status} from '@kubernetes/client-node'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import type {LoadedConfig} from './kubeconfig.js'
-import {mayHaveApplied, NETWORK_CODES, shouldRetry, type AttemptFailure} from './retry.js'
+import {isWrite, mayHaveApplied, NETWORK_CODES, shouldRetry, type AttemptFailure} from './retry.js'
 
 /** A non-2xx answer from the API server, with its `Status` body when it sent one. */
 export class ApiError extends Error {
@@ -125,7 +125,7 @@ export class KubeApi {
   /** Sends one request with the retries and explanations of request(); resolves with the body of a 2xx answer. */
   private async exchange(method: string, path: string, options: RequestOptions, into: ByteBuffer): Promise<Buffer> {
     const retries = options.retries ?? this.options.retries ?? 4
-    const write = method !== 'GET' && method !== 'HEAD' && !options.query?.dryRun
+    const write = isWrite(method, path, Boolean(options.query?.dryRun))
     let attempts = 0
     let last: AttemptFailure | undefined
     try {
@@ -136,7 +136,7 @@ export class KubeApi {
             return await this.once(method, path, options, into)
           } catch (err) {
             last = attemptFailure(err)
-            if (!last || !shouldRetry(method, last)) throw new AbortError(err as Error)
+            if (!last || !shouldRetry(method, last, path)) throw new AbortError(err as Error)
             if (err instanceof ApiError && err.retryAfterSeconds) await sleep(Math.min(err.retryAfterSeconds, 10) * 1000)
             throw err
           }
@@ -147,7 +147,7 @@ export class KubeApi {
       return body
     } catch (err) {
       const explained = this.explain(err)
-      const maybe = last !== undefined && mayHaveApplied(method, last)
+      const maybe = last !== undefined && mayHaveApplied(method, last, path)
       if (write && maybe) this.writes++
       if (typeof explained === 'object' && explained !== null) failures.set(explained, {attempts, mayHaveApplied: maybe})
       throw explained

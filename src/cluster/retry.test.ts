@@ -1,6 +1,6 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
-import {mayHaveApplied, shouldRetry, type AttemptFailure} from './retry.js'
+import {isWrite, mayHaveApplied, shouldRetry, type AttemptFailure} from './retry.js'
 
 test('shouldRetry and mayHaveApplied: reads are repeated, writes only when the server cannot have applied them', () => {
   const cases: Array<[string, AttemptFailure, boolean, boolean, string]> = [
@@ -32,11 +32,29 @@ test('shouldRetry and mayHaveApplied: reads are repeated, writes only when the s
     ['patch', {network: 'EPIPE', sent: true}, false, true, 'method names in any case'],
     ['DELETE', {status: 500}, false, true, 'may have been applied'],
     ['DELETE', {network: 'ECONNREFUSED', sent: false}, true, false, 'never reached the server'],
+    ['POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews', {status: 503}, true, false, 'a review stores nothing: a read'],
+    ['POST /apis/authentication.k8s.io/v1beta1/selfsubjectreviews', {network: 'ECONNRESET', sent: true}, true, false, 'a review stores nothing: a read'],
+    ['POST /apis/authorization.k8s.io/v1/namespaces/x/localsubjectaccessreviews', {status: 503}, false, true, 'namespaced path: not the review pattern, treated as a write'],
   ]
-  for (const [method, failure, retry, applied, why] of cases) {
-    assert.is(shouldRetry(method, failure), retry, `shouldRetry ${method} ${JSON.stringify(failure)}: ${why}`)
-    assert.is(mayHaveApplied(method, failure), applied, `mayHaveApplied ${method} ${JSON.stringify(failure)}: ${why}`)
+  for (const [request, failure, retry, applied, why] of cases) {
+    const [method, path] = request.split(' ')
+    assert.is(shouldRetry(method, failure, path), retry, `shouldRetry ${request} ${JSON.stringify(failure)}: ${why}`)
+    assert.is(mayHaveApplied(method, failure, path), applied, `mayHaveApplied ${request} ${JSON.stringify(failure)}: ${why}`)
   }
+})
+
+test('isWrite: what can change what the cluster stores', () => {
+  const cases: Array<[string, string, boolean, boolean]> = [
+    ['GET', '/api/v1/namespaces/x/secrets', false, false],
+    ['POST', '/api/v1/namespaces/x/secrets', false, true],
+    ['POST', '/api/v1/namespaces/x/secrets', true, false],
+    ['PATCH', '/apis/apps/v1/namespaces/x/statefulsets/db/scale', false, true],
+    ['DELETE', '/api/v1/namespaces/x/pods/p', false, true],
+    ['POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', false, false],
+    ['POST', '/apis/authorization.k8s.io/v1/selfsubjectrulesreviews', false, false],
+    ['POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', false, false],
+  ]
+  for (const [method, path, dryRun, write] of cases) assert.is(isWrite(method, path, dryRun), write, `${method} ${path}${dryRun ? ' (dry run)' : ''}`)
 })
 
 test.run()

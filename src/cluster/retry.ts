@@ -21,6 +21,17 @@ const RETRIABLE_STATUS = new Set([429, 500, 502, 503, 504])
 /** Connection errors (as opposed to TLS or programming errors). */
 export const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EPIPE'])
 
+/** The review APIs (access, rules, who am I): a POST there answers a question and stores nothing. */
+const REVIEWS = /^\/apis\/(authorization|authentication)\.k8s\.io\/[^/]+\/[a-z]+reviews$/
+
+/**
+ * Whether a request can change what the cluster stores: every POST, PUT,
+ * PATCH and DELETE but those to a review API, and none with `dryRun`.
+ */
+export function isWrite(method: string, path: string, dryRun = false): boolean {
+  return !dryRun && !READS.has(method.toUpperCase()) && !REVIEWS.test(path)
+}
+
 /**
  * Whether to send the request again after `failure`. 429 is the apiserver's
  * max-in-flight and priority-and-fairness refusal, answered before the request
@@ -30,8 +41,8 @@ export const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 
  * repeated. A refused read is not: the first request of a run to a cluster
  * that is down should say so at once.
  */
-export function shouldRetry(method: string, failure: AttemptFailure): boolean {
-  const read = READS.has(method.toUpperCase())
+export function shouldRetry(method: string, failure: AttemptFailure, path = ''): boolean {
+  const read = !isWrite(method, path)
   if ('status' in failure) return failure.status === 429 || (read && RETRIABLE_STATUS.has(failure.status))
   if (!NETWORK_CODES.has(failure.network)) return false
   if (read) return failure.network !== 'ECONNREFUSED'
@@ -43,8 +54,8 @@ export function shouldRetry(method: string, failure: AttemptFailure): boolean {
  * answer lost): a 5xx other than 429, or a connection that broke after the
  * request went out. The caller reads the object back before it reports.
  */
-export function mayHaveApplied(method: string, failure: AttemptFailure): boolean {
-  if (READS.has(method.toUpperCase())) return false
+export function mayHaveApplied(method: string, failure: AttemptFailure, path = ''): boolean {
+  if (!isWrite(method, path)) return false
   if ('status' in failure) return failure.status >= 500
   return failure.sent
 }

@@ -432,8 +432,9 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     }
     const summary = {...this.summarize(path, {...state, dumps}, dryRun), ...(signature?.signed ? {signature} : {})}
     const interrupted = stopped instanceof Interrupted || interrupt?.received !== undefined
+    // A dry run is judged by what it would write (a plan that would fail half-way is partial); stopped, it wrote nothing.
     const wrote = dryRun
-      ? summary.outcomes.some((o) => o.action === 'create' || o.action === 'update') || summary.volumes.length > 0
+      ? !interrupted && summary.outcomes.some((o) => o.action === 'create' || o.action === 'update') || summary.volumes.length > 0
       // Writes through the API, and what exec wrote into pods: volume data, dumps loaded (or failed part-way).
       : api.writes > 0 || summary.volumes.some((v) => v.action === 'restored' || v.copyStarted) || summary.dumps.some((d) => d.action === 'loaded' || d.action === 'failed')
     const result = restoreResult({wrote, failures: countFailures(summary), stopped: stopped !== undefined, interrupted})
