@@ -373,7 +373,8 @@ async function restoreOneVolume(options: RestoreVolumesOptions, plan: VolumePlan
 /**
  * Waits for the claim to be Bound. A claim still Pending at the deadline goes
  * on: WaitForFirstConsumer binds when the helper is scheduled. One whose events
- * say it will not bind (a missing StorageClass) fails within seconds, with why.
+ * say it cannot bind (a missing StorageClass) fails within seconds, with why;
+ * one whose provisioning failed and may still be retried, at the deadline.
  */
 async function waitBound(api: KubeApi, namespace: string, claim: string, timeoutMs: number, onStatus?: (line: string) => void): Promise<void> {
   const deadline = Date.now() + timeoutMs
@@ -383,10 +384,11 @@ async function waitBound(api: KubeApi, namespace: string, claim: string, timeout
     const phase = pvc.status?.phase
     if (phase === 'Bound') return
     if (phase === 'Lost') throw new KubesnapError(`the claim ${claim} has lost its volume (phase Lost)`)
-    // Every 2 s: the PV controller records why it cannot provision on the claim's events.
-    const stuck = ++polls % 4 === 0 ? await pendingClaimReason(api, namespace, claim) : undefined
-    if (stuck) throw new KubesnapError(stuck)
-    if (Date.now() > deadline) return
+    // Every 2 s, and at the deadline: the PV controller records why it cannot provision on the claim's events.
+    const late = Date.now() > deadline
+    const stuck = ++polls % 4 === 0 || late ? await pendingClaimReason(api, namespace, claim) : undefined
+    if (stuck && (stuck.permanent || late)) throw new KubesnapError(stuck.message)
+    if (late) return
     onStatus?.(`${claim}: waiting for the claim to be bound (${phase ?? 'no phase yet'})`)
     await sleep(500)
   }

@@ -226,7 +226,12 @@ export class HelperPods {
       if (unscheduled && /unbound .*PersistentVolumeClaims|persistentvolumeclaim .* (not found|is being deleted)/i.test(unscheduled.message ?? '')) {
         // The scheduler only says the claim is unbound; the claim's events say why (a missing StorageClass).
         const stuck = await pendingClaimReason(this.api, this.namespace, claim)
-        if (stuck) throw new KubesnapError(`Helper pod ${this.namespace}/${name} cannot be scheduled: ${stuck}.`)
+        if (stuck?.permanent) throw new KubesnapError(`Helper pod ${this.namespace}/${name} cannot be scheduled: ${stuck.message}.`)
+        if (stuck) {
+          last = stuck.message
+          await sleep(500)
+          continue
+        }
       }
       last = waiting?.reason ?? unscheduled?.message ?? phase ?? last
       await sleep(500)

@@ -18,12 +18,23 @@ export interface ClaimEvent {
 /** Warning reasons that mean a claim will not bind by itself (the PV controller's and external provisioners'). */
 const STUCK_REASONS = new Set(['ProvisioningFailed', 'ClaimLost', 'VolumeMismatch'])
 
+/** Why a claim is Pending: the sentence with its fix, and whether waiting can help. */
+export interface PendingReason {
+  message: string
+  /**
+   * Waiting cannot help (a StorageClass that does not exist): report it now.
+   * Otherwise a provisioner may still succeed on a retry (a throttled cloud
+   * API): report it when the wait ends.
+   */
+  permanent: boolean
+}
+
 /**
  * The sentence that says why claim `claim` is Pending and what fixes it, from
- * its newest Warning event that means it will not bind by itself; undefined
- * when there is none. Pure.
+ * its newest Warning event that means it is not binding; undefined when there
+ * is none. Pure.
  */
-export function describePendingClaim(claim: string, events: ClaimEvent[]): string | undefined {
+export function describePendingClaim(claim: string, events: ClaimEvent[]): PendingReason | undefined {
   const stuck = events
     .filter((e) => e.type === 'Warning' && STUCK_REASONS.has(e.reason ?? ''))
     .sort((a, b) => timeOf(b) - timeOf(a))[0]
@@ -33,7 +44,7 @@ export function describePendingClaim(claim: string, events: ClaimEvent[]): strin
   const fix = missingClass
     ? `map it with --map-storage-class ${missingClass}=NEW (kubectl get storageclass lists this cluster's classes)`
     : `see kubectl describe pvc ${claim}, fix its StorageClass or provisioner, then restore again`
-  return `claim ${claim} is Pending: ${message}; ${fix}`
+  return {message: `claim ${claim} is Pending: ${message}; ${fix}`, permanent: missingClass !== undefined}
 }
 
 function timeOf(e: ClaimEvent): number {
@@ -41,7 +52,7 @@ function timeOf(e: ClaimEvent): number {
 }
 
 /** Reads claim `claim`'s events and returns {@link describePendingClaim} of them (undefined when they cannot be read). */
-export async function pendingClaimReason(api: KubeApi, namespace: string, claim: string): Promise<string | undefined> {
+export async function pendingClaimReason(api: KubeApi, namespace: string, claim: string): Promise<PendingReason | undefined> {
   const fieldSelector = `involvedObject.kind=PersistentVolumeClaim,involvedObject.name=${claim}`
   try {
     const events = await api.get<{items?: ClaimEvent[]}>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, {query: {fieldSelector}, retries: 1})
