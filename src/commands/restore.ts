@@ -24,7 +24,7 @@ import {restoreResult, type RestoreStatus} from '../restore/result.js'
 import {parseStorageClassMap, type StorageClassMap} from '../restore/storage-classes.js'
 import {checkTarget} from '../restore/preflight.js'
 import {selectResources} from '../restore/resource-names.js'
-import {checkModifiedObjects, restoreObjects, type ObjectOutcome} from '../restore/objects.js'
+import {checkModifiedObjects, prepareObject, restoreObjects, type ObjectOutcome, type PrepareOptions} from '../restore/objects.js'
 import {loadResourceModifiers, type ResourceModifiers} from '../restore/modifiers.js'
 import {
   listWorkloads, parseDuration, planRestarts, restoredChanges, rolloutRestart, waitForRollouts, workloadKey,
@@ -231,13 +231,6 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
             entries: state.entries, served, namespace: state.namespace, createNamespace: flags['create-namespace'], existing, crdPaths,
           })
           state.preconditions.problems.push(...await checkObjectIdentities(state.reader!, state.entries))
-          // The target cluster against what the archive needs: StorageClasses, referenced accounts and pull Secrets, node ports.
-          const target = await checkTarget(api, state.reader!, {
-            entries: state.entries, allEntries: manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'), namespace: state.namespace,
-            namespaceExists: state.preconditions.namespaceExists, selector, storageClasses: this.storageClasses, assignNodePorts: flags['assign-node-ports'],
-          })
-          state.preconditions.problems.push(...target.problems)
-          state.preconditions.warnings.push(...target.warnings)
           const claims = flags.volumes === 'none' ? [] : await selectedClaims(state.reader!, state.entries, selector)
           if (flags.volumes === 'tar') {
             // Before the first write: a member that would land outside its mount refuses the whole archive.
@@ -267,13 +260,22 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
               }
             }
           }
+          // The objects as restore will create them (cleaned, class-mapped, modified), for the checks below.
+          const prepareOptions: PrepareOptions = {
+            targets: state.preconditions.targets, sourceNamespace: manifest.namespace, targetNamespace: state.namespace,
+            selector, claimSnapshots: this.claimSnapshots, storageClasses: this.storageClasses, modifiers: this.modifiers,
+          }
           // Before the first write: a rule that cannot be applied, or would turn an object into another, refuses the restore.
-          const modified = await checkModifiedObjects(state.reader!, {
-            entries: state.entries, targets: state.preconditions.targets, sourceNamespace: manifest.namespace, targetNamespace: state.namespace,
-            selector, claimSnapshots: this.claimSnapshots, modifiers: this.modifiers,
-          })
+          const modified = await checkModifiedObjects(state.reader!, {...prepareOptions, entries: state.entries})
           state.preconditions.problems.push(...modified.problems)
           state.preconditions.warnings.push(...modified.warnings)
+          // The target cluster against what those objects need: StorageClasses, referenced accounts and pull Secrets, node ports.
+          const target = await checkTarget(api, state.reader!, {
+            entries: state.entries, allEntries: manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'), namespace: state.namespace,
+            namespaceExists: state.preconditions.namespaceExists, prepare: (entry) => prepareObject(state.reader!, entry, prepareOptions), assignNodePorts: flags['assign-node-ports'],
+          })
+          state.preconditions.problems.push(...target.problems)
+          state.preconditions.warnings.push(...target.warnings)
           if (state.preconditions.problems.length > 0) {
             const list = state.preconditions.problems.map((p) => `\n  - ${p}`).join('')
             throw new KubesnapError(`Restore cannot start; nothing was changed:${list}`)

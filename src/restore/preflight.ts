@@ -10,9 +10,8 @@ import type {KubernetesObject} from '@kubernetes/client-node'
 import type {ObjectEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import {ApiError, type KubeApi} from '../cluster/api.js'
-import {cleanForRestore} from '../resources/clean.js'
-import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
-import {mapStorageClasses, storageClassUses, type ClassUse, type StorageClassMap} from './storage-classes.js'
+import type {Prepared} from './objects.js'
+import {storageClassUses, type ClassUse} from './storage-classes.js'
 
 /** A name an archived object needs in the target, and which object needs it (for messages). */
 export interface NeededName {
@@ -174,23 +173,22 @@ async function exists(api: KubeApi, path: string): Promise<boolean | undefined> 
 }
 
 /**
- * Reads the selected entries (cleaned and mapped, as restore will create
- * them), asks the target what it has, and returns {@link targetProblems}.
- * Never writes. `allEntries` are the archive's object entries, to tell a
- * left-out ServiceAccount or Secret from one the archive lacks.
+ * Takes the selected entries as restore will create them (`prepare`: read,
+ * cleaned, class-mapped and modified, the very objects restore applies), asks
+ * the target what it has, and returns {@link targetProblems}. Never writes.
+ * `allEntries` are the archive's object entries, to tell a left-out
+ * ServiceAccount or Secret from one the archive lacks.
  */
 export async function checkTarget(api: KubeApi, reader: ArchiveReader, options: {
   entries: ObjectEntry[]
   allEntries: ObjectEntry[]
   namespace: string
   namespaceExists: boolean | undefined
-  /** -l: only objects whose stored labels match are restored, so only they are checked. */
-  selector: LabelSelector
-  storageClasses: StorageClassMap
+  /** prepareObject with the restore's options: undefined for an object the selector leaves out. */
+  prepare: (entry: ObjectEntry) => Promise<Prepared | undefined>
   assignNodePorts: boolean
 }): Promise<PreflightResult> {
   const needs = noNeeds()
-  const source = reader.manifest.namespace
   const selected = new Set(options.entries.map((e) => e.path))
   for (const entry of options.allEntries) {
     const set = entry.group === '' && entry.resource === 'serviceaccounts' ? 'serviceAccounts' : entry.group === '' && entry.resource === 'secrets' ? 'secrets' : undefined
@@ -198,15 +196,10 @@ export async function checkTarget(api: KubeApi, reader: ArchiveReader, options: 
   }
   for (const entry of options.entries) {
     if (!READ_TYPES.has(`${entry.resource}.${entry.group}`)) continue
-    let stored: KubernetesObject
-    try {
-      stored = JSON.parse((await reader.readObject(entry)).toString('utf8'))
-    } catch {
-      continue // restoreObjects reports an unreadable entry
-    }
-    if (!matchesLabels(options.selector, stored.metadata?.labels)) continue
-    const cleaned = mapStorageClasses(cleanForRestore(stored, entry, {sourceNamespace: source, targetNamespace: options.namespace}), entry, options.storageClasses)
-    addNeeds(needs, cleaned, entry)
+    const prepared = await options.prepare(entry)
+    // An object that cannot be prepared is reported by the modifier check or by restoreObjects.
+    if (!prepared || 'error' in prepared) continue
+    addNeeds(needs, prepared.object, entry)
   }
 
   const facts: TargetFacts = {storageClasses: undefined, serviceAccounts: new Map(), secrets: new Map(), nodePorts: undefined}
