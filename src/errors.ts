@@ -2,6 +2,7 @@
  * kubesnap's error type and its exit codes, documented in the README.
  * Every error a user sees is one sentence of cause and what to do.
  */
+import {readFile} from 'node:fs/promises'
 import {Errors} from '@oclif/core'
 
 /** Exit codes, one meaning each. */
@@ -38,4 +39,20 @@ export class KubesnapError extends Errors.CLIError {
 export function messageOf(err: unknown): string {
   if (err instanceof Error) return err.message
   return String(err)
+}
+
+/**
+ * Reads a text file the user named (a plan, a modifiers file): one that is
+ * missing or unreadable is a usage error (exit 2), in the sentence
+ * `sentence(why)` makes of "does not exist", "is not readable by this user"
+ * or the system's own words.
+ */
+export async function readUserFile(path: string, sentence: (why: string) => string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this user' : (err as Error).message
+    throw new KubesnapError(sentence(why), {exit: EXIT.usage, cause: err})
+  }
 }

@@ -7,14 +7,13 @@
  * plan's own directory, so a cron line works whatever its working directory.
  * Command-line flags override what the plan says; the plan overrides defaults.
  */
-import {readFile} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
 import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap} from 'yaml'
 import {parseRecipient} from '../archive/crypto.js'
 import {DNS_LABEL} from '../archive/naming.js'
 import {parseTrustLine} from '../archive/sign.js'
 import {DUMP_NAME, DumpSyntaxError, OBJECT_NAME as OBJECT_NAME_PATTERN, parseTarget, type DumpSpec, type HookSpec} from '../dumps/spec.js'
-import {EXIT, KubesnapError} from '../errors.js'
+import {EXIT, KubesnapError, readUserFile} from '../errors.js'
 import type {RetentionPolicy} from '../archive/retention.js'
 import {VOLUME_STRATEGIES, type VolumeStrategy} from '../volumes/index.js'
 
@@ -77,14 +76,7 @@ export class PlanError extends KubesnapError {
 
 /** Reads and checks a plan file; throws PlanError (exit 2) listing every problem. */
 export async function loadPlan(path: string): Promise<Plan> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this user' : (err as Error).message
-    throw new KubesnapError(`The plan ${path} ${why}; give the path of a kubesnap.yaml with --config.`, {exit: EXIT.usage, cause: err})
-  }
+  const text = await readUserFile(path, (why) => `The plan ${path} ${why}; give the path of a kubesnap.yaml with --config.`)
   return parsePlan(text, path)
 }
 

@@ -38,12 +38,11 @@
  * `strategicPatches` are refused: a strategic merge needs each type's schema
  * (which lists merge by which key), and a guess would silently corrupt lists.
  */
-import {readFile} from 'node:fs/promises'
 import type {KubernetesObject} from '@kubernetes/client-node'
 import jsonPatch, {type Operation} from 'fast-json-patch'
 import mergePatch from 'json-merge-patch'
 import {LineCounter, parse as parseYaml, parseDocument, type Document} from 'yaml'
-import {EXIT, KubesnapError} from '../errors.js'
+import {EXIT, KubesnapError, readUserFile} from '../errors.js'
 import {PlanError} from '../plan/plan.js'
 import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
 
@@ -89,14 +88,7 @@ const LABEL_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const
 
 /** Reads and checks a modifiers file; every problem is named at once (exit 2). */
 export async function loadResourceModifiers(path: string): Promise<ResourceModifiers> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this user' : (err as Error).message
-    throw new KubesnapError(`The resource modifiers file ${path} ${why}; give the path of a Velero resource-modifiers YAML file with --resource-modifiers.`, {exit: EXIT.usage, cause: err})
-  }
+  const text = await readUserFile(path, (why) => `The resource modifiers file ${path} ${why}; give the path of a Velero resource-modifiers YAML file with --resource-modifiers.`)
   return parseResourceModifiers(text, path)
 }
 
