@@ -84,16 +84,19 @@ export function renamedArchiveMessage(path: string, mismatch: string, manifest: 
 }
 
 /**
- * Returns the archives among `files` whose name disagrees with their manifest,
- * with the sentence saying so. Retention must not count or remove them as what
- * their names say. An archive that cannot be opened is not among them.
+ * What prune must know of each archive before it plans, from its manifest:
+ * the archives whose name disagrees with it (left alone, with the message
+ * `list` gives), and the partial ones (retention always keeps the newest
+ * complete snapshot, so a run of partial ones never removes it).
  */
-export async function misnamedArchives(files: readonly ArchiveFile[]): Promise<Array<{file: string; error: string}>> {
+export async function pruneFacts(files: readonly ArchiveFile[]): Promise<{misnamed: Array<{file: string; error: string}>; partial: Set<string>}> {
   const misnamed: Array<{file: string; error: string}> = []
+  const partial = new Set<string>()
   for (const f of files) {
     const manifest = await openArchive(f.path).then((a) => a.manifest, () => undefined)
     const mismatch = manifest && nameMismatch(f, manifest)
     if (mismatch) misnamed.push({file: f.file, error: renamedArchiveMessage(f.path, mismatch, manifest)})
+    if (manifest && snapshotStatus(manifest) === 'partial') partial.add(f.file)
   }
-  return misnamed
+  return {misnamed, partial}
 }

@@ -107,6 +107,29 @@ const CASES: Case[] = [
     reasons: {2: ['last'], 3: ['newest (always kept)']},
   },
   {
+    name: 'the newest complete snapshot is kept when the newer ones are partial',
+    snapshots: [
+      {number: 1, time: new Date('2026-03-01T08:00:00Z')},
+      {number: 2, time: new Date('2026-03-02T08:00:00Z')},
+      {number: 3, time: new Date('2026-03-03T08:00:00Z'), partial: true},
+      {number: 4, time: new Date('2026-03-04T08:00:00Z'), partial: true},
+    ],
+    policy: {keepLast: 2},
+    keep: [4, 3, 2],
+    reasons: {4: ['last'], 3: ['last'], 2: ['newest complete (always kept)']},
+  },
+  {
+    name: 'a complete snapshot kept by a rule needs no second reason',
+    snapshots: [
+      {number: 1, time: new Date('2026-03-01T08:00:00Z')},
+      {number: 2, time: new Date('2026-03-02T08:00:00Z')},
+      {number: 3, time: new Date('2026-03-03T08:00:00Z'), partial: true},
+    ],
+    policy: {keepLast: 2},
+    keep: [3, 2],
+    reasons: {3: ['last'], 2: ['last']},
+  },
+  {
     name: 'no policy keeps everything',
     snapshots: snaps('2026-03-01T08:00', '2026-03-02T08:00', '2026-03-03T08:00'),
     policy: {},

@@ -10,7 +10,9 @@
  * has counts left when it reaches the oldest snapshot keeps that one too, as
  * restic does since 0.17: the history kept is as long as the policy allows.
  * A snapshot kept by any rule is kept, with every rule that kept it as a
- * reason. The newest snapshot (highest number) is never removed.
+ * reason. The newest snapshot (highest number) is never removed, nor is the
+ * newest complete one: a run of partial snapshots (a claim's data missing)
+ * never costs the last whole one.
  */
 
 export interface RetentionPolicy {
@@ -26,6 +28,8 @@ export interface RetentionSnapshot {
   number: number
   /** When the snapshot was taken (from the archive name). */
   time: Date
+  /** A partial snapshot (some of what it should hold is missing); absent: complete. */
+  partial?: boolean
 }
 
 export interface RetentionPlan {
@@ -87,6 +91,7 @@ export function planRetention(snapshots: readonly RetentionSnapshot[], policy: R
 
   const state = RULES.map((rule) => ({rule, left: policy[rule.key] ?? 0, last: undefined as string | undefined}))
   const newest = Math.max(...sorted.map((s) => s.number))
+  const newestComplete = Math.max(...sorted.filter((s) => !s.partial).map((s) => s.number))
   const plan: RetentionPlan = {keep: [], remove: []}
   sorted.forEach((snapshot, index) => {
     const reasons: string[] = []
@@ -102,6 +107,7 @@ export function planRetention(snapshots: readonly RetentionSnapshot[], policy: R
       reasons.push(s.rule.name === 'last' ? 'last' : `${s.rule.name} ${bucket}${repeat ? ' (oldest)' : ''}`)
     }
     if (reasons.length === 0 && snapshot.number === newest) reasons.push('newest (always kept)')
+    if (reasons.length === 0 && snapshot.number === newestComplete) reasons.push('newest complete (always kept)')
     if (reasons.length > 0) plan.keep.push({number: snapshot.number, reasons})
     else plan.remove.push(snapshot.number)
   })

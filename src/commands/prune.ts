@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {diskError} from '../archive/disk.js'
 import {acquireLock, type DirLock} from '../archive/lock.js'
-import {misnamedArchives} from '../archive/list.js'
+import {pruneFacts} from '../archive/list.js'
 import {listArchiveFiles, type ArchiveFile} from '../archive/naming.js'
 import {isEmptyPolicy, planRetention, POLICY_FLAGS, policyFromFlags, type RetentionPolicy} from '../archive/retention.js'
 import {checkArchiveDir} from '../archive/select.js'
@@ -105,8 +105,8 @@ export async function pruneDirectory(dir: string, options: {policy: RetentionPol
   })
   try {
     const files = await listArchiveFiles(dir, options.namespace)
-    const misnamed = await misnamedArchives(files)
-    const namespaces = planDirectory(files.filter((f) => !misnamed.some((m) => m.file === f.file)), options.policy)
+    const {misnamed, partial} = await pruneFacts(files)
+    const namespaces = planDirectory(files.filter((f) => !misnamed.some((m) => m.file === f.file)).map((f) => ({...f, partial: partial.has(f.file)})), options.policy)
     const removed: string[] = []
     const failures: string[] = []
     if (!options.dryRun) {
@@ -138,8 +138,8 @@ export async function pruneDirectory(dir: string, options: {policy: RetentionPol
 }
 
 /** Groups archive files by namespace and plans each namespace on its own. */
-export function planDirectory(files: readonly ArchiveFile[], policy: RetentionPolicy): NamespacePrune[] {
-  const byNamespace = new Map<string, ArchiveFile[]>()
+export function planDirectory(files: ReadonlyArray<ArchiveFile & {partial?: boolean}>, policy: RetentionPolicy): NamespacePrune[] {
+  const byNamespace = new Map<string, Array<ArchiveFile & {partial?: boolean}>>()
   for (const f of files) byNamespace.set(f.namespace, [...(byNamespace.get(f.namespace) ?? []), f])
   return [...byNamespace].map(([namespace, archives]) => {
     const plan = planRetention(archives, policy)
