@@ -152,7 +152,7 @@ test('--dry-run writes nothing and shows what --existing update would change', a
   await cluster.deleteNamespace(ns)
 })
 
-test('--existing update puts archived values back; fail reports conflicts (exit 3); --only-secrets touches only Secrets', async () => {
+test('--existing update puts archived values back; fail reports conflicts (exit 1 when nothing was written); --only-secrets touches only Secrets', async () => {
   const ns = await cluster.createNamespace({prefix: 'exist', fixture: 'jenkins'})
   const {path} = await snapshot(ns)
   const original = await admin.get<any>(`/api/v1/namespaces/${ns}/secrets/jenkins-admin`)
@@ -161,8 +161,10 @@ test('--existing update puts archived values back; fail reports conflicts (exit 
   await admin.patch(`/api/v1/namespaces/${ns}/configmaps/jenkins-backup`, {data: {schedule: 'never'}}, 'application/merge-patch+json')
 
   const conflict = await kubesnap(['restore', path, '--existing', 'fail', '--only-secrets', '--kubeconfig', cluster.kubeconfigs.user, '--json'])
-  assert.is(conflict.code, 3)
+  // Every write was refused: nothing changed, so exit 1 (the README's exit codes), with the outcomes all the same.
+  assert.is(conflict.code, 1, conflict.stderr + conflict.stdout)
   assert.is(conflict.json.objects.conflict, 1)
+  assert.is(conflict.json.status, 'failed')
 
   const secrets = await kubesnap(['restore', path, '--existing', 'update', '--only-secrets', '--kubeconfig', cluster.kubeconfigs.user, '--json'])
   assert.is(secrets.code, 0, secrets.stderr)
