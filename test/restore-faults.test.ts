@@ -1,3 +1,4 @@
+// npm test: runs alone (its exclusive private node cordons the shared node)
 /**
  * Restores that fail half-way report honestly (issue 14, item 3): through the
  * fault proxy in front of the real apiserver, as the namespace-only user, the

@@ -25,7 +25,7 @@ import {dirname, join} from 'node:path'
 import {parseArgs} from 'node:util'
 import {parse} from 'uvu/parse'
 import {binaryDir} from './cluster/controlplane.js'
-import {startTestCluster, type TestCluster} from './cluster/index.js'
+import {SHARED_RUN_VARIABLE, startTestCluster, type TestCluster} from './cluster/index.js'
 import {ensurePackages} from './cluster/packages.js'
 import {SetupError, setupFailureMessage} from './cluster/setup-error.js'
 
@@ -116,9 +116,9 @@ async function runAll(files: string[], env: NodeJS.ProcessEnv, jobs: number): Pr
   const pool = batches.sort((a, b) => estimate(b) - estimate(a))
   const totals = {passed: 0, failed: 0, skipped: 0}
   const durations: Record<string, number> = {...known}
-  const runBatch = async (batch: string[]) => {
+  const runBatch = async (batch: string[], shared: boolean) => {
     const started = Date.now()
-    const {code, output} = await runUvu(batch, env)
+    const {code, output} = await runUvu(batch, shared ? {...env, [SHARED_RUN_VARIABLE]: '1'} : env)
     const seconds = (Date.now() - started) / 1000
     durations[label(batch)] = seconds
     const r = summarize(output, code)
@@ -129,10 +129,10 @@ async function runAll(files: string[], env: NodeJS.ProcessEnv, jobs: number): Pr
     process.stdout.write(`${output.replace(/\n\s*Total:[\s\S]*$/, '\n')}  ${label(batch)}: ${r.passed} passed, ${r.failed} failed in ${seconds.toFixed(1)} s\n`)
   }
   const worker = async () => {
-    for (let batch = pool.shift(); batch !== undefined; batch = pool.shift()) await runBatch(batch)
+    for (let batch = pool.shift(); batch !== undefined; batch = pool.shift()) await runBatch(batch, jobs > 1)
   }
   await Promise.all(Array.from({length: Math.min(jobs, pool.length)}, worker))
-  for (const file of alone) await runBatch([file])
+  for (const file of alone) await runBatch([file], false)
   await mkdir(dirname(binaryDir()), {recursive: true}).then(() => writeFile(durationsFile(), JSON.stringify(durations, null, 2) + '\n')).catch(() => {})
   return totals
 }

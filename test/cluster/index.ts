@@ -57,6 +57,9 @@ export interface CreateNamespaceOptions {
   security?: PodSecurityLevel
 }
 
+/** Set by `npm test` for test files that run beside others (test/run.ts): they must leave the shared node schedulable. */
+export const SHARED_RUN_VARIABLE = 'KUBESNAP_TEST_SHARED'
+
 /** Options of {@link TestCluster.startPrivateNode}. */
 export interface PrivateNodeOptions {
   /** Name prefix; the node is `<prefix>-<6 hex digits>`. Default `private`. */
@@ -314,6 +317,13 @@ function clusterFrom(state: ClusterState, stop: () => Promise<void>): TestCluste
     deleteNamespace: (ns, opts = {}) => deleteTestNamespace(admin(), ns, opts),
     waitForWorkloads: (ns, opts = {}) => waitForWorkloads(admin(), ns, opts),
     async startPrivateNode(opts = {}) {
+      // Cordoning the shared node would strand the pods of test files running beside this one.
+      if (opts.exclusive && process.env[SHARED_RUN_VARIABLE]) {
+        const message = 'an exclusive private node cordons the shared node while other test files run: give this test file the line `// npm test: runs alone` (see test/run.ts)'
+        // Also printed: uvu drops what a before hook throws (its runner returns from a finally block).
+        console.error(message)
+        throw new Error(message)
+      }
       const nodeModule = await importOptional<typeof NodeModule>('./node/index.js')
       if (!nodeModule) throw new Error('a private node was requested but test/cluster/node is missing')
       const name = `${opts.prefix ?? 'private'}-${randomBytes(3).toString('hex')}`
