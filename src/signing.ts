@@ -59,7 +59,7 @@ export async function trustedKeys(files: string[] | undefined, plan?: Plan): Pro
 export async function checkTrust(reader: ArchiveReader, trusted: readonly TrustedKey[] | undefined): Promise<SignatureSummary> {
   const file = basename(reader.path)
   const refuse = (problem: ArchiveProblem, message: string) => new KubesnapError(message, {code: problem})
-  const check = await checkArchiveSignature(reader, trusted ?? [])
+  const check = checkArchiveSignature(reader, trusted ?? [])
   const named = reader.manifest.signedBy
   if (check.status === 'invalid') {
     throw refuse('bad signature', `The signature of ${file} does not hold (${check.reason}): the archive was changed after it was signed; nothing was read from it: use another snapshot.`)

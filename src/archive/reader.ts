@@ -48,7 +48,8 @@ export async function openArchive(path: string, options: OpenOptions = {}): Prom
       throw new ArchiveError('corrupt manifest', `The manifest of ${path} is not valid JSON; the archive is damaged.`, path, MANIFEST_MEMBER, {cause: err})
     }
     const manifest = validateManifest(value, path)
-    return new ArchiveReader(path, size, trailer, manifest, counter.bytesRead, options)
+    // A signed manifest's bytes as stored are what its signature covers: kept for checkArchiveSignature.
+    return new ArchiveReader(path, size, trailer, manifest, counter.bytesRead, options, trailer.signature === undefined ? undefined : json)
   } finally {
     await fh.close()
   }
@@ -63,15 +64,18 @@ export class ArchiveReader {
   readonly manifest: Manifest
   /** Bytes openArchive read from the file (trailer and manifest only). */
   readonly bytesRead: number
+  /** When the trailer holds a signature: the manifest's bytes as stored (checked against the trailer's sha256). */
+  readonly signedManifest?: Buffer
   readonly #options: OpenOptions
 
   /** Use openArchive(). */
-  constructor(path: string, fileSize: number, trailer: Trailer, manifest: Manifest, bytesRead: number, options: OpenOptions) {
+  constructor(path: string, fileSize: number, trailer: Trailer, manifest: Manifest, bytesRead: number, options: OpenOptions, signedManifest?: Buffer) {
     this.path = path
     this.fileSize = fileSize
     this.trailer = trailer
     this.manifest = manifest
     this.bytesRead = bytesRead
+    this.signedManifest = signedManifest
     this.#options = options
   }
 

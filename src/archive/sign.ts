@@ -18,7 +18,6 @@
  * encoder is here, on Node's Ed25519 and the project's ssh key parser.
  */
 import {createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject} from 'node:crypto'
-import {open} from 'node:fs/promises'
 import {EXIT, KubesnapError} from '../errors.js'
 import {parseSshEd25519PrivateKey, parseSshEd25519PublicKey, SshKeyError, WireReader, wireString} from './age-ssh.js'
 import {base64NoPad} from './age-x25519.js'
@@ -236,26 +235,14 @@ export function checkSignature(blob: Buffer | undefined, message: Buffer, truste
 }
 
 /**
- * Checks the signature of an opened archive: reads the manifest's bytes again
- * (they must hash to the trailer's manifestSha256, which is what the reader's
- * manifest was parsed from) and checks the trailer's signature over them.
+ * Checks the signature of an opened archive over the manifest's bytes as
+ * openArchive read them (which hash to the trailer's manifestSha256, the
+ * bytes the reader's manifest was parsed from).
  */
-export async function checkArchiveSignature(reader: ArchiveReader, trusted: readonly TrustedKey[] = []): Promise<SignatureCheck> {
-  const {signature, manifestOffset, manifestSize, manifestSha256} = reader.trailer
-  if (signature === undefined) return {status: 'unsigned'}
-  const fh = await open(reader.path, 'r')
-  let bytes: Buffer
-  try {
-    bytes = Buffer.alloc(manifestSize)
-    const {bytesRead} = await fh.read(bytes, 0, manifestSize, manifestOffset)
-    bytes = bytes.subarray(0, bytesRead)
-  } finally {
-    await fh.close()
-  }
-  if (createHash('sha256').update(bytes).digest('hex') !== manifestSha256) {
-    return {status: 'invalid', reason: 'the manifest changed while it was read'}
-  }
-  return checkSignature(Buffer.from(signature, 'base64'), bytes, trusted)
+export function checkArchiveSignature(reader: ArchiveReader, trusted: readonly TrustedKey[] = []): SignatureCheck {
+  const {signature} = reader.trailer
+  if (signature === undefined || !reader.signedManifest) return {status: 'unsigned'}
+  return checkSignature(Buffer.from(signature, 'base64'), reader.signedManifest, trusted)
 }
 
 /** A length-prefixed ssh string of text. */

@@ -67,11 +67,11 @@ Exit codes: 0 every byte matches, 1 damaged (the first bad member is named), mis
     const path = await selectArchive(this.args.archive, this.flags)
     const summary = await verifyWithProgress(path, {json: this.jsonEnabled(), quiet: this.flags.quiet})
     if (summary.ok) {
-      // Every byte matches the manifest; the signature says whether the manifest is the signer's.
-      const signature = await checkTrust(await openArchive(path), trust)
-      if (signature.signed) summary.signature = signature
       // Without --identity only the manifest is read: contents stay encrypted, and that is said.
       const reader = this.flags.identity ? await openForContents(path, this.flags.identity) : await openArchive(path)
+      // Every byte matches the manifest; the signature says whether the manifest is the signer's.
+      const signature = await checkTrust(reader, trust)
+      if (signature.signed) summary.signature = signature
       if (reader.manifest.encrypted && this.flags.identity) summary.decrypted = await decryptAll(reader)
       const contents = !reader.manifest.encrypted ? '' : summary.decrypted === undefined
         ? '; contents are encrypted and were not decrypted (give --identity to check them too)'
