@@ -136,7 +136,7 @@ export class KubeApi {
             return await this.once(method, path, options, into)
           } catch (err) {
             last = attemptFailure(err)
-            if (!last || !shouldRetry(method, last, path)) throw new AbortError(err as Error)
+            if (!last || !shouldRetry(write, last)) throw new AbortError(err as Error)
             if (err instanceof ApiError && err.retryAfterSeconds) await sleep(Math.min(err.retryAfterSeconds, 10) * 1000)
             throw err
           }
@@ -147,7 +147,7 @@ export class KubeApi {
       return body
     } catch (err) {
       const explained = this.explain(err)
-      const maybe = last !== undefined && mayHaveApplied(method, last, path)
+      const maybe = last !== undefined && mayHaveApplied(write, last)
       if (write && maybe) this.writes++
       if (typeof explained === 'object' && explained !== null) failures.set(explained, {attempts, mayHaveApplied: maybe})
       throw explained

@@ -35,11 +35,14 @@ test('shouldRetry and mayHaveApplied: reads are repeated, writes only when the s
     ['POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews', {status: 503}, true, false, 'a review stores nothing: a read'],
     ['POST /apis/authentication.k8s.io/v1beta1/selfsubjectreviews', {network: 'ECONNRESET', sent: true}, true, false, 'a review stores nothing: a read'],
     ['POST /apis/authorization.k8s.io/v1/namespaces/x/localsubjectaccessreviews', {status: 503}, false, true, 'namespaced path: not the review pattern, treated as a write'],
+    ['POST /api/v1/namespaces/x/secrets dryRun', {status: 503}, true, false, 'a dry run stores nothing: a read'],
+    ['PATCH /api/v1/namespaces/x/secrets/s dryRun', {network: 'ECONNRESET', sent: true}, true, false, 'a dry run stores nothing: a read'],
   ]
   for (const [request, failure, retry, applied, why] of cases) {
-    const [method, path] = request.split(' ')
-    assert.is(shouldRetry(method, failure, path), retry, `shouldRetry ${request} ${JSON.stringify(failure)}: ${why}`)
-    assert.is(mayHaveApplied(method, failure, path), applied, `mayHaveApplied ${request} ${JSON.stringify(failure)}: ${why}`)
+    const [method, path = '', flag] = request.split(' ')
+    const write = isWrite(method, path, flag === 'dryRun')
+    assert.is(shouldRetry(write, failure), retry, `shouldRetry ${request} ${JSON.stringify(failure)}: ${why}`)
+    assert.is(mayHaveApplied(write, failure), applied, `mayHaveApplied ${request} ${JSON.stringify(failure)}: ${why}`)
   }
 })
 

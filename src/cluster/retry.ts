@@ -33,7 +33,8 @@ export function isWrite(method: string, path: string, dryRun = false): boolean {
 }
 
 /**
- * Whether to send the request again after `failure`. 429 is the apiserver's
+ * Whether to send a request again after `failure`; `write` is isWrite of the
+ * request (a dry run is no write). 429 is the apiserver's
  * max-in-flight and priority-and-fairness refusal, answered before the request
  * is handled: any method. Other 5xx, and connections that broke after the
  * request went out, leave a write's fate unknown: reads only. A write whose
@@ -41,8 +42,8 @@ export function isWrite(method: string, path: string, dryRun = false): boolean {
  * repeated. A refused read is not: the first request of a run to a cluster
  * that is down should say so at once.
  */
-export function shouldRetry(method: string, failure: AttemptFailure, path = ''): boolean {
-  const read = !isWrite(method, path)
+export function shouldRetry(write: boolean, failure: AttemptFailure): boolean {
+  const read = !write
   if ('status' in failure) return failure.status === 429 || (read && RETRIABLE_STATUS.has(failure.status))
   if (!NETWORK_CODES.has(failure.network)) return false
   if (read) return failure.network !== 'ECONNREFUSED'
@@ -54,8 +55,8 @@ export function shouldRetry(method: string, failure: AttemptFailure, path = ''):
  * answer lost): a 5xx other than 429, or a connection that broke after the
  * request went out. The caller reads the object back before it reports.
  */
-export function mayHaveApplied(method: string, failure: AttemptFailure, path = ''): boolean {
-  if (!isWrite(method, path)) return false
+export function mayHaveApplied(write: boolean, failure: AttemptFailure): boolean {
+  if (!write) return false
   if ('status' in failure) return failure.status >= 500
   return failure.sent
 }
