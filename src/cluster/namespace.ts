@@ -1,5 +1,5 @@
 /** Whether a namespace exists, as far as the identity may tell; creating one. */
-import {apiFailure, ApiError, type KubeApi} from './api.js'
+import {apiFailure, isStatus, type KubeApi} from './api.js'
 
 /**
  * Returns true when the namespace exists, false when the server says it does
@@ -7,13 +7,18 @@ import {apiFailure, ApiError, type KubeApi} from './api.js'
  * namespace-only identity usually may not, and RBAC answers 403 for a namespace
  * that does not exist as for one that does).
  */
-export async function namespaceExists(api: KubeApi, namespace: string): Promise<boolean | undefined> {
+export function namespaceExists(api: KubeApi, namespace: string): Promise<boolean | undefined> {
+  return exists(api, `/api/v1/namespaces/${encodeURIComponent(namespace)}`)
+}
+
+/** Whether the object at `path` exists: true, false on 404, undefined when the identity may not get it (403). */
+export async function exists(api: KubeApi, path: string): Promise<boolean | undefined> {
   try {
-    await api.get(`/api/v1/namespaces/${encodeURIComponent(namespace)}`)
+    await api.get(path)
     return true
   } catch (err) {
-    if (err instanceof ApiError && err.statusCode === 404) return false
-    if (err instanceof ApiError && err.statusCode === 403) return undefined
+    if (isStatus(err, 404)) return false
+    if (isStatus(err, 403)) return undefined
     throw err
   }
 }

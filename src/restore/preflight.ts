@@ -9,7 +9,8 @@
 import type {KubernetesObject} from '@kubernetes/client-node'
 import type {ObjectEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
-import {ApiError, type KubeApi} from '../cluster/api.js'
+import {isStatus, type KubeApi} from '../cluster/api.js'
+import {exists} from '../cluster/namespace.js'
 import {storageClassUses, type ClassUse} from './storage-classes.js'
 
 /** A name an archived object needs in the target, and which object needs it (for messages). */
@@ -151,23 +152,6 @@ export function targetProblems(needs: TargetNeeds, facts: TargetFacts, ctx: {nam
   return {problems, warnings}
 }
 
-/** Whether a request was refused for lack of rights (403), as opposed to not found or failed. */
-function forbidden(err: unknown): boolean {
-  return err instanceof ApiError && err.statusCode === 403
-}
-
-/** Whether `path` exists: true, false on 404, undefined on 403. */
-async function exists(api: KubeApi, path: string): Promise<boolean | undefined> {
-  try {
-    await api.get(path)
-    return true
-  } catch (err) {
-    if (err instanceof ApiError && err.statusCode === 404) return false
-    if (forbidden(err)) return undefined
-    throw err
-  }
-}
-
 /**
  * The needs a restore starts with: which ServiceAccounts and Secrets it brings
  * (the selected `entries`) and which the archive has but leaves out
@@ -200,7 +184,7 @@ export async function checkTarget(api: KubeApi, reader: ArchiveReader, needs: Ta
       const list = await api.get<{items: KubernetesObject[]}>('/apis/storage.k8s.io/v1/storageclasses')
       facts.storageClasses = new Set(list.items.map((c) => c.metadata?.name ?? ''))
     } catch (err) {
-      if (!forbidden(err)) throw err
+      if (!isStatus(err, 403)) throw err
     }
   }
   const ask = async (names: NeededName[], restored: Set<string>, into: Map<string, boolean | undefined>, resource: string) => {
@@ -218,7 +202,7 @@ export async function checkTarget(api: KubeApi, reader: ArchiveReader, needs: Ta
       for (const s of list.items) for (const p of s.spec?.ports ?? []) if (p.nodePort) facts.nodePorts.set(p.nodePort, `${s.metadata?.namespace}/${s.metadata?.name}`)
     } catch (err) {
       // A namespace-only identity cannot see other namespaces' ports: restore then takes an assigned port if the chosen one is taken.
-      if (!forbidden(err)) throw err
+      if (!isStatus(err, 403)) throw err
     }
   }
   const sameCluster = reader.manifest.cluster.server === api.config.server
