@@ -7,7 +7,7 @@ import {basename} from 'node:path'
 import {Flags} from '@oclif/core'
 import type {ArchiveProblem} from './archive/errors.js'
 import type {ArchiveReader} from './archive/reader.js'
-import {checkArchiveSignature, fingerprint, loadTrustedKeys, type TrustedKey} from './archive/sign.js'
+import {checkArchiveSignature, keyFingerprint, loadTrustedKeys, type TrustedKey} from './archive/sign.js'
 import {KubesnapError} from './errors.js'
 import type {Plan} from './plan/plan.js'
 
@@ -78,10 +78,4 @@ export async function checkTrust(reader: ArchiveReader, trusted: readonly Truste
     throw refuse('untrusted signer', `${file} is signed by ${check.fingerprint}, which is not a trusted key (--trust); give --trust with that key's .pub if you trust it, or use another snapshot.`)
   }
   return {signed: true, fingerprint: check.fingerprint, ...(trusted ? {trusted: true} : {})}
-}
-
-/** The fingerprint of a manifest's `signedBy` key line, for messages; the line itself when it does not parse. */
-function keyFingerprint(line: string): string {
-  const blob = line.split(/\s+/)[1]
-  return blob ? fingerprint(Buffer.from(blob, 'base64')) : line
 }

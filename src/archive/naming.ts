@@ -5,7 +5,7 @@
 import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {EXIT, KubesnapError} from '../errors.js'
-import {S3_SCHEME} from './s3-url.js'
+import {isS3Url} from './s3-url.js'
 
 /** Suffix of every final archive file. */
 export const ARCHIVE_SUFFIX = '.kubesnap.tar'
@@ -104,7 +104,7 @@ export function parsePartialName(file: string): ArchiveName | undefined {
 /** Lists the final archives in a directory (optionally of one namespace), by namespace then number. A missing directory has none. */
 export async function listArchiveFiles(dir: string, namespace?: string): Promise<ArchiveFile[]> {
   // An s3:// prefix is listed with ListObjectsV2 (s3.ts, loaded only then).
-  if (dir.startsWith(S3_SCHEME)) return (await import('./s3.js')).listS3Archives(dir, namespace)
+  if (isS3Url(dir)) return (await import('./s3.js')).listS3Archives(dir, namespace)
   let files: string[]
   try {
     files = await readdir(dir)

@@ -127,8 +127,6 @@ export async function getRange(url: string, start: number, end: number): Promise
 export class ObjectReader {
   readonly url: string
   readonly size: number
-  /** Bytes received from the server, for tests and list's budget. */
-  bytesFetched = 0
   #body?: AsyncIterator<Buffer>
   #stream?: Readable
   #position = -1
@@ -157,7 +155,6 @@ export class ObjectReader {
         const next = await this.#body!.next()
         if (next.done) break
         this.#left = next.value
-        this.bytesFetched += next.value.length
       }
       const n = Math.min(length - done, this.#left.length)
       this.#left.copy(buffer, offset + done, 0, n)

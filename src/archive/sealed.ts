@@ -8,7 +8,8 @@
  * pipe it to `age -d -i KEY` (age reads armor as it is).
  */
 import {armor} from 'age-encryption'
-import type {Transform} from 'node:stream'
+import {Readable, Writable, type Transform} from 'node:stream'
+import {pipeline} from 'node:stream/promises'
 import {ArchiveError} from './errors.js'
 import {isStreamEntry, MANIFEST_MEMBER, SEALED_EXTRA_FIELDS, type ManifestEntry, type StreamEntry} from './manifest.js'
 
@@ -73,16 +74,18 @@ export async function unsealEntry(entry: StreamEntry, decrypt: DecryptBuffer, ar
 
 /** decrypt() of the reader's OpenOptions as a whole-buffer function. */
 export function decryptWith(decrypt: () => Transform): DecryptBuffer {
-  return async (data) => {
-    const transform = decrypt()
-    const chunks: Buffer[] = []
-    transform.on('data', (chunk: Buffer) => chunks.push(chunk))
-    const done = new Promise<void>((resolve, reject) => {
-      transform.once('end', resolve)
-      transform.once('error', reject)
-    })
-    transform.end(data)
-    await done
-    return Buffer.concat(chunks)
-  }
+  return (data) => transformBuffer(data, decrypt())
+}
+
+/** Runs a small buffer through a transform and collects the output. */
+export async function transformBuffer(input: Buffer, transform: Transform): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  const collect = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      chunks.push(chunk)
+      callback()
+    },
+  })
+  await pipeline(Readable.from([input]), transform, collect)
+  return Buffer.concat(chunks)
 }

@@ -234,6 +234,12 @@ export function checkSignature(blob: Buffer | undefined, message: Buffer, truste
   return {status: 'valid', fingerprint: print, publicKey: `${ED25519} ${s.publicKey.toString('base64')}`, ...(match ? {trusted: match} : {})}
 }
 
+/** The fingerprint of a manifest's `signedBy` key line, for messages; the line itself when it does not parse. */
+export function keyFingerprint(line: string): string {
+  const blob = line.split(/\s+/)[1]
+  return blob ? fingerprint(Buffer.from(blob, 'base64')) : line
+}
+
 /**
  * Checks the signature of an opened archive over the manifest's bytes as
  * openArchive read them (which hash to the trailer's manifestSha256, the

@@ -22,8 +22,6 @@ export interface ArchiveSource {
   readonly size: number
   /** Reads up to `length` bytes at `position`; `exact` says no more than these bytes will be wanted next (a ranged GET of just them). */
   read(buffer: Buffer, offset: number, length: number, position: number, hint?: 'exact'): Promise<{bytesRead: number}>
-  /** Bytes fetched so far (the file's or the object's). */
-  readonly bytesFetched: number
   close(): Promise<void>
 }
 
@@ -37,25 +35,14 @@ export async function openSource(location: string): Promise<ArchiveSource> {
     return {
       size,
       read: (buffer, offset, length, position, hint) => reader.read(buffer, offset, length, position, hint),
-      get bytesFetched() {
-        return reader.bytesFetched
-      },
       close: async () => reader.close(),
     }
   }
   const fh = await open(location, 'r')
   const {size} = await fh.stat()
-  let fetched = 0
   return {
     size,
-    read: async (buffer, offset, length, position) => {
-      const result = await fh.read(buffer, offset, length, position)
-      fetched += result.bytesRead
-      return result
-    },
-    get bytesFetched() {
-      return fetched
-    },
+    read: (buffer, offset, length, position) => fh.read(buffer, offset, length, position),
     close: () => fh.close(),
   }
 }

@@ -23,7 +23,7 @@ import {pipeline} from 'node:stream/promises'
 import {BLOCK, encodeMemberHeader, encodeTrailer, END_OF_ARCHIVE, MAX_USTAR_SIZE, paddingFor} from './layout.js'
 import {acquireLock, removeLeftoverPartials, type DirLock} from './lock.js'
 import {ParallelGzip} from './parallel-gzip.js'
-import {sealEntry} from './sealed.js'
+import {sealEntry, transformBuffer} from './sealed.js'
 import {
   ARCHIVE_FORMAT,
   FORMAT_MEMBER,
@@ -868,19 +868,6 @@ async function writeAt(fh: FileHandle, data: Buffer, position: number): Promise<
 /** Encrypts one object's content, in one call when the cipher offers it. */
 function encryptObject(cipher: EntryCipher, content: Buffer): Promise<Buffer> {
   return cipher.encryptBuffer ? cipher.encryptBuffer(content) : transformBuffer(content, cipher.encrypt())
-}
-
-/** Runs a small buffer through a transform and collects the output. */
-async function transformBuffer(input: Buffer, transform: Transform): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  const collect = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      chunks.push(chunk)
-      callback()
-    },
-  })
-  await pipeline(Readable.from([input]), transform, collect)
-  return Buffer.concat(chunks)
 }
 
 function sha256(data: Buffer): string {

@@ -1,8 +1,7 @@
 import {basename} from 'node:path'
 import {Args} from '@oclif/core'
-import {checkArchiveDir, openSelected} from '../archive/select.js'
+import {openSelected} from '../archive/select.js'
 import {parseArchiveName} from '../archive/naming.js'
-import {isS3Url} from '../archive/store.js'
 import {verifyArchive} from '../archive/verify.js'
 import {createCopyOutput} from '../archive/writer.js'
 import {KubesnapCommand} from '../base-command.js'
@@ -34,10 +33,9 @@ export default class Copy extends KubesnapCommand<typeof Copy> {
 
   public async run(): Promise<CopySummary> {
     const {source, destination} = this.args
-    // Both ends are checked before a byte moves: a missing bucket or a wrong secret is one sentence.
-    if (isS3Url(destination)) await checkArchiveDir(destination)
+    // Both ends are checked before a byte moves (createCopyOutput checks the destination's bucket): a missing bucket or a wrong secret is one sentence.
     const archive = await openSelected(source)
-    const file = isS3Url(source) ? source.slice(source.lastIndexOf('/') + 1) : basename(source)
+    const file = basename(source)
     if (!parseArchiveName(file)) throw new KubesnapError(`${source} is not named as kubesnap names archives (NS-NNNNNN-TIME.kubesnap.tar); rename it before copying.`)
     const {namespace, number} = archive.manifest
     const out = await createCopyOutput(destination, file, {namespace, number}).catch((err: unknown) => {

@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {AGE_SUFFIX} from '../archive/crypto.js'
-import {fingerprint} from '../archive/sign.js'
+import {keyFingerprint} from '../archive/sign.js'
 import {isFailure, isStreamEntry, SEALED_EXTRA_FIELDS, snapshotStatus, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import {archiveSelectionFlags, openSelected, selectArchive} from '../archive/select.js'
@@ -90,7 +90,7 @@ export function describeManifest(manifest: Manifest, path: string, fileSize: num
       ['Cluster', `${manifest.cluster.server} (context ${manifest.cluster.context})`],
       ['Written by', `kubesnap ${manifest.kubesnapVersion}, archive format ${manifest.formatVersion}`],
       ['Encrypted', manifest.encrypted ? 'yes' : 'no'],
-      ['Signed', manifest.signedBy ? `by ${fingerprint(Buffer.from(manifest.signedBy.split(' ')[1] ?? '', 'base64'))} (verify checks the signature)` : 'no'],
+      ['Signed', manifest.signedBy ? `by ${keyFingerprint(manifest.signedBy)} (verify checks the signature)` : 'no'],
       ['Status', snapshotStatus(manifest) === 'partial' ? 'partial (what could not be stored is under Skipped, marked failed)' : 'complete'],
     ]),
   )
