@@ -128,6 +128,8 @@ export class ClientConfig implements RequestConfig {
   private currentContext = ''
   // One set per config, as in client-node: the exec authenticator caches its credential until it expires.
   private authenticators?: Promise<Authenticator[]>
+  /** CA, certificate and key files, read once: every API request and exec applies them. */
+  private readonly files = new Map<string, Buffer>()
 
   /** Reads a kubeconfig file; relative certificate paths are taken from the file's directory. */
   loadFromFile(file: string): void {
@@ -214,11 +216,11 @@ export class ClientConfig implements RequestConfig {
     if (user) {
       if (cluster?.skipTLSVerify) opts.rejectUnauthorized = false
       if (cluster?.tlsServerName) opts.servername = cluster.tlsServerName
-      const ca = cluster && fileOrData(cluster.caFile, cluster.caData)
+      const ca = cluster && this.fileOrData(cluster.caFile, cluster.caData)
       if (ca) opts.ca = ca
-      const cert = fileOrData(user.certFile, user.certData)
+      const cert = this.fileOrData(user.certFile, user.certData)
       if (cert) opts.cert = cert
-      const key = fileOrData(user.keyFile, user.keyData)
+      const key = this.fileOrData(user.keyFile, user.keyData)
       if (key) opts.key = key
       opts.headers ??= {}
       if (user.impersonateUser != null) opts.headers['Impersonate-User'] = user.impersonateUser
@@ -233,6 +235,17 @@ export class ClientConfig implements RequestConfig {
     opts.agent = await createAgent(cluster, opts)
   }
 
+  /** A file's bytes (read on first use), else base64 data decoded, else undefined. */
+  private fileOrData(file: string | undefined, data: string | undefined): Buffer | undefined {
+    if (file) {
+      let bytes = this.files.get(file)
+      if (!bytes) this.files.set(file, (bytes = readFileSync(file)))
+      return bytes
+    }
+    if (data) return Buffer.from(data, 'base64')
+    return undefined
+  }
+
   private loadAuthenticators(): Promise<Authenticator[]> {
     this.authenticators ??= Promise.all([
       import('@kubernetes/client-node/dist/azure_auth.js').then((m) => new m.AzureAuth()),
@@ -243,13 +256,6 @@ export class ClientConfig implements RequestConfig {
     ])
     return this.authenticators
   }
-}
-
-/** A file's bytes, else base64 data decoded, else undefined. */
-function fileOrData(file: string | undefined, data: string | undefined): Buffer | undefined {
-  if (file) return readFileSync(file)
-  if (data) return Buffer.from(data, 'base64')
-  return undefined
 }
 
 /** The agent client-node would make for this cluster: through its `proxy-url` (SOCKS or HTTP), or direct with the TLS options. */
