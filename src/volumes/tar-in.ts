@@ -19,7 +19,7 @@
  */
 import {createHash} from 'node:crypto'
 import path from 'node:path/posix'
-import {Readable, Transform} from 'node:stream'
+import {Readable} from 'node:stream'
 import type {KubeApi} from '../cluster/api.js'
 import {execInPod, type ExecResult} from '../cluster/exec.js'
 import {canonicalTar, displayName, normalize, RefusedMember, TarFormatError, type CanonicalMember} from './canonical-tar.js'
@@ -366,14 +366,13 @@ export interface TarInResult {
 export async function streamVolumeIn(options: TarInOptions): Promise<TarInResult> {
   const {target, canonical} = options
   let sent = 0
-  const body = Readable.from(approvedCanonicalTar(options.stream, canonical), {objectMode: false})
-  const counted = body.pipe(new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
+  // Counted as it is handed out, for the progress line: no extra stream stage.
+  const body = Readable.from((async function* () {
+    for await (const chunk of approvedCanonicalTar(options.stream, canonical)) {
       sent += chunk.length
-      callback(null, chunk)
-    },
-  }))
-  body.on('error', (err) => counted.destroy(err))
+      yield chunk
+    }
+  })(), {objectMode: false})
   const timer = options.onProgress ? setInterval(() => options.onProgress!(sent), 500) : undefined
   try {
     const result = await execInPod(options.api, {
@@ -381,7 +380,7 @@ export async function streamVolumeIn(options: TarInOptions): Promise<TarInResult
       pod: target.pod,
       container: target.container,
       command: tarInCommand(target.mountPath, canonical.bytes, options.mode),
-      stdin: {length: canonical.bytes, stream: counted},
+      stdin: {length: canonical.bytes, stream: body},
       signal: options.signal,
       label: `\`tar xf - -C ${target.mountPath}\``,
     })
@@ -396,7 +395,6 @@ export async function streamVolumeIn(options: TarInOptions): Promise<TarInResult
     clearInterval(timer)
     options.stream.destroy()
     body.destroy()
-    counted.destroy()
   }
 }
 
