@@ -30,8 +30,9 @@
  * busybox reads best. node-tar gives the type names (`types.name`).
  */
 import {types} from 'tar'
+import {BLOCK, END_OF_ARCHIVE, paddingFor} from '../archive/layout.js'
+import {isZero} from './tar-check.js'
 
-const BLOCK = 512
 /** GNU long names and PAX headers larger than this are refused: no path is that long. */
 const MAX_META = 1024 * 1024
 const POSIX_MAGIC = 'ustar\u000000'
@@ -96,7 +97,7 @@ export async function* canonicalTar(stream: AsyncIterable<Buffer>, check: Member
       for await (const chunk of input.rest()) {
         if (!isZero(chunk)) throw new TarFormatError(`the stream has data after its end-of-archive marker at byte ${at}`)
       }
-      out.add(Buffer.alloc(2 * BLOCK))
+      out.add(END_OF_ARCHIVE)
       yield out.take()
       return
     }
@@ -379,8 +380,7 @@ function writeNumber(block: Buffer, offset: number, length: number, value: numbe
   for (let i = offset + length - 1, rest = value; i > offset; i--, rest = Math.floor(rest / 256)) block[i] = rest % 256
 }
 
-const padded = (size: number) => Math.ceil(size / BLOCK) * BLOCK
-const isZero = (buf: Buffer) => buf.every((b) => b === 0)
+const padded = (size: number) => size + paddingFor(size)
 
 /** The bytes up to the first NUL, as latin1. */
 function cString(buf: Buffer): string {

@@ -94,7 +94,8 @@ export class TarCheck extends Transform {
   }
 }
 
-function isZero(block: Buffer): boolean {
+/** Whether every byte is zero (an end-of-archive block, or what may follow it). */
+export function isZero(block: Buffer): boolean {
   for (let i = 0; i < block.length; i++) if (block[i] !== 0) return false
   return true
 }
