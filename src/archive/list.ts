@@ -47,8 +47,8 @@ export async function listArchives(dir: string, options: {namespace?: string} = 
   for (const {path, file, namespace, number, time} of await listArchiveFiles(dir, options.namespace)) {
     const base = {path, file, namespace, number, time, fileSize: 0}
     try {
-      base.fileSize = (await archiveSize(path)) ?? 0
-      const {manifest} = await openArchive(path)
+      const {manifest, fileSize} = await openArchive(path)
+      base.fileSize = fileSize
       const mismatch = nameMismatch({namespace, number}, manifest)
       if (mismatch) {
         listings.push({...base, ok: false, problem: 'name mismatch', error: renamedArchiveMessage(path, mismatch, manifest)})
@@ -71,6 +71,8 @@ export async function listArchives(dir: string, options: {namespace?: string} = 
         warnings: manifest.warnings.length,
       })
     } catch (err) {
+      // The size of what could not be opened is asked for only then (a file's stat, an object's HEAD).
+      base.fileSize = (await archiveSize(path).catch(() => undefined)) ?? 0
       listings.push({...base, ok: false, problem: err instanceof ArchiveError ? err.problem : 'unreadable', error: (err as Error).message})
     }
   }

@@ -129,7 +129,8 @@ export async function pruneDirectory(dir: string, options: {policy: RetentionPol
       const {abortStaleUploads, removeStaleClaims} = await s3()
       const dayAgo = new Date(Date.now() - STALE_UPLOAD_MS)
       result.abortedUploads = await abortStaleUploads(dir, dayAgo)
-      await removeStaleClaims(dir, await listArchiveFiles(dir), dayAgo)
+      // The listing above serves unless it was one namespace's: claims of any namespace may be stale.
+      await removeStaleClaims(dir, options.namespace ? await listArchiveFiles(dir) : files, dayAgo)
     }
     return result
   } finally {
