@@ -299,7 +299,7 @@ function attemptFailure(err: unknown): AttemptFailure | undefined {
 }
 
 /** True for errors of the connection rather than of the request. */
-export function isNetworkError(err: unknown): boolean {
+function isNetworkError(err: unknown): boolean {
   return NETWORK_CODES.has((err as NodeJS.ErrnoException)?.code ?? '')
 }
 

@@ -17,9 +17,9 @@ type Requirement =
 export type LabelSelector = Requirement[]
 
 /** A lexer token: its kind and the text it was read from. */
-export type SelectorToken =
+type SelectorToken =
   | 'identifier' | 'in' | 'notin' | ',' | '=' | '==' | '!=' | '!' | '(' | ')' | '>' | '<' | 'end'
-export interface Scanned {
+interface Scanned {
   token: SelectorToken
   text: string
 }

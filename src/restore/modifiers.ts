@@ -47,7 +47,7 @@ import {PlanError} from '../plan/plan.js'
 import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
 
 /** The only version of the format (Velero's `ResourceModifierSupportedVersionV1`). */
-export const MODIFIERS_VERSION = 'v1'
+const MODIFIERS_VERSION = 'v1'
 
 /** A checked modifiers file, ready to apply. */
 export interface ResourceModifiers {
@@ -70,14 +70,14 @@ export interface ModifierRule {
 }
 
 /** Where an object comes from, for the conditions. */
-export interface ModifierTarget {
+interface ModifierTarget {
   /** `resource.group`, or `resource` for the core group (Velero's GroupResource.String()). */
   groupResource: string
   /** The namespace in the archive (Velero matches the backed-up namespace, not the restore's). */
   namespace: string
 }
 
-export interface ModifiedResult {
+interface ModifiedResult {
   object: KubernetesObject
   /** Indexes of the rules whose patches changed the object's content (a rule skipped by a failed test is not listed). */
   applied: number[]
@@ -155,7 +155,7 @@ export class ModifierError extends Error {
 }
 
 /** Whether all of a rule's conditions hold for an object (Velero's `match`). */
-export function ruleMatches(rule: ModifierRule, object: KubernetesObject, target: ModifierTarget): boolean {
+function ruleMatches(rule: ModifierRule, object: KubernetesObject, target: ModifierTarget): boolean {
   if (rule.namespaces.length > 0 && !rule.namespaces.some((glob) => glob.test(target.namespace))) return false
   if (!rule.groupResource.test(target.groupResource)) return false
   if (rule.resourceName && !rule.resourceName.test(object.metadata?.name ?? '')) return false

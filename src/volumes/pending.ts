@@ -6,7 +6,7 @@
 import type {KubeApi} from '../cluster/api.js'
 
 /** An Event as far as we read it. */
-export interface ClaimEvent {
+interface ClaimEvent {
   type?: string
   reason?: string
   message?: string
