@@ -166,12 +166,10 @@ export async function checkObjects(reader: ArchiveReader, options: PrepareOption
   const limit = pLimit(options.concurrency ?? 8)
   const used = new Set<number>()
   // Prepared concurrently, looked at in entry order: problems and needs come out the same on every run.
-  // A settled promise keeps its object: each is dropped once looked at, or every prepared object would stay in memory to the end.
-  const pending: Array<Promise<Prepared | undefined> | undefined> = options.entries.map((entry) => limit(() => prepareObject(reader, entry, options)))
+  const pending = options.entries.map((entry) => limit(() => prepareObject(reader, entry, options)))
   const problems: string[] = []
   for (const [i, entry] of options.entries.entries()) {
     const prepared = await pending[i]
-    pending[i] = undefined
     if (!prepared) continue
     if ('object' in prepared) {
       for (const rule of prepared.modifiedBy) used.add(rule)
