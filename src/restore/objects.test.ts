@@ -10,7 +10,7 @@ import type {ResourceType} from '../cluster/discovery.js'
 import {qualifiedName} from '../cluster/discovery.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
 import {parseResourceModifiers} from './modifiers.js'
-import {checkObjects, prepareObject} from './objects.js'
+import {checkModifiedObjects, prepareObject} from './objects.js'
 
 const type = (group: string, version: string, resource: string, kind: string): ResourceType =>
   ({group, version, apiVersion: group ? `${group}/${version}` : version, resource, kind, namespaced: true, verbs: ['create'], shortNames: []})
@@ -66,8 +66,8 @@ resourceModifierRules:
   assert.is(await prepareObject(reader, entries[0], options(undefined, 'app=db')), undefined, 'the selector leaves it out')
 })
 
-test('checkObjects: every object a rule cannot be applied to or would rename, and every rule that changes nothing', async () => {
-  const checked = await checkObjects(reader, {...options(`version: v1
+test('checkModifiedObjects: every object a rule cannot be applied to or would rename, and every rule that changes nothing', async () => {
+  const checked = await checkModifiedObjects(reader, {...options(`version: v1
 resourceModifierRules:
 - conditions: {groupResource: secrets}
   patches: [{operation: replace, path: /metadata/name, value: jenkins-admin}]
@@ -86,7 +86,7 @@ resourceModifierRules:
     'Secret db-credentials: resourceModifierRules[0] changes which object this is (the patched object is Secret jenkins-admin); a modifier may change an object\'s content, not its kind, apiVersion, name or namespace (--to-namespace moves the whole namespace) (mods.yaml).',
   ])
   assert.equal(checked.warnings, ['resourceModifierRules[3], resourceModifierRules[4] in mods.yaml change none of the objects to restore; check the conditions (groupResource is spelt resource.group as in deployments.apps, namespaces are the archive\'s: shop).'])
-  assert.equal(await checkObjects(reader, {...options(), entries}), {problems: [], warnings: []}, 'no modifiers, nothing to check')
+  assert.equal(await checkModifiedObjects(reader, {...options(), entries}), {problems: [], warnings: []}, 'no modifiers, nothing to check')
 })
 
 test.run()

@@ -44,7 +44,7 @@ export interface RestoreObjectsOptions {
   claimSnapshots?: Record<string, string>
   /** --map-storage-class: claims and StatefulSet templates of an OLD class get the NEW one. */
   storageClasses?: StorageClassMap
-  /** --resource-modifiers: applied to each object after cleaning (checkObjects found no problem before any write). */
+  /** --resource-modifiers: applied to each object after cleaning (checkModifiedObjects found no problem before any write). */
   modifiers?: ResourceModifiers
   onOutcome?: (outcome: ObjectOutcome) => void
 }
@@ -71,7 +71,7 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
   const prepared = await prepareObject(reader, entry, options)
   if (!prepared) return undefined
   const named = {kind: entry.kind, resource: qualifiedName(entry), name: entry.name}
-  if ('at' in prepared) return {...named, action: 'failed', error: preparedError(prepared)}
+  if ('error' in prepared) return {...named, action: 'failed', error: prepared.error}
   const {object: cleaned, target, modifiedBy} = prepared
   const base = modifiedBy.length > 0 ? {...named, modifiedBy} : named
   const outcome = await applyObject(api, target, cleaned, {existing: options.existing, dryRun: options.dryRun})
@@ -89,21 +89,8 @@ async function restoreOne(api: KubeApi, reader: ArchiveReader, entry: ObjectEntr
 
 export type PrepareOptions = Pick<RestoreObjectsOptions, 'targets' | 'sourceNamespace' | 'targetNamespace' | 'selector' | 'claimSnapshots' | 'storageClasses' | 'modifiers'>
 
-/** Why an entry cannot be prepared: where it failed, and why. */
-export type NotPrepared =
-  | {at: 'read' | 'identity' | 'type'; reason: string}
-  /** A modifier rule cannot be applied, or would change which object this is; `rules` are the ones at fault. */
-  | {at: 'modifier'; reason: string; rules: number[]}
-
 /** What restore would apply for one entry: the object ready to send, or why not; undefined when the selector leaves it out. */
-export type Prepared = {object: KubernetesObject; target: ResourceType; modifiedBy: number[]} | NotPrepared
-
-/** A failed outcome's error for an entry that could not be prepared. */
-function preparedError(p: NotPrepared): string {
-  if (p.at === 'read') return `cannot be read from the archive: ${p.reason}`
-  if (p.at === 'identity') return `${p.reason}: not restored`
-  return p.reason
-}
+export type Prepared = {object: KubernetesObject; target: ResourceType; modifiedBy: number[]} | {error: string; /** The modifier rules at fault, when they are. */ rules?: number[]}
 
 /**
  * Reads one entry and makes it the object restore applies: checked against its
@@ -115,16 +102,16 @@ export async function prepareObject(reader: ArchiveReader, entry: ObjectEntry, o
   try {
     stored = JSON.parse((await reader.readObject(entry)).toString('utf8'))
   } catch (err) {
-    return {at: 'read', reason: messageOf(err)}
+    return {error: `cannot be read from the archive: ${messageOf(err)}`}
   }
-  // Refused before any write already (checkObjects); what is applied must be what was checked.
+  // Checked before any write already (checkObjectIdentities); what is applied must be what was checked.
   const mismatch = identityProblem(stored, entry, options.sourceNamespace)
-  if (mismatch) return {at: 'identity', reason: mismatch}
+  if (mismatch) return {error: `${mismatch}: not restored`}
   if (!matchesLabels(options.selector, stored.metadata?.labels)) return undefined
   // An archive made before snapshots skipped them may hold a helper pod left by a killed run: never re-created.
   if (entry.group === '' && entry.resource === 'pods' && isKubesnapHelper(stored.metadata?.labels)) return undefined
   const target = options.targets.get(qualifiedName(entry))
-  if (!target) return {at: 'type', reason: 'its type is not served by this cluster'}
+  if (!target) return {error: 'its type is not served by this cluster'}
   // The class map first: a modifier rule then sees (and may still change) the class the target will get.
   const cleaned = mapStorageClasses(
     cleanForRestore(stored, entry, {sourceNamespace: options.sourceNamespace, targetNamespace: options.targetNamespace, claimSnapshots: options.claimSnapshots}),
@@ -137,56 +124,37 @@ export async function prepareObject(reader: ArchiveReader, entry: ObjectEntry, o
     // Velero matches a rule's namespaces against the namespace the object was backed up from.
     modified = applyResourceModifiers(options.modifiers, cleaned, {groupResource: qualifiedName(entry), namespace: options.sourceNamespace})
   } catch (err) {
-    if (err instanceof ModifierError) return {at: 'modifier', reason: `${err.message} (${options.modifiers.file})`, rules: [err.rule]}
+    if (err instanceof ModifierError) return {error: `${err.message} (${options.modifiers.file})`, rules: [err.rule]}
     throw err
   }
   // A patch may change the content, never which object it is: the plan, the summary and the restarts go by the record (issue 16 item 6's rule).
   const changed = identityProblem(modified.object, {...entry, version: target.version}, options.targetNamespace)
   if (changed) {
     const rules = modified.applied.map((i) => `resourceModifierRules[${i}]`).join(', ')
-    return {at: 'modifier', reason: `${rules} ${modified.applied.length === 1 ? 'changes' : 'change'} which object this is (${changed.replace(/^the archived object/, 'the patched object')}); a modifier may change an object's content, not its kind, apiVersion, name or namespace (--to-namespace moves the whole namespace) (${options.modifiers.file})`, rules: modified.applied}
+    return {error: `${rules} ${modified.applied.length === 1 ? 'changes' : 'change'} which object this is (${changed.replace(/^the archived object/, 'the patched object')}); a modifier may change an object's content, not its kind, apiVersion, name or namespace (--to-namespace moves the whole namespace) (${options.modifiers.file})`, rules: modified.applied}
   }
   return {object: modified.object, target, modifiedBy: modified.applied}
 }
 
 /**
- * Prepares every entry once, before any write, as restore will apply it, and
- * returns what refuses the restore: an entry that cannot be read or whose
- * object is not the one its record names (an altered archive), and an object a
- * modifier rule cannot be applied to or would turn into another; a warning for
+ * Applies --resource-modifiers to every entry that would be restored, before
+ * any write: a problem for each object a rule cannot be applied to or would
+ * turn into another object (for the preconditions to list), and a warning for
  * each rule that changes no object at all (a misspelt condition, most likely).
- * `onObject` sees each prepared object (the target preflight gathers its needs).
  */
-export async function checkObjects(reader: ArchiveReader, options: PrepareOptions & {
-  entries: ObjectEntry[]
-  concurrency?: number
-  onObject?: (entry: ObjectEntry, object: KubernetesObject) => void
-}): Promise<{problems: string[]; warnings: string[]}> {
+export async function checkModifiedObjects(reader: ArchiveReader, options: PrepareOptions & {entries: ObjectEntry[]; concurrency?: number}): Promise<{problems: string[]; warnings: string[]}> {
   const modifiers = options.modifiers
+  if (!modifiers) return {problems: [], warnings: []}
   const limit = pLimit(options.concurrency ?? 8)
   const used = new Set<number>()
-  // Prepared concurrently, looked at in entry order: problems and needs come out the same on every run.
-  const pending = options.entries.map((entry) => limit(() => prepareObject(reader, entry, options)))
-  const problems: string[] = []
-  for (const [i, entry] of options.entries.entries()) {
-    const prepared = await pending[i]
-    if (!prepared) continue
-    if ('object' in prepared) {
-      for (const rule of prepared.modifiedBy) used.add(rule)
-      options.onObject?.(entry, prepared.object)
-    } else if (prepared.at === 'read') {
-      problems.push(`${entry.kind} ${entry.name} (${entry.path}) cannot be read: ${prepared.reason}`)
-    } else if (prepared.at === 'identity') {
-      problems.push(`${entry.kind} ${entry.name}: ${prepared.reason} (member ${entry.path}); the archive was altered, use another one.`)
-    } else if (prepared.at === 'modifier') {
-      for (const rule of prepared.rules) used.add(rule)
-      problems.push(`${entry.kind} ${entry.name}: ${prepared.reason}.`)
-    }
-    // An unserved type ('type') is the preconditions' own problem (checkPreconditions).
-  }
-  const unused = modifiers?.rules.filter((r) => !used.has(r.index)).map((r) => `resourceModifierRules[${r.index}]`) ?? []
-  const warnings = unused.length === 0 ? [] : [`${unused.join(', ')} in ${modifiers!.file} ${unused.length === 1 ? 'changes' : 'change'} none of the objects to restore; check the conditions (groupResource is spelt resource.group as in deployments.apps, namespaces are the archive's: ${options.sourceNamespace}).`]
-  return {problems, warnings}
+  const problems = await Promise.all(options.entries.map((entry) => limit(async () => {
+    const prepared = await prepareObject(reader, entry, options)
+    for (const i of (prepared && ('modifiedBy' in prepared ? prepared.modifiedBy : prepared.rules)) ?? []) used.add(i)
+    return prepared && 'rules' in prepared ? `${entry.kind} ${entry.name}: ${prepared.error}.` : undefined
+  })))
+  const unused = modifiers.rules.filter((r) => !used.has(r.index)).map((r) => `resourceModifierRules[${r.index}]`)
+  const warnings = unused.length === 0 ? [] : [`${unused.join(', ')} in ${modifiers.file} ${unused.length === 1 ? 'changes' : 'change'} none of the objects to restore; check the conditions (groupResource is spelt resource.group as in deployments.apps, namespaces are the archive's: ${options.sourceNamespace}).`]
+  return {problems: problems.filter((p): p is string => p !== undefined), warnings}
 }
 
 function withoutNodePorts(service: KubernetesObject): KubernetesObject {

@@ -11,6 +11,7 @@ import type {ObjectEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import {isStatus, type KubeApi} from '../cluster/api.js'
 import {exists} from '../cluster/namespace.js'
+import type {Prepared} from './objects.js'
 import {storageClassUses, type ClassUse} from './storage-classes.js'
 
 /** A name an archived object needs in the target, and which object needs it (for messages). */
@@ -59,6 +60,9 @@ const POD_SPECS: Record<string, (raw: Record<string, any>) => Record<string, any
   'jobs.batch': (raw) => raw.spec?.template?.spec,
   'cronjobs.batch': (raw) => raw.spec?.jobTemplate?.spec?.template?.spec,
 }
+
+/** Types whose objects the preflight reads: claims, Services, StatefulSets' templates, and everything that runs pods. */
+const READ_TYPES = new Set(['persistentvolumeclaims.', 'services.', ...Object.keys(POD_SPECS)])
 
 /** A pod spec inside an object of a workload type, if it has one. */
 export function podSpecOf(obj: KubernetesObject, type: {group: string; resource: string}): Record<string, any> | undefined {
@@ -153,31 +157,35 @@ export function targetProblems(needs: TargetNeeds, facts: TargetFacts, ctx: {nam
 }
 
 /**
- * The needs a restore starts with: which ServiceAccounts and Secrets it brings
- * (the selected `entries`) and which the archive has but leaves out
- * (`allEntries`). Each object then adds its own (addNeeds) as the
- * preconditions prepare it.
+ * Takes the selected entries as restore will create them (`prepare`: read,
+ * cleaned, class-mapped and modified, the very objects restore applies), asks
+ * the target what it has, and returns {@link targetProblems}. Never writes.
+ * `allEntries` are the archive's object entries, to tell a left-out
+ * ServiceAccount or Secret from one the archive lacks.
  */
-export function targetNeeds(entries: readonly ObjectEntry[], allEntries: readonly ObjectEntry[]): TargetNeeds {
+export async function checkTarget(api: KubeApi, reader: ArchiveReader, options: {
+  entries: ObjectEntry[]
+  allEntries: ObjectEntry[]
+  namespace: string
+  namespaceExists: boolean | undefined
+  /** prepareObject with the restore's options: undefined for an object the selector leaves out. */
+  prepare: (entry: ObjectEntry) => Promise<Prepared | undefined>
+  assignNodePorts: boolean
+}): Promise<PreflightResult> {
   const needs = noNeeds()
-  const selected = new Set(entries.map((e) => e.path))
-  for (const entry of allEntries) {
+  const selected = new Set(options.entries.map((e) => e.path))
+  for (const entry of options.allEntries) {
     const set = entry.group === '' && entry.resource === 'serviceaccounts' ? 'serviceAccounts' : entry.group === '' && entry.resource === 'secrets' ? 'secrets' : undefined
     if (set) (selected.has(entry.path) ? needs.restored : needs.leftOut)[set].add(entry.name)
   }
-  return needs
-}
+  for (const entry of options.entries) {
+    if (!READ_TYPES.has(`${entry.resource}.${entry.group}`)) continue
+    const prepared = await options.prepare(entry)
+    // An object that cannot be prepared is reported by the modifier check or by restoreObjects.
+    if (!prepared || 'error' in prepared) continue
+    addNeeds(needs, prepared.object, entry)
+  }
 
-/**
- * Asks the target what it has of what the restored objects need (`needs`,
- * gathered from the objects as restore will create them: cleaned,
- * class-mapped and modified) and returns {@link targetProblems}. Never writes.
- */
-export async function checkTarget(api: KubeApi, reader: ArchiveReader, needs: TargetNeeds, options: {
-  namespace: string
-  namespaceExists: boolean | undefined
-  assignNodePorts: boolean
-}): Promise<PreflightResult> {
   const facts: TargetFacts = {storageClasses: undefined, serviceAccounts: new Map(), secrets: new Map(), nodePorts: undefined}
   if (needs.storageClasses.length > 0) {
     try {
