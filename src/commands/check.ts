@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {KubesnapCommand} from '../base-command.js'
-import {checkNamespace, checkNamespaceFor, type CheckPermissionsResult, type CheckResult, type PermissionsResult} from '../check.js'
+import {checkNamespace, checkNamespaceFor, type CheckPermissionsResult, type CheckResult, type PermissionsResult} from '../rbac/check.js'
 import {EXIT} from '../errors.js'
 import {rulesYaml} from '../rbac/manifests.js'
 import {ROLE_MODES, ROLE_VOLUMES, type RoleMode, type RoleVolumes} from '../rbac/role.js'

@@ -4,16 +4,16 @@
  * the rights a kubesnap command needs the identity lacks, as Role rules to add.
  */
 import type {V1PolicyRule} from '@kubernetes/client-node'
-import {isStatus, type KubeApi} from './cluster/api.js'
-import {canIAll, discoverResourceTypes, namespaceExists, namespacedListable, qualifiedName, serverVersion, whoAmI, type ResourceType} from './cluster/index.js'
-import type {Identity} from './cluster/identity.js'
-import {KubesnapError, messageOf} from './errors.js'
-import {missingRules, needsOf} from './rbac/needs.js'
-import {neededRows, type RoleExtras, type RoleMode, type RoleVolumes} from './rbac/role.js'
-import {listWorkloads} from './restore/restart.js'
-import {HelperPods, type HelperAdmission} from './volumes/helper.js'
-import {identityOfClaim} from './volumes/identity.js'
-import {listPods} from './volumes/index.js'
+import {isStatus, type KubeApi} from '../cluster/api.js'
+import {canIAll, discoverResourceTypes, namespaceExists, namespacedListable, qualifiedName, serverVersion, whoAmI, type ResourceType} from '../cluster/index.js'
+import type {Identity} from '../cluster/identity.js'
+import {KubesnapError, messageOf} from '../errors.js'
+import {missingRules, needsOf} from './needs.js'
+import {neededRows, type RoleExtras, type RoleMode, type RoleVolumes} from './role.js'
+import {listWorkloads} from '../restore/restart.js'
+import {HelperPods, type HelperAdmission} from '../volumes/helper.js'
+import {identityOfClaim} from '../volumes/identity.js'
+import {listPods} from '../volumes/index.js'
 
 export interface TypeAccess {
   /** `resource.group` as kubectl spells it. */
