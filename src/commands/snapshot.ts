@@ -4,6 +4,7 @@ import {archiveSize} from '../archive/store.js'
 import {diskError} from '../archive/disk.js'
 import {LockedError} from '../archive/lock.js'
 import {snapshotStatus, UNLISTED_REASON, type Manifest, type SkippedItem, type SnapshotStatus} from '../archive/manifest.js'
+import {formatPrune, pruneDirectory, type PruneResult} from '../archive/prune.js'
 import {KubesnapCommand} from '../base-command.js'
 import {cipherFor} from '../encryption.js'
 import {loadSigningKey, type ManifestSigner} from '../archive/sign.js'
@@ -31,7 +32,7 @@ import {listWorkloads} from '../restore/restart.js'
 import {pushRunMetrics, type RunStatus} from '../metrics/pushgateway.js'
 import {loadPlan} from '../plan/plan.js'
 import {DEFAULT_SNAPSHOT_TIMEOUT_SECONDS, snapshotSettings, strategyOf, type SnapshotSettings} from '../plan/settings.js'
-import {formatPrune, keepFlags, pruneDirectory, type PruneResult} from './prune.js'
+import {keepFlags} from './prune.js'
 
 /** What `snapshot --json` prints. */
 export interface SnapshotSummary {
