@@ -4,25 +4,12 @@
  * verify and restore, so the three pick and refuse the same way.
  */
 import {stat} from 'node:fs/promises'
-import {Flags} from '@oclif/core'
 import {EXIT, KubesnapError} from '../errors.js'
 import {ArchiveError} from './errors.js'
 import {renamedArchiveMessage} from './list.js'
 import {listArchiveFiles, nameMismatch, type ArchiveFile} from './naming.js'
 import {openArchive, type ArchiveReader, type OpenOptions} from './reader.js'
 import {archiveSize, isS3Url, s3} from './store.js'
-
-/**
- * The flags that pick an archive by number from a directory (the path is the
- * command's ARCHIVE argument). `-n` replaces the connection flag of the same
- * name: these commands read no kubeconfig, so it has no default.
- */
-export const archiveSelectionFlags = {
-  namespace: Flags.string({char: 'n', summary: 'The namespace whose archive --number/--latest picks; needed when the directory holds several.'}),
-  number: Flags.integer({summary: 'The snapshot with this number (of the namespace -n, in the directory -o).', min: 1}),
-  latest: Flags.boolean({summary: 'The snapshot with the highest number (of the namespace -n, in the directory -o).'}),
-  output: Flags.string({char: 'o', summary: 'The directory that holds the archives, for --number and --latest.', default: '.'}),
-}
 
 /** What the command line says about the archive to use: the ARCHIVE argument and the selection flags. */
 export interface ArchiveSelection {

@@ -2,20 +2,9 @@ import {Flags} from '@oclif/core'
 import {formatPrune, pruneDirectory, type PruneResult} from '../archive/prune.js'
 import {isEmptyPolicy, POLICY_FLAGS, policyFromFlags} from '../archive/retention.js'
 import {KubesnapCommand} from '../base-command.js'
+import {keepFlags} from '../flags.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {loadPlan} from '../plan/plan.js'
-
-/** The --keep-* options of a retention policy, shared with snapshot --prune. */
-export function keepFlags(helpGroup: string) {
-  return {
-    'keep-last': Flags.integer({summary: 'Keep the N newest snapshots.', min: 0, helpGroup}),
-    'keep-hourly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N hours that have one.', min: 0, helpGroup}),
-    'keep-daily': Flags.integer({summary: 'Keep the newest snapshot of each of the last N days that have one.', min: 0, helpGroup}),
-    'keep-weekly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N ISO weeks that have one.', min: 0, helpGroup}),
-    'keep-monthly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N months that have one.', min: 0, helpGroup}),
-    'keep-yearly': Flags.integer({summary: 'Keep the newest snapshot of each of the last N years that have one.', min: 0, helpGroup}),
-  }
-}
 
 export default class Prune extends KubesnapCommand<typeof Prune> {
   static override summary = 'Delete old snapshot archives by a retention policy (restic forget semantics).'

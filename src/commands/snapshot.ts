@@ -7,6 +7,7 @@ import {snapshotStatus, UNLISTED_REASON, type Manifest, type SkippedItem, type S
 import {formatPrune, pruneDirectory, type PruneResult} from '../archive/prune.js'
 import {KubesnapCommand} from '../base-command.js'
 import {cipherFor} from '../encryption.js'
+import {keepFlags} from '../flags.js'
 import {loadSigningKey, type ManifestSigner} from '../archive/sign.js'
 import {signWithFlag} from '../signing.js'
 import {discoverResourceTypes, namespaceExists, qualifiedName} from '../cluster/index.js'
@@ -32,7 +33,6 @@ import {listWorkloads} from '../restore/restart.js'
 import {pushRunMetrics, type RunStatus} from '../metrics/pushgateway.js'
 import {loadPlan} from '../plan/plan.js'
 import {DEFAULT_SNAPSHOT_TIMEOUT_SECONDS, snapshotSettings, strategyOf, type SnapshotSettings} from '../plan/settings.js'
-import {keepFlags} from './prune.js'
 
 /** What `snapshot --json` prints. */
 export interface SnapshotSummary {
