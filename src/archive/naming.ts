@@ -5,6 +5,7 @@
 import {readdir} from 'node:fs/promises'
 import {join} from 'node:path'
 import {EXIT, KubesnapError} from '../errors.js'
+import {DNS_LABEL} from '../names.js'
 import {isS3Url} from './s3-url.js'
 
 /** Suffix of every final archive file. */
@@ -30,8 +31,6 @@ export interface ArchiveFile extends ArchiveName {
   path: string
 }
 
-/** A DNS label (RFC 1123): namespace and container names. */
-export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
 // Greedy namespace then anchored number and time: namespaces may contain '-' and digits.
 const ARCHIVE_NAME = /^([a-z0-9][-a-z0-9]*)-(\d{6,})-(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\.kubesnap\.tar$/
 

@@ -21,7 +21,7 @@
  *   --load 'db=mysql'
  */
 
-import {DNS_LABEL} from '../archive/naming.js'
+import {DNS_LABEL, OBJECT_NAME} from '../names.js'
 
 export type DumpWorkloadKind = 'statefulset' | 'deployment' | 'pod'
 
@@ -65,8 +65,6 @@ const KINDS: Record<string, DumpWorkloadKind> = {
 
 /** A dump's name: safe as an archive path. */
 export const DUMP_NAME = /^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/
-/** A Kubernetes object name (DNS subdomain). */
-export const OBJECT_NAME = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/
 
 const TARGET_SYNTAX = 'KIND/NAME[,container=CONTAINER] with KIND statefulset, deployment or pod'
 

@@ -10,10 +10,10 @@
 import {dirname, resolve} from 'node:path'
 import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap} from 'yaml'
 import {parseRecipient} from '../archive/crypto.js'
-import {DNS_LABEL} from '../archive/naming.js'
 import {parseTrustLine} from '../archive/sign.js'
-import {DUMP_NAME, DumpSyntaxError, OBJECT_NAME as OBJECT_NAME_PATTERN, parseTarget, type DumpSpec, type HookSpec} from '../dumps/spec.js'
+import {DUMP_NAME, DumpSyntaxError, parseTarget, type DumpSpec, type HookSpec} from '../dumps/spec.js'
 import {EXIT, KubesnapError, readUserFile} from '../errors.js'
+import {DNS_LABEL, OBJECT_NAME} from '../names.js'
 import type {RetentionPolicy} from '../archive/retention.js'
 import {VOLUME_STRATEGIES, type VolumeStrategy} from '../volumes/index.js'
 
@@ -393,7 +393,7 @@ class Checker {
 
 const NAMESPACE = {pattern: DNS_LABEL, description: 'a namespace name (lowercase letters, digits and "-", at most 63)'}
 const CONTAINER = {pattern: DNS_LABEL, description: 'a container name (lowercase letters, digits and "-", at most 63)'}
-const CLAIM = {pattern: OBJECT_NAME_PATTERN, description: 'a Kubernetes name (lowercase letters, digits, "-" and ".")'}
+const CLAIM = {pattern: OBJECT_NAME, description: 'a Kubernetes name (lowercase letters, digits, "-" and ".")'}
 const DUMP = {pattern: DUMP_NAME, description: 'a dump name (lowercase letters, digits, "-", "_" and ".", at most 63)'}
 const STORAGE_CLASS = {pattern: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, description: 'a StorageClass name (lowercase letters, digits, "-" and ".")'}
 const HTTP_URL = {pattern: /^https?:\/\/[^\s/]+/, description: 'an http:// or https:// URL'}

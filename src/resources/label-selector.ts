@@ -6,8 +6,8 @@
  * a parser that accepts exactly what the API server accepts, so a selector
  * means the same on both sides.
  */
-import {OBJECT_NAME} from '../dumps/spec.js'
 import {EXIT, KubesnapError} from '../errors.js'
+import {OBJECT_NAME} from '../names.js'
 
 type Requirement =
   | {op: 'in' | 'notin'; key: string; values: string[]}
