@@ -28,9 +28,10 @@ import {selectResources} from '../restore/resource-names.js'
 import {checkModifiedObjects, prepareObject, restoreObjects, type ObjectOutcome, type PrepareOptions} from '../restore/objects.js'
 import {loadResourceModifiers, type ResourceModifiers} from '../restore/modifiers.js'
 import {
-  listWorkloads, parseDuration, planRestarts, restoredChanges, rolloutRestart, waitForRollouts, workloadKey,
-  type RestartPlan, type RolloutResult, type WorkloadObject, type WorkloadRef,
+  parseDuration, planRestarts, restoredChanges, rolloutRestart, waitForRollouts,
+  type RestartPlan, type RolloutResult,
 } from '../restore/restart.js'
+import {listWorkloads, workloadKey, type WorkloadObject, type WorkloadRef} from '../volumes/workloads.js'
 import {
   archivedClaimSnapshots, csiOutcomes, planCsiRestore, selectedClaims, type ArchivedClaimSnapshot,
 } from '../restore/volumes.js'

@@ -29,7 +29,7 @@ import {
 } from '../volumes/index.js'
 import {runDump, runHook} from '../dumps/index.js'
 import {isStatus} from '../cluster/api.js'
-import {listWorkloads} from '../restore/restart.js'
+import {listWorkloads} from '../volumes/workloads.js'
 import {pushRunMetrics, type RunStatus} from '../metrics/pushgateway.js'
 import {loadPlan} from '../plan/plan.js'
 import {DEFAULT_SNAPSHOT_TIMEOUT_SECONDS, snapshotSettings, strategyOf, type SnapshotSettings} from '../plan/settings.js'

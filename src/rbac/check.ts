@@ -10,10 +10,10 @@ import type {Identity} from '../cluster/identity.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import {missingRules, needsOf} from './needs.js'
 import {neededRows, type RoleExtras, type RoleMode, type RoleVolumes} from './role.js'
-import {listWorkloads} from '../restore/restart.js'
 import {HelperPods, type HelperAdmission} from '../volumes/helper.js'
 import {identityOfClaim} from '../volumes/identity.js'
 import {listPods} from '../volumes/index.js'
+import {listWorkloads} from '../volumes/workloads.js'
 
 export interface TypeAccess {
   /** `resource.group` as kubectl spells it. */

@@ -20,7 +20,7 @@ import {listPods} from '../volumes/index.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js'
 import {identityOfClaim, type IdentityWorkload} from '../volumes/identity.js'
 import {fixUpMembers, ownersNotKept, type FileOwner, type MemberMode, type SymlinkOwner, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
-import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type WorkloadRef} from './restart.js'
+import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type WorkloadRef} from '../volumes/workloads.js'
 import {scaleCommand} from './result.js'
 
 /** How a volume's data is put back: streamed from the archive, from VolumeSnapshots (csi), or not at all. */

@@ -3,7 +3,8 @@
  * each (the rules of src/restore/restart.ts). Meaningful only when a node runs the pods.
  */
 import {AppsV1Api, type KubeConfig, type V1Deployment, type V1StatefulSet} from '@kubernetes/client-node'
-import {rolloutStatus, type WorkloadKind, type WorkloadObject} from '../../src/restore/restart.js'
+import {rolloutStatus} from '../../src/restore/restart.js'
+import type {WorkloadKind, WorkloadObject} from '../../src/volumes/workloads.js'
 import {waitFor} from './wait.js'
 
 /** Waits until every StatefulSet and Deployment in `namespace` is rolled out and Ready. */
