@@ -31,7 +31,7 @@ const FLOORS: Floor[] = [
 
 /** Imports within a floor from one unit to another that are allowed, with the reason. */
 const SIDEWAYS: Array<{from: string; to: string; why: string}> = [
-  {from: 'dumps/', to: 'volumes/', why: 'a dump\'s stdout goes into the archive through the same stream sink as a volume\'s tar'},
+  {from: 'dumps/', to: 'volumes/', why: 'a dump\'s stdout goes into the archive through tar-out\'s StreamSink, as a volume\'s tar does (issue 17 item 2: the EntrySink seam takes its place)'},
   {from: 'plan/', to: 'dumps/', why: 'a plan file holds dumps and hooks in their own syntax, checked by their parser'},
   {from: 'plan/', to: 'volumes/', why: 'a plan file names a volume strategy and the helper image'},
   {from: 'rbac/', to: 'resources/', why: 'the rights kubesnap needs follow the types it collects and restores'},
@@ -180,6 +180,15 @@ test('every SIDEWAYS row is sideways and still used', () => {
     assert.is(floorOf(from, FLOORS), floorOf(to, FLOORS), `${from} → ${to} is not sideways`)
     assert.ok(used.has(`${from} → ${to}`), `no module imports along ${from} → ${to}: remove the row`)
   }
+})
+
+test('README\'s Architecture table shows FLOORS, floor by floor', () => {
+  const readme = readFileSync(join(SRC, '..', 'README.md'), 'utf8')
+  const section = readme.slice(readme.indexOf('\n## Architecture\n'), readme.indexOf('\n### ', readme.indexOf('\n## Architecture\n')))
+  const rows = [...section.matchAll(/^\| (\d) ([^|]+?) \| ([^|]+) \|/gm)]
+    .map(([, floor, name, units]) => ({floor: Number(floor), name, units: [...units.matchAll(/`([^`]+)`/g)].map((m) => m[1])}))
+    .sort((a, b) => a.floor - b.floor)
+  assert.equal(rows, FLOORS.map((f, floor) => ({floor, ...f})))
 })
 
 test.run()
