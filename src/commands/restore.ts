@@ -17,14 +17,14 @@ import {interruptOnSignals, type Interrupt} from '../signals.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
 import {orderForRestore, restoreRank} from '../resources/priorities.js'
-import {checkObjectIdentities} from '../restore/identity.js'
 import {checkPreconditions, type Preconditions} from '../restore/preconditions.js'
 import {restoreTarget} from '../restore/target.js'
 import {restoreResult, type RestoreStatus} from '../restore/result.js'
 import {parseStorageClassMap, type StorageClassMap} from '../restore/storage-classes.js'
-import {checkTarget} from '../restore/preflight.js'
+import {addNeeds, checkTarget, preflightReads, targetNeeds} from '../restore/preflight.js'
+import {checkObjects} from '../restore/object-checks.js'
 import {selectResources} from '../restore/resource-names.js'
-import {checkModifiedObjects, prepareObject, restoreObjects, type ObjectOutcome, type PrepareOptions} from '../restore/objects.js'
+import {restoreObjects, type ObjectOutcome} from '../restore/objects.js'
 import {loadResourceModifiers, type ResourceModifiers} from '../restore/modifiers.js'
 import {
   listWorkloads, parseDuration, planRestarts, restoredChanges, rolloutRestart, waitForRollouts, workloadKey,
@@ -230,7 +230,8 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
           state.preconditions = await checkPreconditions(api, {
             entries: state.entries, served, namespace: state.namespace, createNamespace: flags['create-namespace'], existing, crdPaths,
           })
-          state.preconditions.problems.push(...await checkObjectIdentities(state.reader!, state.entries))
+          // Problems keep their order: the archive's objects (found by the pass below) come right after these.
+          const problemsBeforeObjects = state.preconditions.problems.length
           const claims = flags.volumes === 'none' ? [] : await selectedClaims(state.reader!, state.entries, selector)
           if (flags.volumes === 'tar') {
             // Before the first write: a member that would land outside its mount refuses the whole archive.
@@ -260,19 +261,20 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
               }
             }
           }
-          // The objects as restore will create them (cleaned, class-mapped, modified), for the checks below.
-          const prepareOptions: PrepareOptions = {
+          // One pass over the objects, before the first write: an altered archive or a rule that cannot be applied refuses
+          // the restore, and the objects the preflight looks at (as restore will create them) add what they need of the target.
+          const needs = targetNeeds(state.entries, manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'))
+          const checked = await checkObjects(state.reader!, {
             targets: state.preconditions.targets, sourceNamespace: manifest.namespace, targetNamespace: state.namespace,
             selector, claimSnapshots: this.claimSnapshots, storageClasses: this.storageClasses, modifiers: this.modifiers,
-          }
-          // Before the first write: a rule that cannot be applied, or would turn an object into another, refuses the restore.
-          const modified = await checkModifiedObjects(state.reader!, {...prepareOptions, entries: state.entries})
-          state.preconditions.problems.push(...modified.problems)
-          state.preconditions.warnings.push(...modified.warnings)
+            entries: state.entries, wants: preflightReads, onObject: (entry, object) => addNeeds(needs, object, entry),
+          })
+          state.preconditions.problems.splice(problemsBeforeObjects, 0, ...checked.altered)
+          state.preconditions.problems.push(...checked.problems)
+          state.preconditions.warnings.push(...checked.warnings)
           // The target cluster against what those objects need: StorageClasses, referenced accounts and pull Secrets, node ports.
-          const target = await checkTarget(api, state.reader!, {
-            entries: state.entries, allEntries: manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'), namespace: state.namespace,
-            namespaceExists: state.preconditions.namespaceExists, prepare: (entry) => prepareObject(state.reader!, entry, prepareOptions), assignNodePorts: flags['assign-node-ports'],
+          const target = await checkTarget(api, state.reader!, needs, {
+            namespace: state.namespace, namespaceExists: state.preconditions.namespaceExists, assignNodePorts: flags['assign-node-ports'],
           })
           state.preconditions.problems.push(...target.problems)
           state.preconditions.warnings.push(...target.warnings)

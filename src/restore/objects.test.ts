@@ -10,7 +10,7 @@ import type {ResourceType} from '../cluster/discovery.js'
 import {qualifiedName} from '../cluster/discovery.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
 import {parseResourceModifiers} from './modifiers.js'
-import {checkModifiedObjects, prepareObject} from './objects.js'
+import {prepareObject} from './objects.js'
 
 const type = (group: string, version: string, resource: string, kind: string): ResourceType =>
   ({group, version, apiVersion: group ? `${group}/${version}` : version, resource, kind, namespaced: true, verbs: ['create'], shortNames: []})
@@ -64,29 +64,6 @@ resourceModifierRules:
   assert.is((plain.object as any).spec.template.spec.containers[0].image, 'busybox:1.36')
   assert.equal(plain.modifiedBy, [])
   assert.is(await prepareObject(reader, entries[0], options(undefined, 'app=db')), undefined, 'the selector leaves it out')
-})
-
-test('checkModifiedObjects: every object a rule cannot be applied to or would rename, and every rule that changes nothing', async () => {
-  const checked = await checkModifiedObjects(reader, {...options(`version: v1
-resourceModifierRules:
-- conditions: {groupResource: secrets}
-  patches: [{operation: replace, path: /metadata/name, value: jenkins-admin}]
-- conditions: {groupResource: configmaps}
-  patches: [{operation: remove, path: /data/NO_SUCH_KEY}]
-- conditions: {groupResource: deployments.apps}
-  mergePatches: [{patchData: "metadata: {namespace: elsewhere}"}]
-- conditions: {groupResource: deployments.apps}
-  patches: [{operation: test, path: /spec/replicas, value: "3"}, {operation: add, path: /spec/paused, value: "true"}]
-- conditions: {groupResource: services}
-  patches: [{operation: add, path: /metadata/labels/x, value: y}]
-`), entries})
-  assert.equal(checked.problems, [
-    'Deployment web: resourceModifierRules[2] changes which object this is (the patched object is in namespace elsewhere, not shop-dr); a modifier may change an object\'s content, not its kind, apiVersion, name or namespace (--to-namespace moves the whole namespace) (mods.yaml).',
-    'ConfigMap web-config: resourceModifierRules[1] patches[0] (remove /data/NO_SUCH_KEY) cannot be applied: the path does not exist in this object; add a test operation or a matches condition so the rule only applies where the path exists (mods.yaml).',
-    'Secret db-credentials: resourceModifierRules[0] changes which object this is (the patched object is Secret jenkins-admin); a modifier may change an object\'s content, not its kind, apiVersion, name or namespace (--to-namespace moves the whole namespace) (mods.yaml).',
-  ])
-  assert.equal(checked.warnings, ['resourceModifierRules[3], resourceModifierRules[4] in mods.yaml change none of the objects to restore; check the conditions (groupResource is spelt resource.group as in deployments.apps, namespaces are the archive\'s: shop).'])
-  assert.equal(await checkModifiedObjects(reader, {...options(), entries}), {problems: [], warnings: []}, 'no modifiers, nothing to check')
 })
 
 test.run()
