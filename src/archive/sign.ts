@@ -17,11 +17,13 @@
  * would not fit the trailer); no npm library writes SSHSIG, so its small
  * encoder is here, on Node's Ed25519 and the project's ssh key parser.
  */
+import {basename} from 'node:path'
 import {createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject} from 'node:crypto'
 import {EXIT, KubesnapError} from '../errors.js'
 import {parseSshEd25519PrivateKey, parseSshEd25519PublicKey, SshKeyError, WireReader, wireString} from './age-ssh.js'
 import {base64NoPad} from './age-x25519.js'
 import {keyLines, readKeyFile} from './crypto.js'
+import type {ArchiveProblem} from './errors.js'
 import type {ArchiveReader} from './reader.js'
 
 /** The SSHSIG namespace of kubesnap's signatures: `ssh-keygen -Y verify -n kubesnap`. */
@@ -265,4 +267,44 @@ function splitOptions(line: string): string[] {
 function globMatch(pattern: string, value: string): boolean {
   const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`)
   return re.test(value)
+}
+
+/** What verify and restore report about a signature. */
+export interface SignatureSummary {
+  signed: boolean
+  /** The signer's key fingerprint (`SHA256:…`), when signed. */
+  fingerprint?: string
+  /** Whether the signer is one of the trusted keys (only when --trust or a plan's trust was given). */
+  trusted?: boolean
+}
+
+/**
+ * Checks an opened archive's signature. A signature that does not match (or
+ * a manifest naming a signer with no signature) is always refused; with
+ * `trusted` keys, an unsigned archive and one signed by another key are
+ * refused too. Throws a KubesnapError (exit 1, `code` the problem) in one
+ * sentence; returns what was found otherwise.
+ */
+export async function checkTrust(reader: ArchiveReader, trusted: readonly TrustedKey[] | undefined): Promise<SignatureSummary> {
+  const file = basename(reader.path)
+  const refuse = (problem: ArchiveProblem, message: string) => new KubesnapError(message, {code: problem})
+  const check = checkArchiveSignature(reader, trusted ?? [])
+  const named = reader.manifest.signedBy
+  if (check.status === 'invalid') {
+    throw refuse('bad signature', `The signature of ${file} does not hold (${check.reason}): the archive was changed after it was signed; nothing was read from it: use another snapshot.`)
+  }
+  if (check.status === 'unsigned') {
+    if (named !== undefined) {
+      throw refuse('bad signature', `${file} names signer ${keyFingerprint(named)} but carries no signature: it was changed after it was signed; use another snapshot.`)
+    }
+    if (trusted) throw refuse('unsigned', `${file} is not signed, and a signature by a trusted key is required (--trust); use a snapshot taken with --sign-with, or leave out --trust.`)
+    return {signed: false}
+  }
+  if (named !== undefined && named !== check.publicKey) {
+    throw refuse('bad signature', `${file} names signer ${keyFingerprint(named)} but is signed by ${check.fingerprint}; use another snapshot.`)
+  }
+  if (trusted && !check.trusted) {
+    throw refuse('untrusted signer', `${file} is signed by ${check.fingerprint}, which is not a trusted key (--trust); give --trust with that key's .pub if you trust it, or use another snapshot.`)
+  }
+  return {signed: true, fingerprint: check.fingerprint, ...(trusted ? {trusted: true} : {})}
 }

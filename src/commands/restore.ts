@@ -1,47 +1,34 @@
 import {Args, Flags} from '@oclif/core'
-import {verifyArchive} from '../archive/verify.js'
-import type {ArchiveReader} from '../archive/reader.js'
-import {identityFlag, openForContents} from '../encryption.js'
-import {openArchive} from '../archive/reader.js'
-import {loadPlan} from '../plan/plan.js'
-import {checkTrust, readPlanFlag, trustedKeys, trustFlag, type SignatureSummary} from '../signing.js'
-import {selectArchive} from '../archive/select.js'
-import type {ObjectEntry, StreamEntry} from '../archive/manifest.js'
-import {KubesnapCommand} from '../base-command.js'
-import {archiveSelectionFlags} from '../flags.js'
-import {createNamespace, discoverResourceTypes, matchType, qualifiedName, type KubeApi, type ResourceType} from '../cluster/index.js'
-import {EXIT, KubesnapError, messageOf} from '../errors.js'
-import {formatBytes} from '../format.js'
 import type {ListrTask} from 'listr2'
+import {identityFlag} from '../encryption.js'
+import {loadPlan} from '../plan/plan.js'
+import {readPlanFlag, trustedKeys, trustFlag} from '../signing.js'
+import {selectArchive} from '../archive/select.js'
+import {archiveSelectionFlags} from '../flags.js'
+import {KubesnapCommand} from '../base-command.js'
+import {createNamespace, type KubeApi} from '../cluster/index.js'
+import {EXIT, KubesnapError} from '../errors.js'
 import {quietFlag, taskList} from '../progress.js'
 import {interruptOnSignals, type Interrupt} from '../signals.js'
 import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
-import {orderForRestore, restoreRank} from '../resources/priorities.js'
-import {checkObjectIdentities} from '../restore/identity.js'
-import {checkPreconditions, type Preconditions} from '../restore/preconditions.js'
-import {restoreTarget} from '../restore/target.js'
-import {restoreResult, type RestoreStatus} from '../restore/result.js'
-import {parseStorageClassMap, type StorageClassMap} from '../restore/storage-classes.js'
-import {checkTarget} from '../restore/preflight.js'
-import {selectResources} from '../restore/resource-names.js'
-import {checkModifiedObjects, prepareObject, restoreObjects, type ObjectOutcome, type PrepareOptions} from '../restore/objects.js'
-import {loadResourceModifiers, type ResourceModifiers} from '../restore/modifiers.js'
+import {checkRestore, type CheckedRestore} from '../restore/check.js'
+import {loadResourceModifiers} from '../restore/modifiers.js'
+import {openVerified, type OpenedArchive} from '../restore/open.js'
 import {
-  parseDuration, planRestarts, restoredChanges, rolloutRestart, waitForRollouts,
-  type RestartPlan, type RolloutResult,
-} from '../restore/restart.js'
-import {listWorkloads, workloadKey, type WorkloadObject, type WorkloadRef} from '../volumes/workloads.js'
-import {
-  archivedClaimSnapshots, csiOutcomes, planCsiRestore, selectedClaims, type ArchivedClaimSnapshot,
-} from '../restore/volumes.js'
-import {
-  archivedWorkloads, checkVolumeArchives, claimCapacities, claimsWithoutData, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
-  type ApprovedVolume, type ClaimWithoutData, type VolumeOutcome, type VolumePlan,
-} from '../restore/volumes.js'
-import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
+  applyEntries, dumpsLeftReason, loadArchivedDumps, restartReaders, restoreCsiClaims, restoreVolumeData, splitAtWorkloads, waitForWorkloads,
+} from '../restore/phases.js'
+import type {RestorePlan} from '../restore/plan.js'
+import {parseDuration} from '../restore/restart.js'
+import {workloadKey} from '../volumes/workloads.js'
+import {parseStorageClassMap} from '../restore/storage-classes.js'
+import {describeVolume, finishRestore, noOutcomes, scaledWorkloads, summarizeRestore, type RestoreOutcomes, type RestoreSummary} from '../restore/summary.js'
+import {VOLUME_RESTORE_STRATEGIES} from '../restore/volumes.js'
+import {DEFAULT_HELPER_IMAGE} from '../volumes/helper.js'
 import {VOLUME_MODES, type VolumeMode} from '../volumes/tar-in.js'
-import {archivedCommandsNotice, describeDumpLoad, entryTarget, loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
+import {archivedCommandsNotice, describeDumpLoad, loadableDumps} from '../dumps/index.js'
+
+export type {RestoreSummary} from '../restore/summary.js'
 
 /** A signal stopped the restore in order, between phases or in the volume copy (which put back what it scaled down). */
 class Interrupted extends Error {
@@ -51,38 +38,11 @@ class Interrupted extends Error {
   }
 }
 
-/** Workloads are created after volume data is back, so they start once, on their data. */
-const FIRST_WORKLOAD_RANK = restoreRank('apps', 'statefulsets')
-
-/** What `restore --json` prints. */
-export interface RestoreSummary {
-  /**
-   * `failed`: nothing was written (exit 1); `partial`: something was, and something failed (exit 3);
-   * `interrupted`: a signal stopped it (exit 3, or 1 before any write). See restoreResult.
-   */
-  status: RestoreStatus
-  /** What stopped the run before its end (a phase that could not go on, or a signal); the outcomes say how far it got. */
-  error?: string
-  dryRun: boolean
-  archive: string
-  sourceNamespace: string
-  namespace: string
-  namespaceCreated: boolean
-  objects: {create: number; update: number; skip: number; conflict: number; failed: number}
-  outcomes: ObjectOutcome[]
-  /** Volume data: restored, planned (dry run) or failed, per claim. */
-  volumes: VolumeOutcome[]
-  /** Claims re-created without data: the archive holds none for them (a partial snapshot's failed copies among them). */
-  withoutData: ClaimWithoutData[]
-  /** Workloads restarted (or, in a dry run, to restart) to pick up restored Secrets, ConfigMaps or live-written data. */
-  restarted: RestartPlan[]
-  /** How the wait for restarted, rescaled and created workloads ended (empty with --no-wait). */
-  rollouts: RolloutResult[]
-  /** Application dumps streamed into their load commands (planned in a dry run, skipped without a Ready pod or with --no-dumps). */
-  dumps: DumpOutcome[]
-  /** When the manifest is signed: by which key, and whether that key is trusted (--trust). */
-  signature?: SignatureSummary
-  warnings: string[]
+/** What the phases produced so far: the archive once opened, the checked restore once the preconditions hold, then the outcomes. */
+interface RestoreRun {
+  opened?: OpenedArchive
+  checked?: CheckedRestore
+  done: RestoreOutcomes
 }
 
 export default class Restore extends KubesnapCommand<typeof Restore> {
@@ -145,285 +105,16 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     dumps: Flags.boolean({summary: 'Stream each application dump that has a load command into it, in the first Ready pod of its workload (--no-dumps: leave them).', default: true, allowNo: true, helpGroup: 'DUMPS'}),
   }
 
-  /** --volumes csi: the VolumeSnapshot each claim is re-created from (set by the preconditions). */
-  private claimSnapshots: Record<string, string> = {}
-  /** --map-storage-class, over the plan's restore.storageClassMap. */
-  private storageClasses: StorageClassMap = {}
-
-  /** --resource-modifiers (or the plan's): applied to every object after cleaning. */
-  private modifiers?: ResourceModifiers
-
   public async run(): Promise<RestoreSummary> {
-    const flags = this.flags
-    // Trusted keys are read first: a typo in a key file is a usage error before anything else.
-    const plan = flags.config ? await loadPlan(flags.config) : undefined
-    const trust = await trustedKeys(flags.trust, plan)
-    this.storageClasses = {...plan?.restore.storageClassMap, ...parseStorageClassMap(flags['map-storage-class'] ?? [])}
-    // So is the modifiers file: read and checked whole before any cluster call.
-    const modifiersFile = flags['resource-modifiers'] ?? plan?.restore.resourceModifiers
-    if (modifiersFile) this.modifiers = await loadResourceModifiers(modifiersFile)
-    const path = await selectArchive(this.args.archive, flags)
-    const {api} = await this.connect()
-    const dryRun = flags['dry-run']
-    const existing = flags.existing as ExistingPolicy
-    const selector = parseLabelSelector(flags.selector ?? '')
-    const timeoutMs = parseDuration(flags.timeout)
-    if (timeoutMs === undefined) throw new KubesnapError(`--timeout ${flags.timeout} is not a duration; use e.g. 90s, 5m or 1h.`, {exit: EXIT.usage})
-
-    const state: {
-      reader?: ArchiveReader
-      entries: ObjectEntry[]
-      preconditions?: Preconditions
-      outcomes: ObjectOutcome[]
-      namespace: string
-      namespaceCreated: boolean
-      volumeEntries: StreamEntry[]
-      volumesApproved: Map<string, ApprovedVolume>
-      volumePlans: VolumePlan[]
-      volumes: VolumeOutcome[]
-      withoutData: ClaimWithoutData[]
-      /** StatefulSets and Deployments live before the restore wrote anything. */
-      workloadsBefore: Array<WorkloadRef & {object: WorkloadObject}>
-      restarted: RestartPlan[]
-      rollouts: RolloutResult[]
-      /** --volumes csi: the claims re-created from their archived VolumeSnapshots. */
-      csiSnapshots?: ArchivedClaimSnapshot[]
-    } = {entries: [], outcomes: [], namespace: '', namespaceCreated: false, volumeEntries: [], volumesApproved: new Map(), volumePlans: [], volumes: [], withoutData: [], workloadsBefore: [], restarted: [], rollouts: []}
-    /** Application dumps: loaded after volume data and restarts, before the final wait. */
-    let dumps: DumpOutcome[] = []
-    let signature: SignatureSummary | undefined
-    const beforeData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) < FIRST_WORKLOAD_RANK)
-    const afterData = () => state.entries.filter((e) => restoreRank(e.group, e.resource) >= FIRST_WORKLOAD_RANK)
-
-    const tasks = taskList(stopOnSignal([
-      {
-        title: `Verify ${path}`,
-        task: async (_ctx, task) => {
-          // Every byte before the first write: a damaged archive never half-restores.
-          const verified = await verifyArchive(path)
-          if (!verified.ok) {
-            throw new KubesnapError(`The archive ${path} is damaged at ${verified.entry} (${verified.problem}); nothing was restored: restore from another snapshot.`)
-          }
-          // Then whose it is: a tampered, unsigned (with --trust) or untrusted archive stops here, before any content is read.
-          const checked = await openArchive(path)
-          signature = await checkTrust(checked, trust)
-          // A missing or wrong key stops here, before any write.
-          state.reader = await openForContents(path, flags.identity)
-          // Entries are read against this manifest: it must be the one whose signature was checked.
-          if (state.reader.trailer.manifestSha256 !== checked.trailer.manifestSha256) {
-            throw new KubesnapError(`${path} changed while it was being read; nothing was restored: make sure nothing writes the archive, and restore again.`)
-          }
-          const signed = signature.signed ? `, signed by ${signature.fingerprint}${signature.trusted ? ' (trusted)' : ''}` : ''
-          task.title = `Verified ${path} (${verified.members} members${state.reader.manifest.encrypted ? ', decrypted' : ''}${signed})`
-        },
-      },
-      {
-        title: 'Check preconditions',
-        task: async (_ctx, task) => {
-          const manifest = state.reader!.manifest
-          state.namespace = restoreTarget({archived: manifest.namespace, path, namespace: flags.namespace, toNamespace: flags['to-namespace']})
-          const served = (await discoverResourceTypes(api)).types
-          state.entries = orderForRestore(this.selectEntries(manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'), served))
-          // The VolumeSnapshots a csi snapshot took are the record of the data, not objects to re-create (a new one would snapshot the new, empty claim).
-          const claimSnapshots = await archivedClaimSnapshots(state.reader!)
-          const snapshotPaths = new Set([...claimSnapshots.values()].map((s) => s.entry.path))
-          state.entries = state.entries.filter((e) => !snapshotPaths.has(e.path))
-          const crdPaths = new Map(manifest.entries.filter((e): e is ObjectEntry => e.type === 'crd').map((e) => [e.name, e.path]))
-          state.preconditions = await checkPreconditions(api, {
-            entries: state.entries, served, namespace: state.namespace, createNamespace: flags['create-namespace'], existing, crdPaths,
-          })
-          state.preconditions.problems.push(...await checkObjectIdentities(state.reader!, state.entries))
-          const claims = flags.volumes === 'none' ? [] : await selectedClaims(state.reader!, state.entries, selector)
-          if (flags.volumes === 'tar') {
-            // Before the first write: a member that would land outside its mount refuses the whole archive.
-            state.volumeEntries = volumeEntriesOf(state.reader!, claims)
-            // A partial snapshot's failed claims (and claims left out on purpose) come back empty: the summary names them.
-            state.withoutData = claimsWithoutData(manifest, claims, new Set(claimSnapshots.keys()))
-            const capacities = await claimCapacities(api, state.reader!, state.entries, claims, state.namespace, state.preconditions.namespaceExists !== false)
-            const scanned = await checkVolumeArchives(state.reader!, state.volumeEntries, capacities)
-            state.preconditions.problems.push(...scanned.problems)
-            state.volumesApproved = scanned.approved
-          }
-          if (claimSnapshots.size > 0 || flags.volumes === 'csi') {
-            const tarClaims = new Set(manifest.entries.filter((e) => e.type === 'volume').map((e) => e.name))
-            if (flags.volumes === 'csi') {
-              const csi = await planCsiRestore(api, {
-                snapshots: claimSnapshots, claims, sourceNamespace: manifest.namespace, namespace: state.namespace,
-                namespaceExists: state.preconditions.namespaceExists, tarClaims,
-              })
-              state.preconditions.problems.push(...csi.problems)
-              state.preconditions.warnings.push(...csi.warnings)
-              state.csiSnapshots = csi.snapshots
-              this.claimSnapshots = csi.claimSnapshots
-            } else if (flags.volumes === 'tar') {
-              const noData = claims.filter((c) => claimSnapshots.has(c) && !tarClaims.has(c))
-              if (noData.length > 0) {
-                state.preconditions.warnings.push(`This archive was taken with --volumes csi: it holds no tar data for ${noData.map((c) => `claim ${c} (VolumeSnapshot ${claimSnapshots.get(c)!.snapshot})`).join(', ')}; only the objects are restored and a re-created claim starts empty: to restore the data, use --volumes csi.`)
-              }
-            }
-          }
-          // The objects as restore will create them (cleaned, class-mapped, modified), for the checks below.
-          const prepareOptions: PrepareOptions = {
-            targets: state.preconditions.targets, sourceNamespace: manifest.namespace, targetNamespace: state.namespace,
-            selector, claimSnapshots: this.claimSnapshots, storageClasses: this.storageClasses, modifiers: this.modifiers,
-          }
-          // Before the first write: a rule that cannot be applied, or would turn an object into another, refuses the restore.
-          const modified = await checkModifiedObjects(state.reader!, {...prepareOptions, entries: state.entries})
-          state.preconditions.problems.push(...modified.problems)
-          state.preconditions.warnings.push(...modified.warnings)
-          // The target cluster against what those objects need: StorageClasses, referenced accounts and pull Secrets, node ports.
-          const target = await checkTarget(api, state.reader!, {
-            entries: state.entries, allEntries: manifest.entries.filter((e): e is ObjectEntry => e.type === 'object'), namespace: state.namespace,
-            namespaceExists: state.preconditions.namespaceExists, prepare: (entry) => prepareObject(state.reader!, entry, prepareOptions), assignNodePorts: flags['assign-node-ports'],
-          })
-          state.preconditions.problems.push(...target.problems)
-          state.preconditions.warnings.push(...target.warnings)
-          if (state.preconditions.problems.length > 0) {
-            const list = state.preconditions.problems.map((p) => `\n  - ${p}`).join('')
-            throw new KubesnapError(`Restore cannot start; nothing was changed:${list}`)
-          }
-          // Before the first write: commands stored in the archive are about to run in the namespace's pods.
-          const notice = flags.dumps && !flags['only-secrets'] && !dryRun ? archivedCommandsNotice(manifest.entries) : undefined
-          if (notice) this.note(notice)
-          if (state.preconditions.namespaceExists) state.workloadsBefore = await listWorkloads(api, state.namespace)
-          // From here on the restore writes: a signal stops it in order, and it reports how far it got.
-          interrupt = interruptOnSignals()
-          task.title = `Preconditions hold for ${state.entries.length} objects${state.volumeEntries.length ? ` and ${state.volumeEntries.length} volumes` : ''} into ${state.namespace}`
-        },
-      },
-      {
-        title: 'Create the namespace',
-        enabled: () => state.preconditions?.namespaceExists === false,
-        skip: () => dryRun && 'dry run: the namespace would be created',
-        task: async () => {
-          await createNamespace(api, state.namespace)
-          state.namespaceCreated = true
-        },
-      },
-      {
-        title: dryRun ? 'Plan objects (dry run)' : 'Restore objects',
-        task: async (_ctx, task) => this.applyObjects(api, state, beforeData(), {selector, existing, dryRun}, task),
-      },
-      {
-        title: dryRun ? 'Plan volume data (dry run)' : 'Restore volume data',
-        enabled: () => state.volumeEntries.length > 0,
-        task: async (_ctx, task) => {
-          // Planned against what runs now: workloads the archive brings are created only after their data.
-          state.volumePlans = await planVolumes(api, state.namespace, state.volumeEntries, {live: flags.live, workloads: state.workloadsBefore})
-          if (dryRun) {
-            state.volumes = state.volumePlans.map((p) => ({claim: p.claim, bytes: p.bytes, action: 'planned', target: p.target.type === 'live' ? `live ${p.target.pod}/${p.target.container}` : 'helper', ...(p.owner ? {scaled: p.owner} : {})}))
-            task.title = `Would restore the data of ${state.volumePlans.length} claim(s)`
-            return
-          }
-          const helpers = new HelperPods(api, state.namespace, {image: flags['helper-image'], asRoot: flags['helper-as-root'], startTimeoutMs: timeoutMs})
-          // A signal during the copy stops it in order: helpers deleted, scaled workloads put back, the state reported.
-          const signal = interrupt!.signal
-          try {
-            state.preconditions!.warnings.push(...await helpers.removeStale())
-            state.volumes = await restoreVolumes({
-              api, namespace: state.namespace, reader: state.reader!, plans: state.volumePlans, helpers, signal,
-              mode: flags['volume-mode'] as VolumeMode, timeoutMs, onStatus: (line) => (task.output = line),
-              approved: state.volumesApproved,
-              workloads: state.workloadsBefore.map((w) => ({...w.object, kind: w.kind})),
-              archivedWorkloads: await archivedWorkloads(state.reader!, state.entries),
-            })
-          } finally {
-            await helpers.removeAll()
-          }
-          const restored = state.volumes.filter((v) => v.action === 'restored').length
-          task.title = `Restored the data of ${restored}/${state.volumes.length} claim(s)`
-        },
-      },
-      {
-        title: dryRun ? 'Plan claims from VolumeSnapshots (dry run)' : 'Restore claims from VolumeSnapshots',
-        enabled: () => (state.csiSnapshots?.length ?? 0) > 0,
-        task: async (_ctx, task) => {
-          const claims = new Map(state.outcomes.filter((o) => o.resource === 'persistentvolumeclaims').map((o) => [o.name, o]))
-          const csi = csiOutcomes(state.csiSnapshots!, claims, dryRun)
-          state.volumes.push(...csi)
-          task.title = `${dryRun ? 'Would re-create' : 'Re-created'} ${csi.filter((v) => v.action !== 'failed').length}/${csi.length} claim(s) from VolumeSnapshots`
-        },
-      },
-      {
-        title: dryRun ? 'Plan workloads (dry run)' : 'Restore workloads',
-        enabled: () => afterData().length > 0,
-        task: async (_ctx, task) => this.applyObjects(api, state, afterData(), {selector, existing, dryRun}, task),
-      },
-      {
-        title: 'Restart workloads that read restored data',
-        enabled: () => state.workloadsBefore.length > 0,
-        task: async (_ctx, task) => {
-          const {changes, scaled} = restoredChanges(state.outcomes, state.volumes)
-          state.restarted = planRestarts(state.workloadsBefore, changes, scaled)
-          for (const plan of dryRun ? [] : state.restarted) {
-            // One workload's failed restart is recorded; the others are still restarted.
-            await rolloutRestart(api, state.namespace, plan).catch((err: unknown) => (plan.error = `not restarted: ${messageOf(err)}`))
-          }
-          task.title = state.restarted.length === 0 ? 'No running workload needs a restart'
-            : `${dryRun ? 'Would restart' : 'Restarted'} ${state.restarted.map((r) => workloadKey(r)).join(', ')}`
-        },
-      },
-      {
-        title: dryRun ? 'Plan application dumps (dry run)' : 'Load application dumps',
-        enabled: () => loadableDumps(state.reader?.manifest.entries ?? []).length > 0,
-        task: async (_ctx, task) => {
-          const entries = loadableDumps(state.reader!.manifest.entries)
-          // The load command (which may carry credentials) is in the result only in a dry run, the plan an operator reads.
-          const outcome = (e: (typeof entries)[number], action: DumpOutcome['action'], reason?: string): DumpOutcome =>
-            ({name: e.name, workload: String(e.extra?.workload), ...(action === 'planned' ? {load: String(e.extra?.load)} : {}), bytes: e.rawSize, action, ...(reason ? {reason} : {})})
-          if (!flags.dumps || flags['only-secrets']) {
-            dumps = entries.map((e) => outcome(e, 'skipped', flags.dumps ? 'not loaded with --only-secrets' : 'not loaded with --no-dumps'))
-            task.title = `Left ${entries.length} application dump(s) unloaded`
-            return
-          }
-          if (dryRun) {
-            dumps = entries.map((e) => outcome(e, 'planned'))
-            task.title = `Would load ${entries.length} application dump(s)`
-            return
-          }
-          // A workload this restore created, scaled or restarted gets its rollout first: the load needs it running.
-          const touched = new Set([
-            ...state.restarted.map((r) => workloadKey(r)),
-            ...state.volumes.flatMap((v) => (v.scaled ? [workloadKey(v.scaled)] : [])),
-            ...state.outcomes.filter((o) => o.action === 'create' && (o.resource === 'statefulsets.apps' || o.resource === 'deployments.apps'))
-              .map((o) => `${o.resource === 'statefulsets.apps' ? 'StatefulSet' : 'Deployment'}/${o.name}`),
-          ])
-          const refs = new Map<string, WorkloadRef>()
-          for (const e of entries) {
-            try {
-              const target = entryTarget(e)
-              const kind = target.kind === 'statefulset' ? 'StatefulSet' : target.kind === 'deployment' ? 'Deployment' : undefined
-              if (kind && touched.has(`${kind}/${target.name}`)) refs.set(`${kind}/${target.name}`, {kind, name: target.name})
-            } catch {
-              // An unreadable workload is reported by loadDumps.
-            }
-          }
-          if (refs.size > 0 && flags.wait) await waitForRollouts(api, state.namespace, [...refs.values()], {timeoutMs, onStatus: (line) => (task.output = line), signal: interrupt?.signal})
-          dumps = await loadDumps({api, namespace: state.namespace, reader: state.reader!, entries, onStatus: (line) => (task.output = line)})
-          task.title = `Loaded ${dumps.filter((d) => d.action === 'loaded').length}/${dumps.length} application dump(s)`
-        },
-      },
-      {
-        title: 'Wait for workloads to be ready',
-        enabled: () => !dryRun && flags.wait,
-        task: async (_ctx, task) => {
-          // Restarted, scaled back, or created by this restore: what the runbook needs to see running.
-          const refs = new Map<string, WorkloadRef>()
-          for (const r of state.restarted) refs.set(workloadKey(r), r)
-          for (const v of state.volumes) if (v.scaled && v.action === 'restored') refs.set(workloadKey(v.scaled), v.scaled)
-          for (const o of state.outcomes) {
-            const kind = o.resource === 'statefulsets.apps' ? 'StatefulSet' : o.resource === 'deployments.apps' ? 'Deployment' : undefined
-            if (kind && o.action === 'create') refs.set(`${kind}/${o.name}`, {kind, name: o.name})
-          }
-          state.rollouts = await waitForRollouts(api, state.namespace, [...refs.values()], {timeoutMs, onStatus: (line) => (task.output = line), signal: interrupt?.signal})
-          const late = state.rollouts.filter((r) => !r.ready)
-          task.title = late.length === 0 ? `${state.rollouts.length} workload(s) ready` : `${late.length} of ${state.rollouts.length} workload(s) not ready within ${flags.timeout}`
-        },
-      },
-    ], () => interrupt), {json: this.jsonEnabled(), quiet: this.flags.quiet})
-
+    const {plan, api} = await this.restorePlan()
+    const run: RestoreRun = {done: noOutcomes()}
     /** Set when the preconditions hold, before the first write. */
     let interrupt: Interrupt | undefined
+    const tasks = taskList(stopOnSignal([
+      ...this.checkTasks(api, plan, run, () => (interrupt = interruptOnSignals())),
+      ...this.objectTasks(api, plan, run, () => interrupt),
+      ...this.workloadTasks(api, plan, run, () => interrupt),
+    ], () => interrupt), {json: this.jsonEnabled(), quiet: this.flags.quiet})
     let stopped: unknown
     try {
       await tasks.run()
@@ -434,101 +125,158 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     } finally {
       interrupt?.stop()
     }
-    const summary = {...this.summarize(path, {...state, dumps}, dryRun), ...(signature?.signed ? {signature} : {})}
-    const interrupted = stopped instanceof Interrupted || interrupt?.received !== undefined
-    // A dry run is judged by what it would write (a plan that would fail half-way is partial); stopped, it wrote nothing.
-    const wrote = dryRun
-      ? !interrupted && summary.outcomes.some((o) => o.action === 'create' || o.action === 'update') || summary.volumes.length > 0
-      // Writes through the API, and what exec wrote into pods: volume data, dumps loaded (or failed part-way).
-      : api.writes > 0 || summary.volumes.some((v) => v.action === 'restored' || v.copyStarted) || summary.dumps.some((d) => d.action === 'loaded' || d.action === 'failed')
-    const result = restoreResult({wrote, failures: countFailures(summary), stopped: stopped !== undefined, interrupted})
-    summary.status = result.status
-    if (interrupted) summary.error = `The restore was interrupted by ${interrupt?.received ?? (stopped as Interrupted).signal} and stopped there: the objects, volumes and workloads above are as listed, helper pods are deleted, and every workload it had scaled down is scaled back (or named with the command to do it); restore again to finish.`
-    else if (stopped !== undefined) summary.error = `The restore stopped: ${messageOf(stopped).replace(/\.$/, '')}; the objects, volumes and workloads above are as listed: fix the cause, then restore again (existing objects are skipped).`
+    const summarized = summarizeRestore({
+      path: plan.path, dryRun: plan.dryRun, sourceNamespace: run.opened!.reader.manifest.namespace, signature: run.opened!.signature, checked: run.checked!, done: run.done,
+    })
+    const signal = interrupt?.received ?? (stopped instanceof Interrupted ? stopped.signal : undefined)
+    const {summary, exit} = finishRestore(summarized, {apiWrites: api.writes, stopped, signal})
     this.report(summary)
     if (summary.error && !this.jsonEnabled()) this.logToStderr(`Error: ${summary.error}`)
-    process.exitCode = result.exit
+    process.exitCode = exit
     return summary
   }
 
-  /** Applies `entries` (one phase of the ordered plan) and appends their outcomes. */
-  private async applyObjects(
-    api: KubeApi,
-    state: {reader?: ArchiveReader; entries: ObjectEntry[]; preconditions?: Preconditions; outcomes: ObjectOutcome[]; namespace: string},
-    entries: ObjectEntry[],
-    options: {selector: ReturnType<typeof parseLabelSelector>; existing: ExistingPolicy; dryRun: boolean},
-    task: {title: string},
-  ): Promise<void> {
-    let done = 0
-    // In a namespace that does not exist yet, the server cannot dry-run creates: they are plain creates.
-    const offline = options.dryRun && state.preconditions!.namespaceExists === false
-    const outcomes = offline
-      ? entries.map((e) => ({kind: e.kind, resource: qualifiedName(e), name: e.name, action: 'create' as const}))
-      : await restoreObjects(api, state.reader!, {
-        entries,
-        targets: state.preconditions!.targets,
-        sourceNamespace: state.reader!.manifest.namespace,
-        targetNamespace: state.namespace,
-        selector: options.selector,
-        existing: options.existing,
-        dryRun: options.dryRun,
-        concurrency: this.flags.concurrency,
-        claimSnapshots: this.claimSnapshots,
-        storageClasses: this.storageClasses,
-        modifiers: this.modifiers,
-        onOutcome: () => {
-          task.title = `${options.dryRun ? 'Planned' : 'Restored'} ${state.outcomes.length + ++done}/${state.entries.length} objects`
+  /** The restore the flags (over a --config plan) ask for, and the connection to do it with; bad input stops here. */
+  private async restorePlan(): Promise<{plan: RestorePlan; api: KubeApi}> {
+    const flags = this.flags
+    // Trusted keys are read first: a typo in a key file is a usage error before anything else.
+    const config = flags.config ? await loadPlan(flags.config) : undefined
+    const trust = await trustedKeys(flags.trust, config)
+    const storageClasses = {...config?.restore.storageClassMap, ...parseStorageClassMap(flags['map-storage-class'] ?? [])}
+    // So is the modifiers file: read and checked whole before any cluster call.
+    const modifiersFile = flags['resource-modifiers'] ?? config?.restore.resourceModifiers
+    const modifiers = modifiersFile ? await loadResourceModifiers(modifiersFile) : undefined
+    const path = await selectArchive(this.args.archive, flags)
+    const {api} = await this.connect()
+    const selector = parseLabelSelector(flags.selector ?? '')
+    const timeoutMs = parseDuration(flags.timeout)
+    if (timeoutMs === undefined) throw new KubesnapError(`--timeout ${flags.timeout} is not a duration; use e.g. 90s, 5m or 1h.`, {exit: EXIT.usage})
+    const plan: RestorePlan = {
+      path, identity: flags.identity, trust, namespace: flags.namespace, toNamespace: flags['to-namespace'],
+      createNamespace: flags['create-namespace'], assignNodePorts: flags['assign-node-ports'], existing: flags.existing as ExistingPolicy, selector,
+      select: {
+        include: [...(flags['include-kinds'] ?? []), ...(flags['only-secrets'] ? ['secrets'] : [])], exclude: flags['exclude-kinds'] ?? [], resources: flags.resource ?? [],
+      },
+      onlySecrets: flags['only-secrets'], dryRun: flags['dry-run'], concurrency: flags.concurrency, storageClasses, modifiers,
+      volumes: flags.volumes as RestorePlan['volumes'], volumeMode: flags['volume-mode'] as VolumeMode, live: flags.live,
+      helper: {image: flags['helper-image'], asRoot: flags['helper-as-root']}, timeout: flags.timeout, timeoutMs, wait: flags.wait, dumps: flags.dumps,
+    }
+    return {plan, api}
+  }
+
+  /** Verify, then the preconditions: nothing is written unless all hold; `onHold` marks the point from which the restore writes. */
+  private checkTasks(api: KubeApi, plan: RestorePlan, run: RestoreRun, onHold: () => void): ListrTask[] {
+    return [
+      {
+        title: `Verify ${plan.path}`,
+        task: async (_ctx, task) => {
+          const opened = run.opened = await openVerified(plan)
+          const {signature} = opened
+          const signed = signature.signed ? `, signed by ${signature.fingerprint}${signature.trusted ? ' (trusted)' : ''}` : ''
+          task.title = `Verified ${plan.path} (${opened.members} members${opened.reader.manifest.encrypted ? ', decrypted' : ''}${signed})`
         },
+      },
+      {
+        title: 'Check preconditions',
+        task: async (_ctx, task) => {
+          const checked = run.checked = await checkRestore(api, run.opened!.reader, plan)
+          // Before the first write: commands stored in the archive are about to run in the namespace's pods.
+          const notice = plan.dumps && !plan.onlySecrets && !plan.dryRun ? archivedCommandsNotice(run.opened!.reader.manifest.entries) : undefined
+          if (notice) this.note(notice)
+          // From here on the restore writes: a signal stops it in order, and it reports how far it got.
+          onHold()
+          const volumes = checked.volumeEntries.length ? ` and ${checked.volumeEntries.length} volumes` : ''
+          task.title = `Preconditions hold for ${checked.entries.length} objects${volumes} into ${checked.namespace}`
+        },
+      },
+    ]
+  }
+
+  /** The namespace, the objects before the data, the data (tar, or claims from VolumeSnapshots). */
+  private objectTasks(api: KubeApi, plan: RestorePlan, run: RestoreRun, interrupt: () => Interrupt | undefined): ListrTask[] {
+    const dryRun = plan.dryRun
+    const {done} = run
+    /** Applies one part of the ordered objects, counting in the task's title. */
+    const apply = async (part: 'beforeData' | 'afterData', task: {title: string}) => {
+      let applied = 0
+      const outcomes = await applyEntries(api, run.opened!.reader, run.checked!, plan, splitAtWorkloads(run.checked!.entries)[part], () => {
+        task.title = `${dryRun ? 'Planned' : 'Restored'} ${done.outcomes.length + ++applied}/${run.checked!.entries.length} objects`
       })
-    state.outcomes.push(...outcomes)
+      done.outcomes.push(...outcomes)
+    }
+    return [
+      {
+        title: 'Create the namespace',
+        enabled: () => run.checked?.preconditions.namespaceExists === false,
+        skip: () => dryRun && 'dry run: the namespace would be created',
+        task: async () => {
+          await createNamespace(api, run.checked!.namespace)
+          done.namespaceCreated = true
+        },
+      },
+      {title: dryRun ? 'Plan objects (dry run)' : 'Restore objects', task: async (_ctx, task) => apply('beforeData', task)},
+      {
+        title: dryRun ? 'Plan volume data (dry run)' : 'Restore volume data',
+        enabled: () => (run.checked?.volumeEntries.length ?? 0) > 0,
+        task: async (_ctx, task) => {
+          done.volumes = await restoreVolumeData(api, run.opened!.reader, run.checked!, plan, {
+            signal: interrupt()?.signal, onStatus: (line) => (task.output = line), onWarnings: (warnings) => done.warnings.push(...warnings),
+          })
+          const restored = done.volumes.filter((v) => v.action === 'restored').length
+          task.title = dryRun ? `Would restore the data of ${done.volumes.length} claim(s)` : `Restored the data of ${restored}/${done.volumes.length} claim(s)`
+        },
+      },
+      {
+        title: dryRun ? 'Plan claims from VolumeSnapshots (dry run)' : 'Restore claims from VolumeSnapshots',
+        enabled: () => (run.checked?.csiSnapshots?.length ?? 0) > 0,
+        task: async (_ctx, task) => {
+          const csi = restoreCsiClaims(run.checked!, done.outcomes, dryRun)
+          done.volumes.push(...csi)
+          task.title = `${dryRun ? 'Would re-create' : 'Re-created'} ${csi.filter((v) => v.action !== 'failed').length}/${csi.length} claim(s) from VolumeSnapshots`
+        },
+      },
+      {
+        title: dryRun ? 'Plan workloads (dry run)' : 'Restore workloads',
+        enabled: () => splitAtWorkloads(run.checked?.entries ?? []).afterData.length > 0,
+        task: async (_ctx, task) => apply('afterData', task),
+      },
+    ]
   }
 
-  /** Entries --resource and the kind flags keep; names are resolved against the target cluster's types. */
-  private selectEntries(entries: ObjectEntry[], served: ResourceType[]): ObjectEntry[] {
-    const names = (values: string[] | undefined, flag: string) => {
-      const result = new Set<string>()
-      for (const raw of (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean)) {
-        const matches = matchType(served, raw)
-        if (matches.length === 0) throw new KubesnapError(`${flag}: no resource type named "${raw}" is served by this cluster.`, {exit: EXIT.usage})
-        for (const m of matches) result.add(qualifiedName(m))
-      }
-      return result
-    }
-    const include = names([...(this.flags['include-kinds'] ?? []), ...(this.flags['only-secrets'] ? ['secrets'] : [])], '--include-kinds')
-    const exclude = names(this.flags['exclude-kinds'], '--exclude-kinds')
-    // --resource names objects of the archive: checked against all of it, before the kind flags narrow it.
-    return selectResources(entries, this.flags.resource ?? [], served).filter((e) => {
-      const name = qualifiedName(e)
-      return (include.size === 0 || include.has(name)) && !exclude.has(name)
-    })
-  }
-
-  private summarize(path: string, state: {
-    reader?: {manifest: {namespace: string}}; outcomes: ObjectOutcome[]; namespace: string; namespaceCreated: boolean; preconditions?: Preconditions
-    volumes: VolumeOutcome[]; withoutData: ClaimWithoutData[]; restarted: RestartPlan[]; rollouts: RolloutResult[]; dumps: DumpOutcome[]
-  }, dryRun: boolean): RestoreSummary {
-    const count = (action: ObjectOutcome['action']) => state.outcomes.filter((o) => o.action === action).length
-    const objects = {create: count('create'), update: count('update'), skip: count('skip'), conflict: count('conflict'), failed: count('failed')}
-    return {
-      // Settled by run() with restoreResult, which knows what was written and how the run ended.
-      status: 'complete',
-      dryRun,
-      archive: path,
-      sourceNamespace: state.reader!.manifest.namespace,
-      namespace: state.namespace,
-      namespaceCreated: state.namespaceCreated,
-      objects,
-      outcomes: state.outcomes,
-      volumes: state.volumes,
-      withoutData: state.withoutData,
-      restarted: state.restarted,
-      rollouts: state.rollouts,
-      dumps: state.dumps,
-      warnings: [...(state.preconditions?.warnings ?? []), ...state.outcomes.filter((o) => o.warning).map((o) => `${o.kind}/${o.name}: ${o.warning}`),
-        ...state.volumes.flatMap((v) => v.warnings ?? []),
-        ...state.withoutData.filter((c) => c.failed).map((c) => `Claim ${c.claim} is restored without data: the snapshot could not copy it (${c.reason.replace(/^data not copied: /, '')}); its data can only come from another snapshot that holds it.`),
-        ...state.dumps.filter((d) => d.action === 'skipped').map((d) => `Dump ${d.name} was not loaded: ${d.reason}.`)],
-    }
+  /** Restarts of what reads restored data, application dumps, and the wait for the workloads. */
+  private workloadTasks(api: KubeApi, plan: RestorePlan, run: RestoreRun, interrupt: () => Interrupt | undefined): ListrTask[] {
+    const dryRun = plan.dryRun
+    const {done} = run
+    return [
+      {
+        title: 'Restart workloads that read restored data',
+        enabled: () => (run.checked?.workloadsBefore.length ?? 0) > 0,
+        task: async (_ctx, task) => {
+          done.restarted = await restartReaders(api, run.checked!, done, dryRun)
+          task.title = done.restarted.length === 0 ? 'No running workload needs a restart'
+            : `${dryRun ? 'Would restart' : 'Restarted'} ${done.restarted.map((r) => workloadKey(r)).join(', ')}`
+        },
+      },
+      {
+        title: dryRun ? 'Plan application dumps (dry run)' : 'Load application dumps',
+        enabled: () => loadableDumps(run.opened?.reader.manifest.entries ?? []).length > 0,
+        task: async (_ctx, task) => {
+          done.dumps = await loadArchivedDumps(api, run.opened!.reader, run.checked!, plan, done, {signal: interrupt()?.signal, onStatus: (line) => (task.output = line)})
+          const count = done.dumps.length
+          task.title = dumpsLeftReason(plan) ? `Left ${count} application dump(s) unloaded` : dryRun ? `Would load ${count} application dump(s)`
+            : `Loaded ${done.dumps.filter((d) => d.action === 'loaded').length}/${count} application dump(s)`
+        },
+      },
+      {
+        title: 'Wait for workloads to be ready',
+        enabled: () => !dryRun && plan.wait,
+        task: async (_ctx, task) => {
+          done.rollouts = await waitForWorkloads(api, run.checked!, plan, done, {signal: interrupt()?.signal, onStatus: (line) => (task.output = line)})
+          const late = done.rollouts.filter((r) => !r.ready)
+          task.title = late.length === 0 ? `${done.rollouts.length} workload(s) ready` : `${late.length} of ${done.rollouts.length} workload(s) not ready within ${plan.timeout}`
+        },
+      },
+    ]
   }
 
   /** Human output: the plan (dry run) or the failures, then one summary line. */
@@ -570,21 +318,6 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
   }
 }
 
-/** The workloads scaled down around volume copies, once each. */
-function scaledWorkloads(volumes: VolumeOutcome[]): NonNullable<VolumeOutcome['scaled']>[] {
-  return [...new Map(volumes.flatMap((v) => (v.scaled ? [[workloadKey(v.scaled), v.scaled] as const] : []))).values()]
-}
-
-/** Every failed outcome of a restore: objects, volumes, workloads left scaled down, restarts, rollouts not ready, dumps. */
-function countFailures(summary: RestoreSummary): number {
-  return summary.objects.failed + summary.objects.conflict
-    + summary.volumes.filter((v) => v.action === 'failed').length
-    + scaledWorkloads(summary.volumes).filter((w) => w.scaledBack === false).length
-    + summary.restarted.filter((r) => r.error).length
-    + summary.rollouts.filter((r) => !r.ready).length
-    + summary.dumps.filter((d) => d.action === 'failed').length
-}
-
 /**
  * The tasks, each of which does not start once a signal came: the pipeline
  * stops between phases and the run reports (the phase that was running ends in
@@ -604,12 +337,4 @@ function stopOnSignal<C>(tasks: ListrTask<C>[], interrupt: () => Interrupt | und
       return result
     },
   }))
-}
-
-/** A dry-run line for one volume: how many bytes go where. */
-function describeVolume(v: VolumeOutcome): string {
-  if (v.snapshot) return `${'volume'.padEnd(8)} ${v.claim}: re-created from VolumeSnapshot ${v.snapshot}${v.bytes ? ` (${formatBytes(v.bytes)})` : ''}`
-  const into = v.target === 'helper' ? 'through a helper pod' : `into the running pod ${v.target.slice('live '.length)}`
-  const scaled = v.scaled ? ` while ${workloadKey(v.scaled)} is scaled from ${v.scaled.replicas} to 0` : ''
-  return `${'volume'.padEnd(8)} ${v.claim}: ${formatBytes(v.bytes)} ${into}${scaled}`
 }

@@ -44,7 +44,7 @@ export interface RestoreObjectsOptions {
   claimSnapshots?: Record<string, string>
   /** --map-storage-class: claims and StatefulSet templates of an OLD class get the NEW one. */
   storageClasses?: StorageClassMap
-  /** --resource-modifiers: applied to each object after cleaning (checkModifiedObjects found no problem before any write). */
+  /** --resource-modifiers: applied to each object after cleaning (checkObjects found no problem before any write). */
   modifiers?: ResourceModifiers
   onOutcome?: (outcome: ObjectOutcome) => void
 }
@@ -92,21 +92,43 @@ export type PrepareOptions = Pick<RestoreObjectsOptions, 'targets' | 'sourceName
 /** What restore would apply for one entry: the object ready to send, or why not; undefined when the selector leaves it out. */
 export type Prepared = {object: KubernetesObject; target: ResourceType; modifiedBy: number[]} | {error: string; /** The modifier rules at fault, when they are. */ rules?: number[]}
 
+/** One archived object as stored, checked against its record; or why it cannot be used. */
+export type Stored = {object: KubernetesObject} | {unreadable: string} | {altered: string}
+
 /**
- * Reads one entry and makes it the object restore applies: checked against its
- * record, cleaned, at the served apiVersion, modified by --resource-modifiers.
- * A check that must see what will be written (a preflight) reads it here.
+ * Reads one entry's stored object and checks it is the object its record
+ * names (identityProblem): the object, the read error, or how it differs.
  */
-export async function prepareObject(reader: ArchiveReader, entry: ObjectEntry, options: PrepareOptions): Promise<Prepared | undefined> {
+export async function readStoredObject(reader: ArchiveReader, entry: ObjectEntry, sourceNamespace: string): Promise<Stored> {
   let stored: KubernetesObject
   try {
     stored = JSON.parse((await reader.readObject(entry)).toString('utf8'))
   } catch (err) {
-    return {error: `cannot be read from the archive: ${messageOf(err)}`}
+    return {unreadable: messageOf(err)}
   }
-  // Checked before any write already (checkObjectIdentities); what is applied must be what was checked.
-  const mismatch = identityProblem(stored, entry, options.sourceNamespace)
-  if (mismatch) return {error: `${mismatch}: not restored`}
+  const mismatch = identityProblem(stored, entry, sourceNamespace)
+  return mismatch ? {altered: mismatch} : {object: stored}
+}
+
+/**
+ * Reads one entry and makes it the object restore applies: checked against its
+ * record, cleaned, at the served apiVersion, modified by --resource-modifiers.
+ */
+export async function prepareObject(reader: ArchiveReader, entry: ObjectEntry, options: PrepareOptions): Promise<Prepared | undefined> {
+  const stored = await readStoredObject(reader, entry, options.sourceNamespace)
+  if ('unreadable' in stored) return {error: `cannot be read from the archive: ${stored.unreadable}`}
+  // Checked before any write already (checkObjects); what is applied must be what was checked.
+  if ('altered' in stored) return {error: `${stored.altered}: not restored`}
+  return prepareStored(stored.object, entry, options)
+}
+
+/**
+ * Makes a stored object (checked against its record) the object restore
+ * applies: cleaned, at the served apiVersion, modified by --resource-modifiers;
+ * undefined when the selector leaves it out. A check that must see what will
+ * be written (a preflight) takes it from here.
+ */
+export function prepareStored(stored: KubernetesObject, entry: ObjectEntry, options: PrepareOptions): Prepared | undefined {
   if (!matchesLabels(options.selector, stored.metadata?.labels)) return undefined
   // An archive made before snapshots skipped them may hold a helper pod left by a killed run: never re-created.
   if (entry.group === '' && entry.resource === 'pods' && isKubesnapHelper(stored.metadata?.labels)) return undefined
@@ -134,27 +156,6 @@ export async function prepareObject(reader: ArchiveReader, entry: ObjectEntry, o
     return {error: `${rules} ${modified.applied.length === 1 ? 'changes' : 'change'} which object this is (${changed.replace(/^the archived object/, 'the patched object')}); a modifier may change an object's content, not its kind, apiVersion, name or namespace (--to-namespace moves the whole namespace) (${options.modifiers.file})`, rules: modified.applied}
   }
   return {object: modified.object, target, modifiedBy: modified.applied}
-}
-
-/**
- * Applies --resource-modifiers to every entry that would be restored, before
- * any write: a problem for each object a rule cannot be applied to or would
- * turn into another object (for the preconditions to list), and a warning for
- * each rule that changes no object at all (a misspelt condition, most likely).
- */
-export async function checkModifiedObjects(reader: ArchiveReader, options: PrepareOptions & {entries: ObjectEntry[]; concurrency?: number}): Promise<{problems: string[]; warnings: string[]}> {
-  const modifiers = options.modifiers
-  if (!modifiers) return {problems: [], warnings: []}
-  const limit = pLimit(options.concurrency ?? 8)
-  const used = new Set<number>()
-  const problems = await Promise.all(options.entries.map((entry) => limit(async () => {
-    const prepared = await prepareObject(reader, entry, options)
-    for (const i of (prepared && ('modifiedBy' in prepared ? prepared.modifiedBy : prepared.rules)) ?? []) used.add(i)
-    return prepared && 'rules' in prepared ? `${entry.kind} ${entry.name}: ${prepared.error}.` : undefined
-  })))
-  const unused = modifiers.rules.filter((r) => !used.has(r.index)).map((r) => `resourceModifierRules[${r.index}]`)
-  const warnings = unused.length === 0 ? [] : [`${unused.join(', ')} in ${modifiers.file} ${unused.length === 1 ? 'changes' : 'change'} none of the objects to restore; check the conditions (groupResource is spelt resource.group as in deployments.apps, namespaces are the archive's: ${options.sourceNamespace}).`]
-  return {problems: problems.filter((p): p is string => p !== undefined), warnings}
 }
 
 function withoutNodePorts(service: KubernetesObject): KubernetesObject {

@@ -11,7 +11,6 @@ import type {ObjectEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import {isStatus, type KubeApi} from '../cluster/api.js'
 import {exists} from '../cluster/namespace.js'
-import type {Prepared} from './objects.js'
 import {storageClassUses, type ClassUse} from './storage-classes.js'
 
 /** A name an archived object needs in the target, and which object needs it (for messages). */
@@ -156,36 +155,37 @@ export function targetProblems(needs: TargetNeeds, facts: TargetFacts, ctx: {nam
   return {problems, warnings}
 }
 
+/** Whether the preflight looks at an entry's object (claims, Services, everything that runs pods): the others are not prepared for it. */
+export function preflightReads(entry: {group: string; resource: string}): boolean {
+  return READ_TYPES.has(`${entry.resource}.${entry.group}`)
+}
+
 /**
- * Takes the selected entries as restore will create them (`prepare`: read,
- * cleaned, class-mapped and modified, the very objects restore applies), asks
- * the target what it has, and returns {@link targetProblems}. Never writes.
- * `allEntries` are the archive's object entries, to tell a left-out
- * ServiceAccount or Secret from one the archive lacks.
+ * The needs a restore starts with: which ServiceAccounts and Secrets it brings
+ * (the selected `entries`) and which the archive has but leaves out
+ * (`allEntries`, the archive's object entries). Each object the preflight reads
+ * then adds its own (addNeeds) as the preconditions prepare it.
  */
-export async function checkTarget(api: KubeApi, reader: ArchiveReader, options: {
-  entries: ObjectEntry[]
-  allEntries: ObjectEntry[]
-  namespace: string
-  namespaceExists: boolean | undefined
-  /** prepareObject with the restore's options: undefined for an object the selector leaves out. */
-  prepare: (entry: ObjectEntry) => Promise<Prepared | undefined>
-  assignNodePorts: boolean
-}): Promise<PreflightResult> {
+export function targetNeeds(entries: readonly ObjectEntry[], allEntries: readonly ObjectEntry[]): TargetNeeds {
   const needs = noNeeds()
-  const selected = new Set(options.entries.map((e) => e.path))
-  for (const entry of options.allEntries) {
+  const selected = new Set(entries.map((e) => e.path))
+  for (const entry of allEntries) {
     const set = entry.group === '' && entry.resource === 'serviceaccounts' ? 'serviceAccounts' : entry.group === '' && entry.resource === 'secrets' ? 'secrets' : undefined
     if (set) (selected.has(entry.path) ? needs.restored : needs.leftOut)[set].add(entry.name)
   }
-  for (const entry of options.entries) {
-    if (!READ_TYPES.has(`${entry.resource}.${entry.group}`)) continue
-    const prepared = await options.prepare(entry)
-    // An object that cannot be prepared is reported by the modifier check or by restoreObjects.
-    if (!prepared || 'error' in prepared) continue
-    addNeeds(needs, prepared.object, entry)
-  }
+  return needs
+}
 
+/**
+ * Asks the target what it has of what the restored objects need (`needs`,
+ * gathered from the objects as restore will create them: cleaned,
+ * class-mapped and modified) and returns {@link targetProblems}. Never writes.
+ */
+export async function checkTarget(api: KubeApi, reader: ArchiveReader, needs: TargetNeeds, options: {
+  namespace: string
+  namespaceExists: boolean | undefined
+  assignNodePorts: boolean
+}): Promise<PreflightResult> {
   const facts: TargetFacts = {storageClasses: undefined, serviceAccounts: new Map(), secrets: new Map(), nodePorts: undefined}
   if (needs.storageClasses.length > 0) {
     try {
