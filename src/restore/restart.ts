@@ -6,6 +6,7 @@
  */
 import {setTimeout as sleep} from 'node:timers/promises'
 import {apiFailure, type KubeApi} from '../cluster/api.js'
+import {BUILTIN_TYPES, listObjects} from '../cluster/paging.js'
 import {messageOf} from '../errors.js'
 import type {SecurityContextLike} from '../volumes/identity.js'
 
@@ -177,8 +178,8 @@ export function planRestarts(existing: Array<WorkloadRef & {object: WorkloadObje
 export async function listWorkloads(api: KubeApi, namespace: string): Promise<Array<WorkloadRef & {object: WorkloadObject}>> {
   const out: Array<WorkloadRef & {object: WorkloadObject}> = []
   for (const kind of ['StatefulSet', 'Deployment'] as const) {
-    const list = await api.get<{items?: WorkloadObject[]}>(workloadPath(namespace, {kind}))
-    for (const object of list.items ?? []) out.push({kind, name: object.metadata?.name ?? '', object})
+    const type = kind === 'StatefulSet' ? BUILTIN_TYPES.statefulSets : BUILTIN_TYPES.deployments
+    for (const object of await listObjects<WorkloadObject>(api, type, {namespace})) out.push({kind, name: object.metadata?.name ?? '', object})
   }
   return out
 }

@@ -6,6 +6,7 @@
  */
 import type {StreamEntry} from '../archive/manifest.js'
 import type {KubeApi} from '../cluster/api.js'
+import {BUILTIN_TYPES, listObjects} from '../cluster/paging.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {ClaimCopyError} from './failure.js'
 import {HelperPods} from './helper.js'
@@ -34,16 +35,9 @@ export function isBound(claim: ClaimObject): boolean {
   return claim.status?.phase === 'Bound' && Boolean(claim.spec?.volumeName)
 }
 
-/** The namespace's pods, as the API returns them. */
-export async function listPods(api: KubeApi, namespace: string): Promise<PodLike[]> {
-  const pods: PodLike[] = []
-  let token: string | undefined
-  do {
-    const page = await api.get<{items?: PodLike[]; metadata?: {continue?: string}}>(`/api/v1/namespaces/${namespace}/pods`, {query: {limit: 500, continue: token}})
-    pods.push(...(page.items ?? []))
-    token = page.metadata?.continue || undefined
-  } while (token)
-  return pods
+/** The namespace's pods (those matching `labelSelector` when given), as the API returns them, page by page. */
+export async function listPods(api: KubeApi, namespace: string, options: {labelSelector?: string} = {}): Promise<PodLike[]> {
+  return listObjects<PodLike>(api, BUILTIN_TYPES.pods, {namespace, ...options})
 }
 
 export interface CopyVolumeOptions {
