@@ -2,7 +2,7 @@
  * kubesnap's error type and its exit codes, documented in the README.
  * Every error a user sees is one sentence of cause and what to do.
  */
-import {readFile} from 'node:fs/promises'
+import {readFile, stat} from 'node:fs/promises'
 import {Errors} from '@oclif/core'
 
 /** Exit codes, one meaning each. */
@@ -42,17 +42,30 @@ export function messageOf(err: unknown): string {
 }
 
 /**
- * Reads a text file the user named (a plan, a modifiers file): one that is
- * missing or unreadable is a usage error (exit 2), in the sentence
- * `sentence(why)` makes of "does not exist", "is not readable by this user"
- * or the system's own words.
+ * Reads a text file the user named (a plan, a modifiers file, a key file):
+ * one that is missing, unreadable, not a file, or larger than `maxBytes` (a
+ * mistyped path) is a usage error (exit 2), in the sentence `sentence(why)`
+ * makes of why it cannot be used (see whyUnreadable).
  */
-export async function readUserFile(path: string, sentence: (why: string) => string): Promise<string> {
+export async function readUserFile(path: string, sentence: (why: string) => string, options: {maxBytes?: number} = {}): Promise<string> {
+  let why: string
   try {
-    return await readFile(path, 'utf8')
+    const info = await stat(path)
+    if (info.isDirectory()) why = 'is a directory, not a file'
+    else if (!info.isFile()) why = 'is not a file'
+    else if (options.maxBytes !== undefined && info.size > options.maxBytes) why = `is ${info.size} bytes, too large to be one`
+    else return await readFile(path, 'utf8')
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this user' : (err as Error).message
-    throw new KubesnapError(sentence(why), {exit: EXIT.usage, cause: err})
+    throw new KubesnapError(sentence(whyUnreadable(err)), {exit: EXIT.usage, cause: err})
   }
+  throw new KubesnapError(sentence(why), {exit: EXIT.usage})
+}
+
+/** Why a file could not be read, as the end of "The FILE …": its error code in words, else the system's own words. */
+export function whyUnreadable(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  if (code === 'ENOENT' || code === 'ENOTDIR') return 'does not exist'
+  if (code === 'EACCES' || code === 'EPERM') return 'is not readable by this user'
+  if (code === 'EISDIR') return 'is a directory, not a file'
+  return `cannot be read (${messageOf(err)})`
 }

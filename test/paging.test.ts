@@ -1,7 +1,7 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import pLimit from 'p-limit'
-import {KubeApi, discoverResourceTypes, listAll, namespacedListable, type ResourceType} from '../src/cluster/index.js'
+import {BUILTIN_TYPES, KubeApi, discoverResourceTypes, listAll, listObjects, namespacedListable, type ResourceType} from '../src/cluster/index.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
 
@@ -74,6 +74,18 @@ test('listAll passes the label selector to the server', async () => {
     count++
   }
   assert.is(count, COUNT / 2)
+})
+
+test('listObjects gathers every page; each built-in type kubesnap lists by name is served where BUILTIN_TYPES says', async () => {
+  const all = await listObjects(user, configmaps, {namespace: ns, limit: 100})
+  assert.is(all.filter((o) => o.metadata?.name?.startsWith('cm-')).length, COUNT)
+  assert.is(new Set(all.map((o) => o.metadata?.uid)).size, all.length)
+  const {types} = await discoverResourceTypes(user)
+  for (const [name, type] of Object.entries(BUILTIN_TYPES)) {
+    const served = types.find((t) => t.group === type.group && t.resource === type.resource)
+    assert.equal(served && {group: served.group, version: served.version, apiVersion: served.apiVersion, resource: served.resource, kind: served.kind}, type, name)
+    assert.equal(await listObjects(user, type, {namespace: ns}), [], `${name}: none in the namespace`)
+  }
 })
 
 test('listAll as the namespace-only user outside its namespace is Forbidden', async () => {

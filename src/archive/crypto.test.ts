@@ -229,7 +229,7 @@ test('parseRecipients errors name the flag value or FILE:LINE, and never echo a 
     [[], [k.ed25519], /id_ed25519 is a private key, not a recipients file: give its public key \(for ssh, the \.pub file\)\./],
     [['age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t'], [], /age plugin recipients \(age1yubikey1…\) need age-plugin-yubikey/],
     [['age1pq1qqqq'], [], /post-quantum and tag recipients/],
-    [[], [join(k.dir, 'missing.txt')], /The recipients file .*missing\.txt cannot be read \(ENOENT/],
+    [[], [join(k.dir, 'missing.txt')], /^The recipients file .*missing\.txt does not exist; check the path\.$/],
   ]
   for (const [args, files, message] of cases) {
     const err = await rejection(parseRecipients(args, files))
@@ -264,7 +264,7 @@ test('loadIdentities: age-keygen files and ssh keys; errors name the file and ho
     [await file('i3.txt', 'password123\n'), /i3\.txt:1: not an age identity/],
     [await file('i4.txt', '# empty\n'), /i4\.txt has no identities/],
     [await file('i5.age', 'age-encryption.org/v1\n-> X25519 abc\n'), /i5\.age is an age-encrypted identity file/],
-    [k.dir, /is not a file/],
+    [k.dir, /^The identity file .* is a directory, not a file; check the path\.$/],
   ]
   for (const [path, message] of cases) {
     const err = await rejection(loadIdentities([path]))

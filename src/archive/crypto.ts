@@ -19,10 +19,9 @@
  */
 import {Decrypter, type Identity, type Stanza} from 'age-encryption'
 import {createCipheriv, createDecipheriv, createHmac, randomBytes} from 'node:crypto'
-import {readFile, stat} from 'node:fs/promises'
 import {Transform, type TransformCallback} from 'node:stream'
 import {inspect} from 'node:util'
-import {EXIT, KubesnapError, messageOf} from '../errors.js'
+import {EXIT, KubesnapError, messageOf, readUserFile} from '../errors.js'
 import {parseSshIdentity, parseSshRecipient, SshKeyError, type SshEd25519Recipient, type SshRsaRecipient} from './age-ssh.js'
 import {base64NoPad, FILE_KEY_SIZE, hkdf, X25519Identity, X25519Recipient} from './age-x25519.js'
 import {ArchiveError} from './errors.js'
@@ -518,15 +517,7 @@ function quotePublic(value: string): string {
   return JSON.stringify(v.length > 28 ? v.slice(0, 24) + '…' : v)
 }
 
-/** Reads a small key file; refuses large ones (a mistyped path) and says why a read failed. */
+/** Reads a small key file the user named (readUserFile); refuses large ones (a mistyped path). */
 export async function readKeyFile(file: string, what: string): Promise<string> {
-  try {
-    const info = await stat(file)
-    if (!info.isFile()) throw new KubesnapError(`The ${what} ${file} is not a file.`, {exit: EXIT.usage})
-    if (info.size > MAX_KEY_FILE) throw new KubesnapError(`The ${what} ${file} is ${info.size} bytes, too large to be one; check the path.`, {exit: EXIT.usage})
-    return await readFile(file, 'utf8')
-  } catch (err) {
-    if (err instanceof KubesnapError) throw err
-    throw new KubesnapError(`The ${what} ${file} cannot be read (${messageOf(err)}).`, {exit: EXIT.usage, cause: err})
-  }
+  return readUserFile(file, (why) => `The ${what} ${file} ${why}; check the path.`, {maxBytes: MAX_KEY_FILE})
 }

@@ -147,7 +147,7 @@ test('loadTrustedKeys and loadSigningKey refuse what cannot be used, in one sent
   await usage(() => loadTrustedKeys([`${k.rsa}.pub`]), /has no ssh-ed25519 public key/)
   await usage(() => loadTrustedKeys([write('comments', '# nothing\n\n')]), /has no ssh-ed25519 public key/)
   await usage(() => loadTrustedKeys([write('bad', `${pub(k.ed25519)}\nssh-ed25519 AAAAC3Nz\n`)]), /bad:2: the ssh-ed25519 public key is malformed \(cut short\); give ssh-ed25519 public keys as/)
-  await usage(() => loadTrustedKeys([join(k.dir, 'missing.pub')]), /cannot be read/)
+  await usage(() => loadTrustedKeys([join(k.dir, 'missing.pub')]), /^The trusted keys file .*missing\.pub does not exist; check the path\.$/)
   await usage(() => loadTrustedKeys([], [{value: pub(k.rsa), at: 'plan.yaml:3:5'}]), /plan.yaml:3:5: kubesnap signs with ssh-ed25519 keys only/)
   await usage(() => loadSigningKey(`${k.ed25519}.pub`), /is a public key; --sign-with needs the private key/)
   await usage(() => loadSigningKey(k.ed25519Protected), /protected by a passphrase/)

@@ -19,7 +19,7 @@ export function connect(flags: ConnectionFlags, options: ApiClientOptions = {}):
 
 export {ApiError, ByteBuffer, KubeApi, apiFailure, isStatus} from './api.js'
 export {collectionPath, discoverResourceTypes, matchType, namespacedListable, qualifiedName, type ResourceType} from './discovery.js'
-export {listAll, type ListedObject} from './paging.js'
+export {BUILTIN_TYPES, listAll, listObjects, type ListedObject, type ListedType} from './paging.js'
 export {canI, canIAll} from './access.js'
 export {serverVersion, whoAmI} from './identity.js'
 export {createNamespace, namespaceExists} from './namespace.js'

@@ -2,7 +2,7 @@ import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {ApiError, ByteBuffer, type KubeApi, type RequestOptions} from './api.js'
 import type {ResourceType} from './discovery.js'
-import {listAll, withTypeFields} from './paging.js'
+import {BUILTIN_TYPES, listAll, listObjects, withTypeFields} from './paging.js'
 
 const secrets: ResourceType = {group: '', version: 'v1', apiVersion: 'v1', resource: 'secrets', kind: 'Secret', namespaced: true, verbs: ['list'], shortNames: []}
 
@@ -82,6 +82,16 @@ test('listAll rethrows 410 on the first page', async () => {
   } catch (err) {
     assert.is((err as ApiError).statusCode, 410)
   }
+})
+
+test('listObjects gathers every page of a type into one array, with the selector on every page', async () => {
+  const {api, queries} = fakeApi([
+    {metadata: {continue: 'p2'}, items: [item('a'), item('b')]},
+    {metadata: {}, items: [item('c')]},
+  ])
+  const pods = await listObjects(api, BUILTIN_TYPES.pods, {namespace: 'ns', labelSelector: 'app=db'})
+  assert.equal(pods.map((p) => [p.kind, p.apiVersion, p.metadata?.name]), [['Pod', 'v1', 'a'], ['Pod', 'v1', 'b'], ['Pod', 'v1', 'c']])
+  assert.equal(queries.map((q) => [q?.continue, q?.labelSelector]), [[undefined, 'app=db'], ['p2', 'app=db']])
 })
 
 const broken: [string, string][] = [

@@ -7,6 +7,17 @@ import {ApiError, ByteBuffer, type KubeApi} from './api.js'
 import {collectionPath, type ResourceType} from './discovery.js'
 import {scanList, type ScannedList} from './list-scan.js'
 
+/** What listAll needs of a type: where its collection is, and the kind its items are. */
+export type ListedType = Pick<ResourceType, 'group' | 'version' | 'apiVersion' | 'resource' | 'kind'>
+
+/** The built-in types kubesnap lists by name, without discovery. */
+export const BUILTIN_TYPES = {
+  pods: {group: '', version: 'v1', apiVersion: 'v1', resource: 'pods', kind: 'Pod'},
+  persistentVolumeClaims: {group: '', version: 'v1', apiVersion: 'v1', resource: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim'},
+  statefulSets: {group: 'apps', version: 'v1', apiVersion: 'apps/v1', resource: 'statefulsets', kind: 'StatefulSet'},
+  deployments: {group: 'apps', version: 'v1', apiVersion: 'apps/v1', resource: 'deployments', kind: 'Deployment'},
+} as const satisfies Record<string, ListedType>
+
 export interface ListOptions {
   namespace?: string
   /** Page size; the server may return fewer. Default 500. */
@@ -43,7 +54,7 @@ export interface ListedObject {
  * comes, so only one item at a time exists as JavaScript objects and strings,
  * which die young.
  */
-export async function* listAll(api: KubeApi, type: ResourceType, options: ListOptions = {}): AsyncGenerator<ListedObject> {
+export async function* listAll(api: KubeApi, type: ListedType, options: ListOptions = {}): AsyncGenerator<ListedObject> {
   const path = collectionPath(type, options.namespace)
   const seen = new Set<string>()
   const page = options.buffer ?? new ByteBuffer()
@@ -80,6 +91,17 @@ export async function* listAll(api: KubeApi, type: ResourceType, options: ListOp
   }
 }
 
+/**
+ * Every object of a type in one array, through listAll: for the few lists a
+ * caller needs whole at once (a namespace's pods, to find who mounts a
+ * claim). `T` is the shape the caller reads; nothing checks it.
+ */
+export async function listObjects<T = KubernetesObject>(api: KubeApi, type: ListedType, options: ListOptions = {}): Promise<T[]> {
+  const objects: T[] = []
+  for await (const {object} of listAll(api, type, options)) objects.push(object as T)
+  return objects
+}
+
 /** Parses one list item, which must be an object. */
 function parseItem(json: string): KubernetesObject {
   const item = JSON.parse(json) as unknown
@@ -102,7 +124,7 @@ function parseOrExplain<T extends ScannedList | KubernetesObject>(path: string, 
  * API server writes them, so the text is byte for byte what a GET of the
  * object returns. Items that have them (custom resources) are left as they are.
  */
-export function withTypeFields(type: Pick<ResourceType, 'apiVersion' | 'kind'>, item: KubernetesObject, json: string): ListedObject {
+export function withTypeFields(type: Pick<ListedType, 'apiVersion' | 'kind'>, item: KubernetesObject, json: string): ListedObject {
   const missing: string[] = []
   if (item.kind === undefined) missing.push(`"kind":${JSON.stringify(type.kind)}`)
   if (item.apiVersion === undefined) missing.push(`"apiVersion":${JSON.stringify(type.apiVersion)}`)

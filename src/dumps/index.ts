@@ -12,6 +12,7 @@ import type {StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import type {KubeApi} from '../cluster/api.js'
 import {ExecError, execInPod, V4_PROTOCOL, type ExecProtocol} from '../cluster/exec.js'
+import {BUILTIN_TYPES, listObjects} from '../cluster/paging.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {formatBytes} from '../format.js'
 import type {StreamSink} from '../volumes/tar-out.js'
@@ -87,7 +88,7 @@ export async function findReadyPod(api: KubeApi, namespace: string, target: Dump
       const workload = await api.get<{spec?: {selector?: LabelSelectorObject}}>(`/apis/apps/v1/namespaces/${namespace}/${group}/${target.name}`)
       const labelSelector = selectorQuery(workload.spec?.selector)
       if (!labelSelector) throw new KubesnapError(`The ${what} in ${namespace} has no pod selector, so kubesnap cannot find its pods.`)
-      pods = (await api.get<{items?: PodObject[]}>(`/api/v1/namespaces/${namespace}/pods`, {query: {labelSelector}})).items ?? []
+      pods = await listObjects<PodObject>(api, BUILTIN_TYPES.pods, {namespace, labelSelector})
     }
   } catch (err) {
     if (notFound(err)) throw new WorkloadNotFoundError(`There is no ${what} in namespace ${namespace}; name an existing workload (statefulset/NAME, deployment/NAME or pod/NAME).`, {cause: err})

@@ -90,8 +90,8 @@ for (const [name, text, expected] of cases) {
   test(`plan problems: ${name}`, () => {
     const got = problems(text)
     assert.is(got.length, expected.length, got.join('\n'))
-    // A YAML syntax message comes from the parser: check its place, and that it says so.
-    expected.forEach((e, i) => (e.endsWith(': ') ? assert.ok(got[i].startsWith(e) && got[i].endsWith('the file is not valid YAML.'), got[i]) : assert.is(got[i], e)))
+    // A YAML syntax message comes from the parser: check its place, and that it says so and what to do.
+    expected.forEach((e, i) => (e.endsWith(': ') ? assert.ok(got[i].startsWith(`${e}the file is not valid YAML (`) && got[i].endsWith('); fix its syntax.'), got[i]) : assert.is(got[i], e)))
   })
 }
 

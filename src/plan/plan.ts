@@ -8,14 +8,17 @@
  * Command-line flags override what the plan says; the plan overrides defaults.
  */
 import {dirname, resolve} from 'node:path'
-import {isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap} from 'yaml'
+import {isMap, isScalar, type Document, type LineCounter, type Node, type Pair, type YAMLMap} from 'yaml'
 import {parseRecipient} from '../archive/crypto.js'
 import {parseTrustLine} from '../archive/sign.js'
 import {DUMP_NAME, DumpSyntaxError, parseTarget, type DumpSpec, type HookSpec} from '../dumps/spec.js'
-import {EXIT, KubesnapError, readUserFile} from '../errors.js'
+import {readUserFile} from '../errors.js'
 import {DNS_LABEL, OBJECT_NAME} from '../names.js'
 import type {RetentionPolicy} from '../archive/retention.js'
 import {VOLUME_STRATEGIES, type VolumeStrategy} from '../volumes/index.js'
+import {describe, parseYamlFile, YamlChecker} from './yaml-check.js'
+
+export {PlanError} from './yaml-check.js'
 
 const STRATEGIES = VOLUME_STRATEGIES
 
@@ -63,17 +66,6 @@ export interface Plan {
 /** The plan format's only version so far. */
 export const PLAN_VERSION = 1
 
-/** A plan that cannot be used: every problem, each with its place in the file. Exit 2. */
-export class PlanError extends KubesnapError {
-  readonly problems: string[]
-
-  constructor(file: string, problems: string[]) {
-    const head = problems.length === 1 ? problems[0] : `${file} has ${problems.length} problems; fix them and run again:${problems.map((p) => `\n  ${p}`).join('')}`
-    super(head, {exit: EXIT.usage})
-    this.problems = problems
-  }
-}
-
 /** Reads and checks a plan file; throws PlanError (exit 2) listing every problem. */
 export async function loadPlan(path: string): Promise<Plan> {
   const text = await readUserFile(path, (why) => `The plan ${path} ${why}; give the path of a kubesnap.yaml with --config.`)
@@ -82,40 +74,22 @@ export async function loadPlan(path: string): Promise<Plan> {
 
 /** Parses and checks a plan's text; `path` names it in messages and anchors its relative paths. */
 export function parsePlan(text: string, path: string): Plan {
-  const lineCounter = new LineCounter()
-  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: true})
-  const checker = new Checker(path, lineCounter)
-  if (doc.errors.length > 0) {
-    throw new PlanError(path, doc.errors.map((e) => `${checker.place(e.pos[0])}: ${sentence(e.message.split('\n')[0])}; the file is not valid YAML.`))
-  }
-  const plan = checker.plan(doc.contents)
-  if (checker.problems.length > 0) throw new PlanError(path, checker.problems)
+  const {doc, lines} = parseYamlFile(text, path)
+  const checker = new Checker(path, doc, lines)
+  const plan = checker.plan(doc.contents as Node | null)
+  checker.finish()
   return plan!
 }
 
 type Field = (node: Node, key: string) => void
 
 /** Walks the YAML nodes, recording problems with their positions. */
-class Checker {
-  readonly problems: string[] = []
+class Checker extends YamlChecker {
   readonly #dir: string
 
-  constructor(
-    readonly file: string,
-    readonly lines: LineCounter,
-  ) {
+  constructor(file: string, doc: Document, lines: LineCounter) {
+    super(file, doc, lines)
     this.#dir = dirname(resolve(file))
-  }
-
-  place(offset: number | undefined): string {
-    if (offset === undefined) return this.file
-    const {line, col} = this.lines.linePos(offset)
-    return `${this.file}:${line}:${col}`
-  }
-
-  problem(node: Node | null | undefined, message: string): undefined {
-    this.problems.push(`${this.place(node?.range?.[0])}: ${message}`)
-    return undefined
   }
 
   plan(root: Node | null): Plan | undefined {
@@ -189,8 +163,7 @@ class Checker {
       const field = key === undefined ? undefined : fields[key]
       const name = at ? `${at}.${key}` : key
       if (!field) {
-        const hint = key === undefined ? '' : closest(key, Object.keys(fields))
-        this.problem(pair.key, `${name ?? 'this key'} is not a plan setting${hint ? `; did you mean ${at ? `${at}.` : ''}${hint}?` : `; the settings here are ${Object.keys(fields).join(', ')}.`}`)
+        this.unknownKey(pair.key, at, key, Object.keys(fields), {one: 'plan setting', many: 'settings'})
         continue
       }
       seen.add(key!)
@@ -235,16 +208,7 @@ class Checker {
   }
 
   list<T>(node: Node, at: string, item: (node: Node, at: string) => T | undefined): T[] {
-    if (!isSeq(node)) {
-      this.problem(node, `${at} must be a list (lines starting with "- "), not ${describe(node)}.`)
-      return []
-    }
-    const out: T[] = []
-    node.items.forEach((child, i) => {
-      const value = item(child as Node, `${at}[${i}]`)
-      if (value !== undefined) out.push(value)
-    })
-    return out
+    return this.items(node, node, at, (child, i) => item(child as Node, `${at}[${i}]`))
   }
 
   stringList(node: Node, at: string): string[] | undefined {
@@ -397,43 +361,3 @@ const CLAIM = {pattern: OBJECT_NAME, description: 'a Kubernetes name (lowercase 
 const DUMP = {pattern: DUMP_NAME, description: 'a dump name (lowercase letters, digits, "-", "_" and ".", at most 63)'}
 const STORAGE_CLASS = {pattern: /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/, description: 'a StorageClass name (lowercase letters, digits, "-" and ".")'}
 const HTTP_URL = {pattern: /^https?:\/\/[^\s/]+/, description: 'an http:// or https:// URL'}
-
-/** What a node is, for "must be X, not Y". */
-function describe(node: Node | null | undefined): string {
-  if (!node) return 'nothing'
-  if (isMap(node)) return 'a mapping'
-  if (isSeq(node)) return 'a list'
-  if (isScalar(node)) {
-    const v = node.value
-    if (v === null) return 'nothing'
-    if (typeof v === 'string') return `"${v}"`
-    return String(v)
-  }
-  return 'this'
-}
-
-/** The known key within edit distance 2 of a mistyped one, if any. */
-function closest(key: string, known: string[]): string | undefined {
-  let best: {name: string; distance: number} | undefined
-  for (const name of known) {
-    const d = editDistance(key.toLowerCase(), name.toLowerCase())
-    if (d <= 2 && (!best || d < best.distance)) best = {name, distance: d}
-  }
-  return best?.name
-}
-
-function editDistance(a: string, b: string): number {
-  let row = Array.from({length: b.length + 1}, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i]
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1))
-    row = next
-  }
-  return row[b.length]
-}
-
-/** yaml's messages start lowercase and end without a period. */
-function sentence(message: string): string {
-  const m = message.replace(/\s+at line \d+, column \d+:?$/, '').replace(/\.$/, '')
-  return m.charAt(0).toUpperCase() + m.slice(1)
-}

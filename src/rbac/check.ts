@@ -5,7 +5,7 @@
  */
 import type {V1PolicyRule} from '@kubernetes/client-node'
 import {isStatus, type KubeApi} from '../cluster/api.js'
-import {canIAll, discoverResourceTypes, namespaceExists, namespacedListable, qualifiedName, serverVersion, whoAmI, type ResourceType} from '../cluster/index.js'
+import {BUILTIN_TYPES, canIAll, discoverResourceTypes, listObjects, namespaceExists, namespacedListable, qualifiedName, serverVersion, whoAmI, type ResourceType} from '../cluster/index.js'
 import type {Identity} from '../cluster/identity.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import {missingRules, needsOf} from './needs.js'
@@ -96,8 +96,8 @@ export async function checkNamespaceFor(api: KubeApi, namespace: string, mode: R
  * restore writes anything.
  */
 export async function checkHelperAdmission(api: KubeApi, namespace: string, options: {image?: string; asRoot?: boolean} = {}): Promise<HelperAdmission[]> {
-  const claims = await api.get<{items?: Array<{metadata?: {name?: string}; status?: {phase?: string}}>}>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/persistentvolumeclaims`)
-  const bound = (claims.items ?? []).filter((c) => c.status?.phase === 'Bound').map((c) => c.metadata?.name ?? '').sort()
+  const claims = await listObjects<{metadata?: {name?: string}; status?: {phase?: string}}>(api, BUILTIN_TYPES.persistentVolumeClaims, {namespace})
+  const bound = claims.filter((c) => c.status?.phase === 'Bound').map((c) => c.metadata?.name ?? '').sort()
   if (bound.length === 0) return []
   const pods = await listPods(api, namespace)
   const workloads = (await listWorkloads(api, namespace)).map((w) => ({...w.object, kind: w.kind}))

@@ -41,9 +41,9 @@
 import type {KubernetesObject} from '@kubernetes/client-node'
 import jsonPatch, {type Operation} from 'fast-json-patch'
 import mergePatch from 'json-merge-patch'
-import {LineCounter, parse as parseYaml, parseDocument, type Document} from 'yaml'
-import {EXIT, KubesnapError, readUserFile} from '../errors.js'
-import {PlanError} from '../plan/plan.js'
+import {parse as parseYaml} from 'yaml'
+import {readUserFile} from '../errors.js'
+import {describe, parseYamlFile, YamlChecker, type YamlPath} from '../plan/yaml-check.js'
 import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
 
 /** The only version of the format (Velero's `ResourceModifierSupportedVersionV1`). */
@@ -94,16 +94,10 @@ export async function loadResourceModifiers(path: string): Promise<ResourceModif
 
 /** Parses and checks a modifiers file's text; `file` names it in messages. */
 export function parseResourceModifiers(text: string, file: string): ResourceModifiers {
-  const lineCounter = new LineCounter()
-  const doc = parseDocument(text, {lineCounter, prettyErrors: false, uniqueKeys: true})
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]
-    const {line, col} = lineCounter.linePos(e.pos[0])
-    throw new PlanError(file, [`${file}:${line}:${col}: the file is not valid YAML (${e.message.split('\n')[0]}); fix its syntax.`])
-  }
-  const checker = new Checker(file, doc, lineCounter)
-  const rules = checker.file(doc.toJS())
-  if (checker.problems.length > 0) throw new PlanError(file, checker.problems)
+  const {doc, lines} = parseYamlFile(text, file)
+  const checker = new Checker(file, doc, lines)
+  const rules = checker.modifiers(doc.toJS())
+  checker.finish()
   return {file, rules}
 }
 
@@ -247,29 +241,12 @@ function patchFailure(err: unknown, op: Operation, rule: number, index: number):
   return `resourceModifierRules[${rule}] ${where} cannot be applied: ${why}; add a test operation or a matches condition so the rule only applies where the path exists`
 }
 
-type Path = (string | number)[]
+type Path = YamlPath
 
-/** Checks the parsed file, recording one sentence per problem with its place in the file. */
-class Checker {
-  readonly problems: string[] = []
+/** Checks the parsed file (as plain values; positions by path), recording one sentence per problem with its place in the file. */
+class Checker extends YamlChecker {
 
-  constructor(
-    readonly name: string,
-    readonly doc: Document,
-    readonly lines: LineCounter,
-  ) {}
-
-  problem(path: Path, message: string): undefined {
-    // The nearest node that exists gives the position (a missing key: its mapping).
-    let node: unknown
-    for (let n = path.length; n >= 0 && !node; n--) node = n === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, n), true)
-    const offset = (node as {range?: [number]} | undefined)?.range?.[0]
-    const place = offset === undefined ? this.name : `${this.name}:${this.lines.linePos(offset).line}:${this.lines.linePos(offset).col}`
-    this.problems.push(`${place}: ${message}`)
-    return undefined
-  }
-
-  file(root: unknown): ModifierRule[] {
+  modifiers(root: unknown): ModifierRule[] {
     if (!isRecord(root)) {
       this.problem([], `the file must be a mapping with version: ${MODIFIERS_VERSION} and resourceModifierRules, as Velero's resource modifiers are.`)
       return []
@@ -440,17 +417,13 @@ class Checker {
   }
 
   list<T>(raw: unknown, at: Path, item: (value: unknown, at: Path) => T | undefined): T[] {
-    if (!Array.isArray(raw)) {
-      this.problem(at, `${pathName(at)} must be a list (lines starting with "- "), not ${describe(raw)}.`)
-      return []
-    }
-    return raw.map((value, i) => item(value, [...at, i])).filter((v): v is T => v !== undefined)
+    return this.items(raw, at, pathName(at), (value, i) => item(value, [...at, i]))
   }
 
   /** Unknown keys are problems, as Velero's strict decoder makes them. */
   known(raw: Record<string, unknown>, at: Path, keys: string[]): void {
     for (const key of Object.keys(raw)) {
-      if (!keys.includes(key)) this.problem([...at, key], `${at.length ? `${pathName(at)}.` : ''}${key} is not a resource-modifier field; the fields here are ${keys.join(', ')}.`)
+      if (!keys.includes(key)) this.unknownKey(this.keyAt([...at, key]), pathName(at), key, keys, {one: 'resource-modifier field', many: 'fields'})
     }
   }
 }
@@ -465,12 +438,4 @@ function isPointer(value: unknown): value is string {
 
 function pathName(path: Path): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')
-}
-
-function describe(value: unknown): string {
-  if (value === undefined || value === null) return 'nothing'
-  if (Array.isArray(value)) return 'a list'
-  if (typeof value === 'object') return 'a mapping'
-  if (typeof value === 'string') return `"${value}"`
-  return String(value)
 }

@@ -6,12 +6,13 @@
  */
 import type {StreamEntry} from '../archive/manifest.js'
 import type {KubeApi} from '../cluster/api.js'
+import {BUILTIN_TYPES, listObjects} from '../cluster/paging.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {ClaimCopyError} from './failure.js'
 import {HelperPods} from './helper.js'
 import {identityOfClaim, type IdentityWorkload} from './identity.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers, type PodLike} from './mounts.js'
-import {NoTarError, streamVolumeOut, UnreadableFilesError, type StreamSink, type TarSource} from './tar-out.js'
+import {NoTarError, streamVolumeOut, UnreadableFilesError, type TarOutOptions, type TarSource} from './tar-out.js'
 
 export {DEFAULT_HELPER_IMAGE, HELPER_LABELS, HelperPods} from './helper.js'
 export {snapshotClaimsCsi, type CsiResult} from './csi.js'
@@ -34,33 +35,18 @@ export function isBound(claim: ClaimObject): boolean {
   return claim.status?.phase === 'Bound' && Boolean(claim.spec?.volumeName)
 }
 
-/** The namespace's pods, as the API returns them. */
-export async function listPods(api: KubeApi, namespace: string): Promise<PodLike[]> {
-  const pods: PodLike[] = []
-  let token: string | undefined
-  do {
-    const page = await api.get<{items?: PodLike[]; metadata?: {continue?: string}}>(`/api/v1/namespaces/${namespace}/pods`, {query: {limit: 500, continue: token}})
-    pods.push(...(page.items ?? []))
-    token = page.metadata?.continue || undefined
-  } while (token)
-  return pods
+/** The namespace's pods (those matching `labelSelector` when given), as the API returns them, page by page. */
+export async function listPods(api: KubeApi, namespace: string, options: {labelSelector?: string} = {}): Promise<PodLike[]> {
+  return listObjects<PodLike>(api, BUILTIN_TYPES.pods, {namespace, ...options})
 }
 
-export interface CopyVolumeOptions {
-  api: KubeApi
-  namespace: string
-  claim: string
+/** streamVolumeOut's options but where to read from, which copyVolume finds; and what it finds it with. */
+export interface CopyVolumeOptions extends Omit<TarOutOptions, 'source' | 'onRetry'> {
   /** The namespace's pods (listPods), to find who mounts the claim. */
   pods: PodLike[]
   /** The namespace's workloads: when no pod mounts the claim, a helper runs as their template does. */
   workloads?: IdentityWorkload[]
-  sink: StreamSink
   helpers: HelperPods
-  /** Attempts per stream (default 3). */
-  attempts?: number
-  retryDelayMs?: (attempt: number) => number
-  signal?: AbortSignal
-  onProgress?: (bytes: number) => void
   /** Told what is happening: which pod, a helper starting, a retry. */
   onStatus?: (line: string) => void
 }
@@ -81,16 +67,10 @@ export interface CopyVolumeResult {
  */
 export async function copyVolume(options: CopyVolumeOptions): Promise<CopyVolumeResult> {
   const {claim} = options
+  const {pods: _pods, workloads: _workloads, helpers: _helpers, onStatus: _onStatus, ...tarOptions} = options
   const stream = (source: TarSource) => streamVolumeOut({
-    api: options.api,
-    namespace: options.namespace,
-    claim,
+    ...tarOptions,
     source,
-    sink: options.sink,
-    attempts: options.attempts,
-    retryDelayMs: options.retryDelayMs,
-    signal: options.signal,
-    onProgress: options.onProgress,
     onRetry: (attempt, reason) => options.onStatus?.(`attempt ${attempt} failed, streaming again: ${reason}`),
   })
 

@@ -23,6 +23,7 @@ import {Readable} from 'node:stream'
 import type {KubeApi} from '../cluster/api.js'
 import {execInPod, type ExecResult} from '../cluster/exec.js'
 import {canonicalTar, displayName, normalize, RefusedMember, TarFormatError, type CanonicalMember} from './canonical-tar.js'
+import {parsePodReport} from './pod-report.js'
 
 /** A member of a tar stream, as far as safety is concerned. */
 export interface TarMember {
@@ -313,18 +314,17 @@ export interface PodUntarReport {
   gids?: number[]
 }
 
-/** Reads the script's report line out of stderr; undefined when there is none. */
+/** Reads the script's report line out of stderr (pod-report.ts); undefined when there is none. */
 export function parseUntarReport(stderr: string): PodUntarReport | undefined {
-  const line = stderr.split('\n').reverse().find((l) => l.startsWith('kubesnap-untar: '))
-  if (!line) return undefined
-  const match = /^kubesnap-untar: tar-exit=(\d+)(?: uid=(\d*) gids=([\d,]*))?(?: root=(?:(\d+):(\d+):([0-7]+))?)? (?:sha256=([0-9a-f]{64})|unhashed)$/.exec(line)
-  if (!match) return undefined
-  const [, exit, uid, gids, rootUid, rootGid, rootMode, sha256] = match
+  const report = parsePodReport(stderr, 'kubesnap-untar', {uid: /^\d*$/, gids: /^[\d,]*$/, root: /^(\d+:\d+:[0-7]+)?$/})
+  if (!report) return undefined
+  const {uid, gids, root} = report.fields
+  const [rootUid, rootGid, rootMode] = root ? root.split(':') : []
   return {
-    tarExit: Number(exit),
-    ...(sha256 ? {sha256} : {}),
+    tarExit: report.tarExit,
+    ...(report.sha256 ? {sha256: report.sha256} : {}),
     ...(uid ? {uid: Number(uid), gids: (gids ?? '').split(',').filter(Boolean).map(Number)} : {}),
-    ...(rootUid ? {root: {uid: Number(rootUid), gid: Number(rootGid), mode: parseInt(rootMode!, 8)}} : {}),
+    ...(rootUid ? {root: {uid: Number(rootUid), gid: Number(rootGid), mode: parseInt(rootMode, 8)}} : {}),
   }
 }
 

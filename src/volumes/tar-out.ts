@@ -13,6 +13,7 @@ import type {StreamEntry} from '../archive/manifest.js'
 import type {ArchiveWriter} from '../archive/writer.js'
 import type {KubeApi} from '../cluster/api.js'
 import {ExecError, execInPod, type ExecResult} from '../cluster/exec.js'
+import {parsePodReport} from './pod-report.js'
 import {TarCheck} from './tar-check.js'
 
 /** Where the archive entry goes: the archive writer, or anything with its addStream. */
@@ -71,15 +72,10 @@ export interface PodStreamReport {
   sha256?: string
 }
 
-/** Reads the script's report line out of stderr; undefined when there is none. */
+/** Reads the script's report line out of stderr (pod-report.ts); undefined when there is none. */
 export function parseStreamReport(stderr: string): PodStreamReport | undefined {
-  const line = stderr.split('\n').reverse().find((l) => l.startsWith('kubesnap-stream: '))
-  if (!line) return undefined
-  const hashed = /tar-exit=(\d+) sha256=([0-9a-f]{64})$/.exec(line)
-  if (hashed) return {tarExit: Number(hashed[1]), sha256: hashed[2]}
-  const unhashed = /tar-exit=(\d+) unhashed$/.exec(line)
-  if (unhashed) return {tarExit: Number(unhashed[1])}
-  return undefined
+  const report = parsePodReport(stderr, 'kubesnap-stream')
+  return report && {tarExit: report.tarExit, ...(report.sha256 ? {sha256: report.sha256} : {})}
 }
 
 /** A stream whose two ends disagree: retried, as a cut stream is. */

@@ -5,6 +5,7 @@
  * as the claim's workload runs), check, and the restore (scaling, restarts).
  */
 import type {KubeApi} from '../cluster/api.js'
+import {BUILTIN_TYPES, listObjects} from '../cluster/paging.js'
 import type {SecurityContextLike} from './identity.js'
 
 export type WorkloadKind = 'StatefulSet' | 'Deployment'
@@ -112,8 +113,8 @@ export function mountsClaim(kind: WorkloadKind, workload: WorkloadObject, claim:
 export async function listWorkloads(api: KubeApi, namespace: string): Promise<Array<WorkloadRef & {object: WorkloadObject}>> {
   const out: Array<WorkloadRef & {object: WorkloadObject}> = []
   for (const kind of ['StatefulSet', 'Deployment'] as const) {
-    const list = await api.get<{items?: WorkloadObject[]}>(workloadPath(namespace, {kind}))
-    for (const object of list.items ?? []) out.push({kind, name: object.metadata?.name ?? '', object})
+    const type = kind === 'StatefulSet' ? BUILTIN_TYPES.statefulSets : BUILTIN_TYPES.deployments
+    for (const object of await listObjects<WorkloadObject>(api, type, {namespace})) out.push({kind, name: object.metadata?.name ?? '', object})
   }
   return out
 }
