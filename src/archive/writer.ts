@@ -40,6 +40,9 @@ import {
 import {makeDirectory} from './disk.js'
 import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath, partSuffix} from './naming.js'
 import {isS3Url, joinLocation, s3} from './store.js'
+import type {EntrySink, ObjectMeta, StreamMeta, StreamOptions} from './sink.js'
+
+export type {EntrySink, ObjectMeta, StreamMeta, StreamOptions} from './sink.js'
 
 /** Default part size of streams: 1 GiB. */
 export const DEFAULT_PART_SIZE = 1024 ** 3
@@ -100,31 +103,6 @@ export interface ArchiveWriterOptions {
 export interface ManifestSigning {
   publicKey: string
   sign(manifest: Buffer): Buffer
-}
-
-/** What addObject needs to know about an object. */
-export interface ObjectMeta {
-  /** 'crd' files the object under `crds/` (CustomResourceDefinition definitions). */
-  type?: 'object' | 'crd'
-  kind: string
-  group: string
-  version: string
-  resource: string
-  name: string
-}
-
-/** What addStream needs to know about a stream. */
-export type StreamMeta = Pick<StreamEntry, 'type' | 'name' | 'kind' | 'group' | 'version' | 'resource' | 'extra'>
-
-export interface StreamOptions {
-  /** Compress the input with gzip (default) or store it as is (already compressed dumps). */
-  compress?: 'gzip' | 'none'
-  /**
-   * Called when the input has ended, before the entry is recorded: throw to
-   * discard it. The place to check the exec status and compare rawSize/rawSha256
-   * with what the pod counted, since an exec stream can lose its tail and end cleanly.
-   */
-  confirm?: (entry: StreamEntry) => void | Promise<void>
 }
 
 /** What finish() adds to the manifest. */
@@ -413,7 +391,7 @@ interface WriterState {
  * is being written waits for it. A failed addObject/addStream leaves no trace in
  * the file, so the caller may record the failure and go on.
  */
-export class ArchiveWriter {
+export class ArchiveWriter implements EntrySink {
   /** The final path the archive gets on finish(). */
   readonly path: string
   /** The temporary path it has until then. */

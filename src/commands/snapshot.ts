@@ -12,7 +12,8 @@ import {discoverResourceTypes, namespaceExists, qualifiedName} from '../cluster/
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {formatBytes} from '../format.js'
 import {quietFlag, taskList} from '../progress.js'
-import {collectCrds, collectObjects, type CollectResult, type ObjectSink} from '../resources/collect.js'
+import {collectCrds, collectObjects, type CollectResult} from '../resources/collect.js'
+import type {EntrySink} from '../archive/sink.js'
 import {planTypes, type TypePlan} from '../resources/selection.js'
 import {
   copyVolume,
@@ -169,11 +170,12 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     let manifest: Manifest | undefined
     // The claims stored with the objects: their data follows (so -l and --include-kinds select volumes too).
     const claims: ClaimObject[] = []
-    const sink: ObjectSink = {
+    const sink: EntrySink = {
       addObject: (meta, content) => {
         if (meta.group === '' && meta.resource === 'persistentvolumeclaims') claims.push(JSON.parse(content.toString()) as ClaimObject)
         return writer.addObject(meta, content)
       },
+      addStream: (meta, input, options) => writer.addStream(meta, input, options),
     }
     const volumeSkipped: SkippedItem[] = []
     const volumeWarnings: string[] = []

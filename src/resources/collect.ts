@@ -6,7 +6,7 @@
 import type {KubernetesObject} from '@kubernetes/client-node'
 import pLimit from 'p-limit'
 import type {SkippedItem} from '../archive/manifest.js'
-import type {ObjectMeta} from '../archive/writer.js'
+import type {EntrySink, ObjectMeta} from '../archive/sink.js'
 import {apiFailure, ApiError, ByteBuffer, type KubeApi} from '../cluster/api.js'
 import {isBuiltinGroup, qualifiedName, type ResourceType} from '../cluster/discovery.js'
 import {listAll} from '../cluster/paging.js'
@@ -14,16 +14,11 @@ import {KubesnapError, messageOf} from '../errors.js'
 import type {PlannedType} from './selection.js'
 import {objectSkipReason} from './skip.js'
 
-/** Where collected objects go: the archive writer, or anything with its addObject. */
-export interface ObjectSink {
-  addObject(meta: ObjectMeta, content: string | Buffer): Promise<unknown>
-}
-
 export interface CollectOptions {
   api: KubeApi
   namespace: string
   types: PlannedType[]
-  sink: ObjectSink
+  sink: EntrySink
   labelSelector?: string
   /** Types listed at once; default 2 (each holds a page of up to 500 objects). */
   concurrency?: number
@@ -91,7 +86,7 @@ export async function collectObjects(options: CollectOptions): Promise<CollectRe
  * identity may read them (CRDs are cluster-scoped: a namespace-only identity
  * usually may not, and the snapshot does not need them).
  */
-export async function collectCrds(api: KubeApi, types: ResourceType[], sink: ObjectSink): Promise<{stored: number; readable: boolean}> {
+export async function collectCrds(api: KubeApi, types: ResourceType[], sink: EntrySink): Promise<{stored: number; readable: boolean}> {
   const custom = types.filter(mayBeCustom)
   if (custom.length === 0) return {stored: 0, readable: true}
   let list: {items?: KubernetesObject[]}

@@ -5,13 +5,14 @@
  * strategy (csi.ts) takes VolumeSnapshots instead and records them.
  */
 import type {StreamEntry} from '../archive/manifest.js'
+import type {EntrySink} from '../archive/sink.js'
 import type {KubeApi} from '../cluster/api.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {ClaimCopyError} from './failure.js'
 import {HelperPods} from './helper.js'
 import {identityOfClaim, type IdentityWorkload} from './identity.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers, type PodLike} from './mounts.js'
-import {NoTarError, streamVolumeOut, UnreadableFilesError, type StreamSink, type TarSource} from './tar-out.js'
+import {NoTarError, streamVolumeOut, UnreadableFilesError, type TarSource} from './tar-out.js'
 
 export {DEFAULT_HELPER_IMAGE, HELPER_LABELS, HelperPods} from './helper.js'
 export {snapshotClaimsCsi, type CsiResult} from './csi.js'
@@ -54,7 +55,7 @@ export interface CopyVolumeOptions {
   pods: PodLike[]
   /** The namespace's workloads: when no pod mounts the claim, a helper runs as their template does. */
   workloads?: IdentityWorkload[]
-  sink: StreamSink
+  sink: EntrySink
   helpers: HelperPods
   /** Attempts per stream (default 3). */
   attempts?: number
