@@ -602,7 +602,7 @@ export class ArchiveWriter implements EntrySink {
   /**
    * Same as abort() for signal handlers: removes the `.partial` file and the
    * lock synchronously. An upload cannot be aborted synchronously: the promise
-   * returned then settles once it is (abortOnSignals waits for it).
+   * returned then settles once it is.
    */
   abortSync(): Promise<void> | undefined {
     if (this.#state !== 'open') return undefined
@@ -675,34 +675,6 @@ export class ArchiveWriter implements EntrySink {
     }
     this.#position = start
   }
-}
-
-/**
- * Removes the writer's `.partial` file and lock when the process gets one of
- * `signals`, then lets the signal take its usual effect if nobody else handles it.
- * For the command layer; returns a function that removes the handlers again.
- */
-export function abortOnSignals(writer: Pick<ArchiveWriter, 'abortSync'>, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']): () => void {
-  const handler = (signal: NodeJS.Signals) => {
-    const pending = writer.abortSync()
-    uninstall()
-    // With no other listener left, re-raise so the exit status says which signal ended us.
-    const reraise = () => {
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
-    }
-    if (!pending) return reraise()
-    // An upload's abort is a request: wait for it (at most 10 s), so no incomplete upload is left behind.
-    const timeout = setTimeout(reraise, 10_000)
-    pending.catch(() => {}).finally(() => {
-      clearTimeout(timeout)
-      reraise()
-    })
-  }
-  const uninstall = () => {
-    for (const s of signals) process.off(s, handler)
-  }
-  for (const s of signals) process.on(s, handler)
-  return uninstall
 }
 
 /**
