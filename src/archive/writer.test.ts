@@ -314,6 +314,11 @@ test('abort removes the partial file and the lock; the writer is closed after', 
     const sync = await createArchiveWriter(writerOptions(dir))
     sync.abortSync()
     assert.equal(await readdir(dir), [])
+    // Two aborts at once (a signal's and the failing run's): each settles only once the lock is gone.
+    const twice = await createArchiveWriter(writerOptions(dir))
+    void twice.abort()
+    await twice.abort()
+    assert.equal(await readdir(dir), [], 'the second abort waited for the first')
   } finally {
     await removeDir(dir)
   }

@@ -416,6 +416,8 @@ export class ArchiveWriter implements EntrySink {
   #pendingBytes = 0
   #queue: Promise<unknown> = Promise.resolve()
   #state: 'open' | 'finished' | 'aborted' = 'open'
+  /** The abort under way or done, for every caller of abort() to wait on. */
+  #aborting?: Promise<void>
 
   /** Use createArchiveWriter(). */
   constructor(state: WriterState) {
@@ -592,11 +594,17 @@ export class ArchiveWriter implements EntrySink {
     })
   }
 
-  /** Discards the archive: closes and removes the `.partial` file and releases the lock. Safe to call twice or after finish. */
-  async abort(): Promise<void> {
-    if (this.#state !== 'open') return
-    this.#state = 'aborted'
-    await this.#s.output.abort()
+  /**
+   * Discards the archive: closes and removes the `.partial` file and releases
+   * the lock. Safe to call twice or after finish; a second call while the
+   * first is under way settles with it (a signal's abort and the run's own).
+   */
+  abort(): Promise<void> {
+    if (this.#state === 'open') {
+      this.#state = 'aborted'
+      this.#aborting = this.#s.output.abort()
+    }
+    return this.#aborting ?? Promise.resolve()
   }
 
   /**
