@@ -55,3 +55,26 @@ export function taskList<C>(tasks: ListrTask<C>[], options: ProgressOptions): Li
     fallbackRendererOptions: plain,
   }) as unknown as Listr<C>
 }
+
+/** One phase as a task: its title and its latest output line, both settable while it runs. */
+export interface PhaseTask {
+  title: string
+  output: string
+}
+
+/**
+ * Shows phases that a pipeline runs itself (takeSnapshot) as tasks, each
+ * rendered as taskList renders a list: the same lines on a terminal, in logs
+ * and (none) with --json or --quiet. A phase's failure is thrown on.
+ */
+export function phaseRunner(options: ProgressOptions): {phase<T>(title: string, run: (task: PhaseTask) => Promise<T>): Promise<T>} {
+  return {
+    async phase<T>(title: string, run: (task: PhaseTask) => Promise<T>): Promise<T> {
+      let result: T | undefined
+      await taskList([{title, task: async (_ctx, task) => {
+        result = await run(task)
+      }}], options).run()
+      return result as T
+    },
+  }
+}

@@ -34,3 +34,13 @@ export function interruptOnSignals(signals: NodeJS.Signals[] = ['SIGINT', 'SIGTE
     stop,
   }
 }
+
+/**
+ * Ends the process by `signal` as if no handler had caught it (exit status
+ * 128+N, what a shell and a cron wrapper expect of an interrupted run): for a
+ * command that has put everything back and has nothing to report. Call it
+ * after Interrupt.stop(), or a handler still catches the signal.
+ */
+export function endBySignal(signal: NodeJS.Signals): void {
+  process.kill(process.pid, signal)
+}

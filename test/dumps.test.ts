@@ -27,7 +27,7 @@ import {
   DumpSyntaxError, isPodReady, loadCommand, loadDumps, parseDump, parseHook, parseLoad, planDumps, selectorQuery,
 } from '../src/dumps/index.js'
 import {sharedCluster, type TestCluster} from './cluster/index.js'
-import {kubesnap} from './helpers/cli.js'
+import {kubesnap, KUBESNAP_BIN} from './helpers/cli.js'
 
 // ---------------------------------------------------------------------------
 // Pure parts
@@ -202,6 +202,26 @@ test('snapshot: a failing pre-hook fails it with its stderr, post-hooks still ru
   assert.match(r.json?.error?.message ?? r.stderr, /pre-hook on statefulset\/jenkins failed.*nope/)
   assert.is((await inPod('cat /tmp/fail-hooks')).toString(), 'post\n')
   assert.equal(await archives(dir), [])
+})
+
+test('snapshot: Ctrl-C during a pre-hook stops it, runs the post-hooks to undo it, and ends by the signal with no archive', async () => {
+  const dir = await tempDir()
+  await inPod('rm -f /tmp/int-started /tmp/int-post')
+  const child = execa(process.execPath, [KUBESNAP_BIN, 'snapshot', '-n', ns, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--volumes', 'none',
+    '--pre-hook', 'statefulset/jenkins:touch /tmp/int-started; sleep 60',
+    '--post-hook', 'statefulset/jenkins:echo post >> /tmp/int-post'], {reject: false})
+  const deadline = Date.now() + 60_000
+  while ((await inPod('ls /tmp/int-started 2>/dev/null || true')).length === 0) {
+    assert.ok(Date.now() < deadline, 'the pre-hook started')
+    await sleep(200)
+  }
+  const interrupted = Date.now()
+  child.kill('SIGINT')
+  const result = await child
+  assert.ok(result.signal === 'SIGINT' || result.exitCode === 130, `ended by the signal (${result.signal ?? result.exitCode}): ${result.stderr}`)
+  assert.ok(Date.now() - interrupted < 20_000, 'it did not wait for the pre-hook to end')
+  assert.is((await inPod('cat /tmp/int-post')).toString(), 'post\n', 'the post-hook ran once')
+  assert.equal(await archives(dir), [], 'no archive, no partial file, no lock')
 })
 
 test('snapshot: bad flags are usage errors (exit 2) before anything is written; a workload without pods fails in one sentence', async () => {

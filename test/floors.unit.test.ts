@@ -31,12 +31,10 @@ const FLOORS: Floor[] = [
 
 /** Imports within a floor from one unit to another that are allowed, with the reason. */
 const SIDEWAYS: Array<{from: string; to: string; why: string}> = [
-  {from: 'dumps/', to: 'volumes/', why: 'a dump\'s stdout goes into the archive through tar-out\'s StreamSink, as a volume\'s tar does (issue 17 item 2: the EntrySink seam takes its place)'},
   {from: 'plan/', to: 'dumps/', why: 'a plan file holds dumps and hooks in their own syntax, checked by their parser'},
   {from: 'plan/', to: 'volumes/', why: 'a plan file names a volume strategy and the helper image'},
   {from: 'rbac/', to: 'resources/', why: 'the rights kubesnap needs follow the types it collects and restores'},
   {from: 'rbac/', to: 'volumes/', why: 'check asks the API server whether a helper pod would be admitted'},
-  {from: 'volumes/', to: 'resources/', why: 'CSI VolumeSnapshots are stored as objects through collect\'s ObjectSink (issue 17 item 2: EntrySink)'},
   {from: 'commands/*', to: 'base-command.ts', why: 'every command is a KubesnapCommand'},
   {from: 'commands/*', to: 'flags.ts', why: 'options shared by several commands'},
   {from: 'commands/*', to: 'progress.ts', why: 'the progress display and --quiet'},

@@ -29,7 +29,6 @@ export {
 } from './sign.js'
 export {verifyArchive, type VerifyOptions, type VerifyResult} from './verify.js'
 export {
-  abortOnSignals,
   ArchiveWriter,
   createArchiveWriter,
   DEFAULT_GZIP_LEVEL,

@@ -40,6 +40,9 @@ import {
 import {makeDirectory} from './disk.js'
 import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath, partSuffix} from './naming.js'
 import {isS3Url, joinLocation, s3} from './store.js'
+import type {EntrySink, ObjectMeta, StreamMeta, StreamOptions} from './sink.js'
+
+export type {EntrySink, ObjectMeta, StreamMeta, StreamOptions} from './sink.js'
 
 /** Default part size of streams: 1 GiB. */
 export const DEFAULT_PART_SIZE = 1024 ** 3
@@ -100,31 +103,6 @@ export interface ArchiveWriterOptions {
 export interface ManifestSigning {
   publicKey: string
   sign(manifest: Buffer): Buffer
-}
-
-/** What addObject needs to know about an object. */
-export interface ObjectMeta {
-  /** 'crd' files the object under `crds/` (CustomResourceDefinition definitions). */
-  type?: 'object' | 'crd'
-  kind: string
-  group: string
-  version: string
-  resource: string
-  name: string
-}
-
-/** What addStream needs to know about a stream. */
-export type StreamMeta = Pick<StreamEntry, 'type' | 'name' | 'kind' | 'group' | 'version' | 'resource' | 'extra'>
-
-export interface StreamOptions {
-  /** Compress the input with gzip (default) or store it as is (already compressed dumps). */
-  compress?: 'gzip' | 'none'
-  /**
-   * Called when the input has ended, before the entry is recorded: throw to
-   * discard it. The place to check the exec status and compare rawSize/rawSha256
-   * with what the pod counted, since an exec stream can lose its tail and end cleanly.
-   */
-  confirm?: (entry: StreamEntry) => void | Promise<void>
 }
 
 /** What finish() adds to the manifest. */
@@ -413,7 +391,7 @@ interface WriterState {
  * is being written waits for it. A failed addObject/addStream leaves no trace in
  * the file, so the caller may record the failure and go on.
  */
-export class ArchiveWriter {
+export class ArchiveWriter implements EntrySink {
   /** The final path the archive gets on finish(). */
   readonly path: string
   /** The temporary path it has until then. */
@@ -438,6 +416,8 @@ export class ArchiveWriter {
   #pendingBytes = 0
   #queue: Promise<unknown> = Promise.resolve()
   #state: 'open' | 'finished' | 'aborted' = 'open'
+  /** The abort under way or done, for every caller of abort() to wait on. */
+  #aborting?: Promise<void>
 
   /** Use createArchiveWriter(). */
   constructor(state: WriterState) {
@@ -614,17 +594,23 @@ export class ArchiveWriter {
     })
   }
 
-  /** Discards the archive: closes and removes the `.partial` file and releases the lock. Safe to call twice or after finish. */
-  async abort(): Promise<void> {
-    if (this.#state !== 'open') return
-    this.#state = 'aborted'
-    await this.#s.output.abort()
+  /**
+   * Discards the archive: closes and removes the `.partial` file and releases
+   * the lock. Safe to call twice or after finish; a second call while the
+   * first is under way settles with it (a signal's abort and the run's own).
+   */
+  abort(): Promise<void> {
+    if (this.#state === 'open') {
+      this.#state = 'aborted'
+      this.#aborting = this.#s.output.abort()
+    }
+    return this.#aborting ?? Promise.resolve()
   }
 
   /**
    * Same as abort() for signal handlers: removes the `.partial` file and the
    * lock synchronously. An upload cannot be aborted synchronously: the promise
-   * returned then settles once it is (abortOnSignals waits for it).
+   * returned then settles once it is.
    */
   abortSync(): Promise<void> | undefined {
     if (this.#state !== 'open') return undefined
@@ -697,34 +683,6 @@ export class ArchiveWriter {
     }
     this.#position = start
   }
-}
-
-/**
- * Removes the writer's `.partial` file and lock when the process gets one of
- * `signals`, then lets the signal take its usual effect if nobody else handles it.
- * For the command layer; returns a function that removes the handlers again.
- */
-export function abortOnSignals(writer: Pick<ArchiveWriter, 'abortSync'>, signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']): () => void {
-  const handler = (signal: NodeJS.Signals) => {
-    const pending = writer.abortSync()
-    uninstall()
-    // With no other listener left, re-raise so the exit status says which signal ended us.
-    const reraise = () => {
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
-    }
-    if (!pending) return reraise()
-    // An upload's abort is a request: wait for it (at most 10 s), so no incomplete upload is left behind.
-    const timeout = setTimeout(reraise, 10_000)
-    pending.catch(() => {}).finally(() => {
-      clearTimeout(timeout)
-      reraise()
-    })
-  }
-  const uninstall = () => {
-    for (const s of signals) process.off(s, handler)
-  }
-  for (const s of signals) process.on(s, handler)
-  return uninstall
 }
 
 /**

@@ -1,61 +1,26 @@
 import {Flags} from '@oclif/core'
-import {abortOnSignals, createArchiveWriter} from '../archive/writer.js'
+import {createArchiveWriter} from '../archive/writer.js'
 import {archiveSize} from '../archive/store.js'
 import {diskError} from '../archive/disk.js'
 import {LockedError} from '../archive/lock.js'
-import {snapshotStatus, UNLISTED_REASON, type Manifest, type SkippedItem, type SnapshotStatus} from '../archive/manifest.js'
-import {formatPrune, pruneDirectory, type PruneResult} from '../archive/prune.js'
 import {KubesnapCommand} from '../base-command.js'
 import {cipherFor} from '../archive/contents.js'
-import {keepFlags} from '../flags.js'
 import {loadSigningKey, type ManifestSigner} from '../archive/sign.js'
 import {signWithFlag} from '../signing.js'
-import {discoverResourceTypes, namespaceExists, qualifiedName} from '../cluster/index.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
-import {formatBytes} from '../format.js'
-import {quietFlag, taskList} from '../progress.js'
-import {collectCrds, collectObjects, type CollectResult, type ObjectSink} from '../resources/collect.js'
-import {planTypes, type TypePlan} from '../resources/selection.js'
-import {
-  copyVolume,
-  decideClaimFailure,
-  DEFAULT_HELPER_IMAGE,
-  HelperPods,
-  isBound,
-  listPods,
-  snapshotClaimsCsi,
-  VOLUME_STRATEGIES,
-  type ClaimObject,
-} from '../volumes/index.js'
-import {runDump, runHook} from '../dumps/index.js'
-import {isStatus} from '../cluster/api.js'
-import {listWorkloads} from '../volumes/workloads.js'
+import {phaseRunner, quietFlag} from '../progress.js'
+import {endBySignal, interruptOnSignals} from '../signals.js'
+import type {SnapshotResult} from '../snapshot/summary.js'
+import {takeSnapshot} from '../snapshot/take.js'
+import {DEFAULT_HELPER_IMAGE, VOLUME_STRATEGIES} from '../volumes/index.js'
 import {pushRunMetrics, type RunStatus} from '../metrics/pushgateway.js'
 import {loadPlan} from '../plan/plan.js'
-import {DEFAULT_SNAPSHOT_TIMEOUT_SECONDS, snapshotSettings, strategyOf, type SnapshotSettings} from '../plan/settings.js'
+import {DEFAULT_SNAPSHOT_TIMEOUT_SECONDS, snapshotSettings, type SnapshotSettings} from '../plan/settings.js'
+import {formatPrune, pruneDirectory, type PruneResult} from '../archive/prune.js'
+import {keepFlags} from '../flags.js'
 
 /** What `snapshot --json` prints. */
-export interface SnapshotSummary {
-  /** `partial` when types could not be listed or claims' data could not be copied (snapshotStatus). */
-  status: SnapshotStatus
-  path: string
-  namespace: string
-  number: number
-  startedAt: string
-  finishedAt: string
-  objects: number
-  /** Volumes streamed into the archive (--volumes tar). */
-  volumes: number
-  /** VolumeSnapshots taken and recorded (--volumes csi). */
-  volumeSnapshots: number
-  /** Application dumps stored (--dump). */
-  dumps: number
-  bytes: number
-  /** Requests sent to the API server, retries included. */
-  apiRequests: number
-  /** Objects and types left out, with reasons (also in the manifest). */
-  skipped: Manifest['skipped']
-  warnings: string[]
+export interface SnapshotSummary extends SnapshotResult {
   /** What --prune kept and removed in the namespace, when it ran. */
   prune?: PruneResult
 }
@@ -128,6 +93,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
       summary = await this.snapshot(settings, encryption, signer).catch((err: unknown) => {
         throw diskError(err, settings.output, 'no archive was written') ?? err
       })
+      // The archive is written (complete or partial): what follows a snapshot (pruning) comes here.
       if (settings.prune) {
         if (summary.status === 'complete') summary.prune = await this.prune(settings, summary)
         else this.note(`Archives were not pruned: snapshot ${summary.number} is partial, and only a complete snapshot lets older ones go.`)
@@ -145,9 +111,8 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     return summary
   }
 
-  /** Takes the snapshot: objects, dumps, hooks and volume data into a finished archive. */
+  /** Takes the snapshot into a new archive, showing its phases; on Ctrl-C, ends by the signal once the archive and helpers are gone. */
   private async snapshot(settings: SnapshotSettings, encryption: Awaited<ReturnType<typeof cipherFor>>, signer?: ManifestSigner): Promise<SnapshotSummary> {
-    const dumpPlan = settings.dumps
     const {api, namespace, config} = await this.connect(settings.connection)
     this.namespace = namespace
     // The archive is opened first: a held lock fails fast, before any API call,
@@ -161,216 +126,23 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
       recipients: encryption?.recipients,
       signer,
     })
-    const detachSignals = abortOnSignals(writer)
-
-    let plan: TypePlan = {types: [], skipped: []}
-    let collected: CollectResult = {stored: {}, skipped: [], unlisted: []}
-    const unlisted: CollectResult['unlisted'] = []
-    let crdsReadable = true
-    let manifest: Manifest | undefined
-    // The claims stored with the objects: their data follows (so -l and --include-kinds select volumes too).
-    const claims: ClaimObject[] = []
-    const sink: ObjectSink = {
-      addObject: (meta, content) => {
-        if (meta.group === '' && meta.resource === 'persistentvolumeclaims') claims.push(JSON.parse(content.toString()) as ClaimObject)
-        return writer.addObject(meta, content)
-      },
-    }
-    const volumeSkipped: SkippedItem[] = []
-    const volumeWarnings: string[] = []
-    let volumeSnapshots = 0
-    // Post-hooks run once pre-hooks have started, also when the copy fails.
-    const hooks = {bracketed: false, postDone: false}
-    const runPostHooks = async (report?: (line: string) => void) => {
-      hooks.postDone = true
-      // Every post-hook runs; the first failure is reported.
-      let failure: unknown
-      for (const hook of dumpPlan.postHooks) {
-        await runHook(api, namespace, hook, 'post-hook').then((at) => report?.(`post-hook in ${at.pod}: done`), (err: unknown) => (failure ??= err))
-      }
-      if (failure) throw failure
-    }
-
-    /** Whether the namespace exists, as far as the identity may tell (undefined: it may not get namespaces). */
-    let exists: boolean | undefined
-    const tasks = taskList([
-      {
-        title: 'Discover resource types',
-        task: async (_ctx, task) => {
-          // A typo in -n or a plan must not make "successful" empty backups forever.
-          exists = await namespaceExists(api, namespace)
-          if (exists === false) throw new KubesnapError(`The namespace ${namespace} does not exist on ${config.server}; check the name given with -n (or the plan's namespace).`)
-          const discovery = await discoverResourceTypes(api)
-          plan = planTypes(discovery.types, {includeKinds: settings.includeKinds, excludeKinds: settings.excludeKinds})
-          for (const failure of discovery.failed) unlisted.push({resource: failure.groupVersion, reason: `discovery failed: ${failure.error}`})
-          task.title = `Discovered ${plan.types.length} types to list in ${namespace}`
-        },
-      },
-      {
-        title: `List objects into snapshot ${writer.number}`,
-        task: async (_ctx, task) => {
-          let done = 0
-          collected = await collectObjects({
-            api,
-            namespace,
-            types: plan.types,
-            sink,
-            labelSelector: settings.selector,
-            concurrency: this.flags.concurrency,
-            onTypeDone: (type, stored) => {
-              done++
-              if (stored > 0) task.output = `${qualifiedName(type)}: ${stored}`
-              task.title = `Listed ${done}/${plan.types.length} types`
-            },
-          })
-          unlisted.push(...collected.unlisted)
-          const listed = plan.types.map((p) => p.type).filter((t) => collected.stored[qualifiedName(t)] > 0)
-          crdsReadable = (await collectCrds(api, listed, writer)).readable
-          task.title = `Listed ${countObjects(collected)} objects of ${listed.length} types`
-        },
-      },
-      {
-        title: `Run ${dumpPlan.dumps.length} application dump(s)`,
-        enabled: () => dumpPlan.dumps.length > 0,
-        task: async (_ctx, task) => {
-          for (const dump of dumpPlan.dumps) {
-            // Named, never shown: a command line may hold credentials.
-            task.output = `${dump.name}: running`
-            const entry = await runDump(api, namespace, dump, writer)
-            task.output = `${dump.name}: ${formatBytes(entry.rawSize)} (${formatBytes(entry.size)} stored)`
-          }
-          task.title = `Stored ${dumpPlan.dumps.length} application dump(s)`
-        },
-      },
-      {
-        title: 'Run pre-hooks',
-        enabled: () => dumpPlan.preHooks.length > 0 || dumpPlan.postHooks.length > 0,
-        task: async (_ctx, task) => {
-          hooks.bracketed = true
-          for (const hook of dumpPlan.preHooks) {
-            const at = await runHook(api, namespace, hook, 'pre-hook')
-            task.output = `pre-hook in ${at.pod}: done`
-          }
-          task.title = `Ran ${dumpPlan.preHooks.length} pre-hook(s)`
-        },
-      },
-      {
-        title: 'Copy volume data',
-        enabled: () => claims.length > 0,
-        task: async (_ctx, task) => {
-          const names = new Set(claims.map((c) => c.metadata!.name!))
-          for (const claim of Object.keys(settings.volumes.claims).filter((c) => !names.has(c)).sort()) {
-            volumeWarnings.push(`The plan sets a volume strategy for claim ${claim}, which this snapshot does not hold.`)
-          }
-          const bound = claims.filter(isBound).map((c) => c.metadata!.name!).sort()
-          for (const claim of claims.filter((c) => !isBound(c))) {
-            volumeSkipped.push({kind: 'PersistentVolumeClaim', resource: 'persistentvolumeclaims', name: claim.metadata?.name, reason: 'data not copied: the claim is not bound to a volume'})
-          }
-          const byStrategy = (strategy: string) => bound.filter((c) => strategyOf(settings.volumes, c) === strategy)
-          const [tar, csi, none] = [byStrategy('tar'), byStrategy('csi'), byStrategy('none')]
-          for (const claim of none) {
-            volumeSkipped.push({kind: 'PersistentVolumeClaim', resource: 'persistentvolumeclaims', name: claim, reason: 'data not copied: its volume strategy is none'})
-          }
-          if (tar.length + csi.length === 0) {
-            task.title = bound.length === 0 ? 'No bound claims: no volume data to copy' : `No volume data copied (strategy none for ${none.length} claim(s))`
-            return
-          }
-          if (csi.length > 0) {
-            const result = await snapshotClaimsCsi({
-              api, namespace, claims: csi, number: writer.number, startedAt: writer.startedAt, sink: writer,
-              snapshotClass: settings.volumes.snapshotClass, timeoutMs: settings.volumes.snapshotTimeoutSeconds * 1000,
-              onStatus: (line) => (task.output = line),
-            })
-            volumeSnapshots = csi.length
-            task.title = `Took ${csi.length} VolumeSnapshot(s)${result.snapshotClass ? ` of class ${result.snapshotClass}` : ''}`
-          }
-          if (tar.length === 0) return
-          // One claim at a time: running container that mounts it (else a helper pod) → tar over exec → archive entry.
-          const helpers = new HelperPods(api, namespace, {image: settings.volumes.helperImage, asRoot: settings.volumes.helperAsRoot})
-          const detachHelperCleanup = helpers.deleteOnSignals()
-          // Leftovers of a killed run first: they mount claims and would pin helpers beside them.
-          volumeWarnings.push(...await helpers.removeStale())
-          const pods = await listPods(api, namespace)
-          // When no pod mounts a claim, its helper runs as the workload whose template does.
-          // Without the right to list them (a Role for snapshots of some kinds only), helpers run as root or as the platform says.
-          const workloads = (await listWorkloads(api, namespace).catch((err: unknown) => {
-            if (isStatus(err, 403)) return []
-            throw err
-          })).map((w) => ({...w.object, kind: w.kind}))
-          let failed = 0
-          try {
-            for (const [index, claim] of tar.entries()) {
-              task.title = `Copy volume data (${index + 1}/${tar.length}): ${claim}`
-              try {
-                const {entry, helperReason, warnings} = await copyVolume({
-                  api, namespace, claim, pods, workloads, sink: writer, helpers, attempts: this.flags['volume-attempts'],
-                  onStatus: (line) => (task.output = `${claim}: ${line}`),
-                  onProgress: (bytes) => (task.output = `${claim}: ${formatBytes(bytes)}`),
-                })
-                if (helperReason) volumeWarnings.push(`Claim ${claim} was copied through a helper pod: ${helperReason}.`)
-                volumeWarnings.push(...warnings)
-                task.output = `${claim}: ${formatBytes(entry.rawSize)} (${formatBytes(entry.size)} stored)`
-              } catch (err) {
-                // One claim's failure leaves it out (the snapshot is partial), unless volumes are required or the archive itself failed.
-                const decision = decideClaimFailure(claim, err, {volumesRequired: settings.volumes.required, archiveOpen: writer.state === 'open', output: settings.output})
-                if (decision.action === 'abort') throw err
-                failed++
-                volumeSkipped.push(decision.skipped)
-                volumeWarnings.push(decision.warning)
-                task.output = `${claim}: not copied`
-              }
-            }
-          } finally {
-            await helpers.removeAll()
-            detachHelperCleanup()
-          }
-          task.title = `Copied the data of ${tar.length - failed}/${tar.length} claim(s)${csi.length > 0 ? `, took ${csi.length} VolumeSnapshot(s)` : ''}`
-        },
-      },
-      {
-        title: 'Run post-hooks',
-        enabled: () => dumpPlan.postHooks.length > 0,
-        task: async (_ctx, task) => {
-          await runPostHooks((line) => (task.output = line))
-          task.title = `Ran ${dumpPlan.postHooks.length} post-hook(s)`
-        },
-      },
-      {
-        title: 'Finish the archive',
-        task: async (_ctx, task) => {
-          if (exists === undefined && countObjects(collected) === 0) {
-            const narrowed = settings.selector || settings.includeKinds?.length ? ' and what -l/--include-kinds select' : ''
-            throw new KubesnapError(`No object of namespace ${namespace} could be stored, and this identity may not get namespaces to tell whether it exists; check the name given with -n${narrowed} (no archive was written).`)
-          }
-          const warnings = [...unlisted.map((u) => `Could not list ${u.resource} (${u.reason}).`), ...volumeWarnings]
-          if (!crdsReadable) warnings.push('CustomResourceDefinitions are not readable with these credentials and are not in the archive; restore needs them installed already.')
-          const result = await writer.finish({
-            skipped: [...plan.skipped, ...collected.skipped, ...unlisted.map((u) => ({resource: u.resource, reason: `${UNLISTED_REASON}${u.reason}`, failed: true})), ...volumeSkipped],
-            warnings,
-          })
-          manifest = result.manifest
-          task.title = `Wrote ${result.path}`
-        },
-      },
-    ], {json: this.jsonEnabled(), quiet: this.flags.quiet})
-
+    const interrupt = interruptOnSignals()
+    // The pipeline stops in order; should anything hang, the signal still ends the run within 10 s.
+    interrupt.signal.addEventListener('abort', () => setTimeout(() => endBySignal(interrupt.received!), 10_000).unref(), {once: true})
+    const progress = {...phaseRunner({json: this.jsonEnabled(), quiet: this.flags.quiet}), note: (message: string) => this.note(message)}
+    let result: SnapshotResult
     try {
-      await tasks.run()
-    } catch (err) {
-      if (hooks.bracketed && !hooks.postDone) {
-        // The copy (or a pre-hook) failed: undo what the pre-hooks did all the same.
-        await runPostHooks().catch((postErr: unknown) => this.note(`${(postErr as Error).message}`))
-      }
-      await writer.abort()
-      throw err
+      result = await takeSnapshot({api, namespace, server: config.server}, settings, writer, progress, {
+        concurrency: this.flags.concurrency, volumeAttempts: this.flags['volume-attempts'], signal: interrupt.signal,
+      })
     } finally {
-      detachSignals()
+      interrupt.stop()
+      // Interrupted: everything is put back; the run ends as the signal would have ended it.
+      if (interrupt.received) endBySignal(interrupt.received)
     }
-
-    const status = snapshotStatus(manifest!)
-    if (status === 'partial') process.exitCode = EXIT.partial
-    for (const warning of manifest!.warnings) this.note(warning)
-    return summarize(manifest!, writer.path, status, api.requests, volumeSnapshots)
+    if (result.status === 'partial') process.exitCode = EXIT.partial
+    for (const warning of result.warnings) this.note(warning)
+    return result
   }
 
   /** Applies the retention policy to the namespace's archives; a failure fails the run, naming the archive that was written. */
@@ -403,28 +175,4 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
 /** The exit code an error ends the run with (as KubesnapCommand.catch decides it). */
 function exitCodeOf(err: unknown): number {
   return (err as {exitCode?: number}).exitCode ?? EXIT.failed
-}
-
-function countObjects(collected: CollectResult): number {
-  return Object.values(collected.stored).reduce((a, b) => a + b, 0)
-}
-
-
-function summarize(manifest: Manifest, path: string, status: SnapshotSummary['status'], apiRequests: number, volumeSnapshots: number): SnapshotSummary {
-  return {
-    status,
-    path,
-    namespace: manifest.namespace,
-    number: manifest.number,
-    startedAt: manifest.startedAt,
-    finishedAt: manifest.finishedAt,
-    objects: manifest.entries.filter((e) => e.type === 'object').length,
-    volumes: manifest.entries.filter((e) => e.type === 'volume').length,
-    volumeSnapshots,
-    dumps: manifest.entries.filter((e) => e.type === 'dump').length,
-    bytes: manifest.entries.reduce((sum, e) => sum + e.size, 0),
-    apiRequests,
-    skipped: manifest.skipped,
-    warnings: manifest.warnings,
-  }
 }

@@ -10,12 +10,12 @@ import {PassThrough} from 'node:stream'
 import {ArchiveError} from '../archive/errors.js'
 import type {StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
+import type {EntrySink} from '../archive/sink.js'
 import type {KubeApi} from '../cluster/api.js'
 import {ExecError, execInPod, V4_PROTOCOL, type ExecProtocol} from '../cluster/exec.js'
 import {BUILTIN_TYPES, listObjects} from '../cluster/paging.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
 import {formatBytes} from '../format.js'
-import type {StreamSink} from '../volumes/tar-out.js'
 import {DumpSyntaxError, formatTarget, parseTarget, planDumps, type DumpPlan, type DumpSpec, type DumpTarget, type HookSpec} from './spec.js'
 
 export * from './spec.js'
@@ -151,7 +151,7 @@ export interface DumpExtra {
  * arrived; otherwise it is cut off the archive and a one-sentence
  * KubesnapError (with the command's stderr) is thrown.
  */
-export async function runDump(api: KubeApi, namespace: string, dump: DumpSpec & {load?: string}, sink: StreamSink, options: {signal?: AbortSignal} = {}): Promise<StreamEntry> {
+export async function runDump(api: KubeApi, namespace: string, dump: DumpSpec & {load?: string}, sink: EntrySink, options: {signal?: AbortSignal} = {}): Promise<StreamEntry> {
   const at = await requireReadyPod(api, namespace, dump.target, `dump ${dump.name}`)
   const extra: DumpExtra = {
     workload: `${dump.target.kind}/${dump.target.name}`,

@@ -118,6 +118,6 @@ export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSet
 }
 
 /** The strategy of one claim under the settings. */
-export function strategyOf(settings: SnapshotSettings['volumes'], claim: string): VolumeStrategy {
+export function strategyOf(settings: Pick<SnapshotSettings['volumes'], 'strategy' | 'claims'>, claim: string): VolumeStrategy {
   return settings.claims[claim] ?? settings.strategy
 }

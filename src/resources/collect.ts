@@ -3,10 +3,10 @@
  * server returned it, to the archive; a few types are listed at once and each
  * list holds one page in memory at a time.
  */
-import type {KubernetesObject} from '@kubernetes/client-node'
+import type {KubernetesObject, V1PersistentVolumeClaim} from '@kubernetes/client-node'
 import pLimit from 'p-limit'
 import type {SkippedItem} from '../archive/manifest.js'
-import type {ObjectMeta} from '../archive/writer.js'
+import type {EntrySink, ObjectMeta} from '../archive/sink.js'
 import {apiFailure, ApiError, ByteBuffer, type KubeApi} from '../cluster/api.js'
 import {isBuiltinGroup, qualifiedName, type ResourceType} from '../cluster/discovery.js'
 import {listAll} from '../cluster/paging.js'
@@ -14,22 +14,19 @@ import {KubesnapError, messageOf} from '../errors.js'
 import type {PlannedType} from './selection.js'
 import {objectSkipReason} from './skip.js'
 
-/** Where collected objects go: the archive writer, or anything with its addObject. */
-export interface ObjectSink {
-  addObject(meta: ObjectMeta, content: string | Buffer): Promise<unknown>
-}
-
 export interface CollectOptions {
   api: KubeApi
   namespace: string
   types: PlannedType[]
-  sink: ObjectSink
+  sink: EntrySink
   labelSelector?: string
   /** Types listed at once; default 2 (each holds a page of up to 500 objects). */
   concurrency?: number
   /** Page size; default 500. */
   pageSize?: number
   onTypeDone?: (type: ResourceType, stored: number) => void
+  /** Stops the listing between objects once aborted (a Ctrl-C): nothing more is stored. */
+  signal?: AbortSignal
 }
 
 export interface CollectResult {
@@ -39,6 +36,8 @@ export interface CollectResult {
   skipped: SkippedItem[]
   /** Types that could not be listed (not asked for by name): the snapshot is partial. */
   unlisted: {resource: string; reason: string}[]
+  /** The PersistentVolumeClaims stored, as listed: their data follows them into the snapshot. */
+  claims: V1PersistentVolumeClaim[]
 }
 
 /** HTTP statuses that mean "this type cannot be listed here", not "the snapshot broke". */
@@ -46,22 +45,25 @@ const UNLISTABLE = new Set([403, 404, 405, 503])
 
 /** Collects the objects of every planned type into the sink. */
 export async function collectObjects(options: CollectOptions): Promise<CollectResult> {
-  const result: CollectResult = {stored: {}, skipped: [], unlisted: []}
+  const result: CollectResult = {stored: {}, skipped: [], unlisted: [], claims: []}
   const limit = pLimit(options.concurrency ?? 2)
   // One page buffer per concurrent list, handed from type to type: it grows to a page once, not once per type.
   const buffers: ByteBuffer[] = []
   await Promise.all(options.types.map(({type, askedByName}) => limit(async () => {
+    options.signal?.throwIfAborted()
     const name = qualifiedName(type)
     const buffer = buffers.pop() ?? new ByteBuffer()
     let stored = 0
     try {
       for await (const {object: obj, json} of listAll(options.api, type, {namespace: options.namespace, labelSelector: options.labelSelector, limit: options.pageSize, buffer})) {
+        options.signal?.throwIfAborted()
         const reason = objectSkipReason(type, obj)
         if (reason) {
           result.skipped.push({kind: type.kind, resource: name, name: obj.metadata?.name, reason})
           continue
         }
         await options.sink.addObject(objectMeta(type, obj), json)
+        if (type.group === '' && type.resource === 'persistentvolumeclaims') result.claims.push(obj as V1PersistentVolumeClaim)
         stored++
       }
     } catch (err) {
@@ -91,7 +93,7 @@ export async function collectObjects(options: CollectOptions): Promise<CollectRe
  * identity may read them (CRDs are cluster-scoped: a namespace-only identity
  * usually may not, and the snapshot does not need them).
  */
-export async function collectCrds(api: KubeApi, types: ResourceType[], sink: ObjectSink): Promise<{stored: number; readable: boolean}> {
+export async function collectCrds(api: KubeApi, types: ResourceType[], sink: EntrySink): Promise<{stored: number; readable: boolean}> {
   const custom = types.filter(mayBeCustom)
   if (custom.length === 0) return {stored: 0, readable: true}
   let list: {items?: KubernetesObject[]}

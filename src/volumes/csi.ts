@@ -6,9 +6,9 @@
  * `dataSource: VolumeSnapshot`.
  */
 import {setTimeout as sleep} from 'node:timers/promises'
+import type {EntrySink} from '../archive/sink.js'
 import {isStatus, type KubeApi} from '../cluster/api.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
-import type {ObjectSink} from '../resources/collect.js'
 import {MANAGED_BY, SNAPSHOT_NUMBER_LABEL} from '../labels.js'
 
 const GROUP = 'snapshot.storage.k8s.io'
@@ -25,7 +25,7 @@ export interface CsiOptions {
   snapshotClass?: string
   /** How long to wait for all snapshots to be readyToUse (default 5 min). */
   timeoutMs?: number
-  sink: ObjectSink
+  sink: EntrySink
   onStatus?: (line: string) => void
 }
 

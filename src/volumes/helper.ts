@@ -3,8 +3,8 @@
  * or the one that does has no sh or tar, as distroless images), kubesnap
  * starts a small pod that mounts the claim read-only and sleeps, streams the
  * volume out of it, and deletes it: when done, when the stream fails, and on
- * Ctrl-C. A ReadWriteOnce claim already in use is pinned to its user's node,
- * the only node that can mount it.
+ * Ctrl-C (HelperPods.use). A ReadWriteOnce claim already in use is pinned to
+ * its user's node, the only node that can mount it.
  */
 import {randomBytes} from 'node:crypto'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -61,10 +61,12 @@ export interface HelperAdmission {
   refused?: string
 }
 
-/** The helper pods of one run, deleted when done and on SIGINT/SIGTERM/SIGHUP. */
+/** The helper pods of one run, deleted when done and when the run is interrupted (use). */
 export class HelperPods {
   readonly image: string
   private readonly live = new Set<string>()
+  /** The run's stop signal while use() runs: no helper starts after it, and none waits on. */
+  private signal?: AbortSignal
   private readonly startTimeoutMs: number
   /** `--helper-as-root`: every helper runs as root with the copy's capabilities. */
   readonly asRoot: boolean
@@ -83,6 +85,7 @@ export class HelperPods {
    * the platform assigns and says so in the helper's warnings.
    */
   async start(claim: string, nodeName?: string, options: {readOnly?: boolean; app?: IdentitySource} = {}): Promise<HelperPod> {
+    this.signal?.throwIfAborted()
     const name = helperName(claim)
     const warnings: string[] = []
     let mode = helperMode(options.app?.identity, this.asRoot)
@@ -182,25 +185,30 @@ export class HelperPods {
   }
 
   /**
-   * On SIGINT, SIGTERM or SIGHUP: deletes the live helpers (for at most 10 s),
-   * then re-raises the signal so the process ends as it would have.
-   * Returns a function that removes the handlers.
+   * Runs `fn` with these helpers, the one lifecycle of a run's helpers: first
+   * deletes the helpers earlier runs left (removeStale; fn gets one sentence
+   * per helper removed, for the run's warnings), then runs fn, then deletes
+   * every helper still running, whether fn succeeded or failed. When `signal`
+   * aborts (interruptOnSignals) the helpers are deleted at once, no helper
+   * starts after it, and a start under way stops waiting.
    */
-  deleteOnSignals(signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']): () => void {
-    let handling = false
-    const handler = (signal: NodeJS.Signals) => {
-      if (handling) return
-      handling = true
-      void Promise.race([this.removeAll(), sleep(10_000)]).finally(() => {
-        uninstall()
-        process.kill(process.pid, signal)
-      })
+  async use<T>(fn: (removedStale: string[]) => Promise<T>, options: {signal?: AbortSignal} = {}): Promise<T> {
+    const {signal} = options
+    signal?.throwIfAborted()
+    this.signal = signal
+    let removing: Promise<void> | undefined
+    const onAbort = () => {
+      removing = this.removeAll()
     }
-    const uninstall = () => {
-      for (const s of signals) process.off(s, handler)
+    signal?.addEventListener('abort', onAbort, {once: true})
+    try {
+      return await fn(await this.removeStale())
+    } finally {
+      signal?.removeEventListener('abort', onAbort)
+      this.signal = undefined
+      await removing
+      await this.removeAll()
     }
-    for (const s of signals) process.on(s, handler)
-    return uninstall
   }
 
   /** Waits for the helper's container to run; returns the node it runs on. Fails early on image and scheduling errors. */
@@ -208,6 +216,7 @@ export class HelperPods {
     const deadline = Date.now() + this.startTimeoutMs
     let last = 'not scheduled yet'
     while (Date.now() < deadline) {
+      this.signal?.throwIfAborted()
       const pod = await this.api.get<HelperPodStatus>(`/api/v1/namespaces/${this.namespace}/pods/${name}`)
       const phase = pod.status?.phase
       const container = pod.status?.containerStatuses?.find((c) => c.name === HELPER_CONTAINER)

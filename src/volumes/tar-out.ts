@@ -10,14 +10,11 @@
 import {PassThrough} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {StreamEntry} from '../archive/manifest.js'
-import type {ArchiveWriter} from '../archive/writer.js'
+import type {EntrySink} from '../archive/sink.js'
 import type {KubeApi} from '../cluster/api.js'
 import {ExecError, execInPod, type ExecResult} from '../cluster/exec.js'
 import {parsePodReport} from './pod-report.js'
 import {TarCheck} from './tar-check.js'
-
-/** Where the archive entry goes: the archive writer, or anything with its addStream. */
-export type StreamSink = Pick<ArchiveWriter, 'addStream'>
 
 /**
  * The pod-side script, run as `sh -c SCRIPT kubesnap-tar DIR` (DIR as `$1`, so
@@ -141,7 +138,7 @@ export interface TarOutOptions {
   /** The PersistentVolumeClaim: the entry's name. */
   claim: string
   source: TarSource
-  sink: StreamSink
+  sink: EntrySink
   /** Attempts in all (default 3). */
   attempts?: number
   /** Pause before attempt n+1: n seconds by default. */
