@@ -1,6 +1,6 @@
 import {execFileSync, spawn} from 'node:child_process'
 import {createHash, randomBytes} from 'node:crypto'
-import {mkdir, readdir, readFile, stat, writeFile} from 'node:fs/promises'
+import {mkdir, readdir, readFile, stat} from 'node:fs/promises'
 import {join} from 'node:path'
 import {Readable, Transform} from 'node:stream'
 import {buffer} from 'node:stream/consumers'

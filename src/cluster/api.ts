@@ -10,7 +10,7 @@ import http from 'node:http'
 import {URL} from 'node:url'
 import pRetry, {AbortError} from 'p-retry'
 import type {V1Status} from '@kubernetes/client-node'
-import {EXIT, KubesnapError, messageOf} from '../errors.js'
+import {KubesnapError, messageOf} from '../errors.js'
 import type {LoadedConfig} from './kubeconfig.js'
 import {isWrite, mayHaveApplied, NETWORK_CODES, shouldRetry, type AttemptFailure} from './retry.js'
 

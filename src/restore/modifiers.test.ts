@@ -24,7 +24,6 @@ function problems(text: string): string[] {
 const pvc = (name: string, labels: Record<string, string>, storageClassName: string): KubernetesObject =>
   ({apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: {name, namespace: 'bar', labels}, spec: {storageClassName, resources: {requests: {storage: '1Gi'}}}} as KubernetesObject)
 const withSpec = (o: KubernetesObject, spec: object): KubernetesObject => ({...o, spec: {...(o as {spec: object}).spec, ...spec}} as KubernetesObject)
-const withLabels = (o: KubernetesObject, labels: Record<string, string>): KubernetesObject => ({...o, metadata: {...o.metadata, labels}})
 const deployment = (name: string): KubernetesObject => ({
   apiVersion: 'apps/v1', kind: 'Deployment', metadata: {name, namespace: 'foo'},
   spec: {template: {spec: {containers: [{name: 'app', image: 'registry.old/app:1'}]}}},

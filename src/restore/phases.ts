@@ -12,7 +12,7 @@ import {qualifiedName, type KubeApi} from '../cluster/index.js'
 import {loadableDumps, loadDumps, type DumpOutcome} from '../dumps/index.js'
 import {messageOf} from '../errors.js'
 import {restoreRank} from '../resources/priorities.js'
-import {HelperPods, type HelperOptions} from '../volumes/helper.js'
+import {HelperPods} from '../volumes/helper.js'
 import type {CheckedRestore} from './check.js'
 import {restoreObjects, type ObjectOutcome} from './objects.js'
 import type {RestorePlan} from './plan.js'
@@ -54,21 +54,6 @@ export async function applyEntries(api: KubeApi, reader: ArchiveReader, checked:
 }
 
 /**
- * Runs `fn` with the helper pods of `namespace`: those a killed run left are
- * removed first (`onStale` gets what was said about them), and every helper is
- * removed after, on every path. Restore's one place for the helpers' lifecycle.
- */
-async function withHelperPods<T>(api: KubeApi, namespace: string, options: HelperOptions, onStale: (warnings: string[]) => void, fn: (helpers: HelperPods) => Promise<T>): Promise<T> {
-  const helpers = new HelperPods(api, namespace, options)
-  try {
-    onStale(await helpers.removeStale())
-    return await fn(helpers)
-  } finally {
-    await helpers.removeAll()
-  }
-}
-
-/**
  * The claims' data (--volumes tar), planned against what runs now: workloads
  * the archive brings are created only after their data. A dry run returns the
  * plan. A signal during the copy stops it in order: helpers deleted, scaled
@@ -81,14 +66,17 @@ export async function restoreVolumeData(api: KubeApi, reader: ArchiveReader, che
 }): Promise<VolumeOutcome[]> {
   const plans = await planVolumes(api, checked.namespace, checked.volumeEntries, {live: plan.live, workloads: checked.workloadsBefore})
   if (plan.dryRun) return plans.map(plannedVolume)
-  const helperOptions = {image: plan.helper.image, asRoot: plan.helper.asRoot, startTimeoutMs: plan.timeoutMs}
-  return withHelperPods(api, checked.namespace, helperOptions, options.onWarnings, async (helpers) => restoreVolumes({
-    api, namespace: checked.namespace, reader, plans, helpers, signal: options.signal,
-    mode: plan.volumeMode, timeoutMs: plan.timeoutMs, onStatus: options.onStatus,
-    approved: checked.volumesApproved,
-    workloads: checked.workloadsBefore.map((w) => ({...w.object, kind: w.kind})),
-    archivedWorkloads: await archivedWorkloads(reader, checked.entries),
-  }))
+  const helpers = new HelperPods(api, checked.namespace, {image: plan.helper.image, asRoot: plan.helper.asRoot, startTimeoutMs: plan.timeoutMs})
+  return helpers.use(async (removedStale) => {
+    options.onWarnings(removedStale)
+    return restoreVolumes({
+      api, namespace: checked.namespace, reader, plans, helpers, signal: options.signal,
+      mode: plan.volumeMode, timeoutMs: plan.timeoutMs, onStatus: options.onStatus,
+      approved: checked.volumesApproved,
+      workloads: checked.workloadsBefore.map((w) => ({...w.object, kind: w.kind})),
+      archivedWorkloads: await archivedWorkloads(reader, checked.entries),
+    })
+  }, {signal: options.signal})
 }
 
 /** A dry run's outcome for one planned volume. */
