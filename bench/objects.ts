@@ -86,7 +86,7 @@ interface CleanedObject {
  * The archive's objects cleaned for `namespace` as restore cleans them, read
  * once: the input of the baselines, so they send what kubesnap sends.
  */
-async function cleanedObjects(archive: string, namespace: string): Promise<CleanedObject[]> {
+export async function cleanedObjects(archive: string, namespace: string): Promise<CleanedObject[]> {
   const reader = await openArchive(archive)
   const source = reader.manifest.namespace
   const out: CleanedObject[] = []
@@ -116,9 +116,10 @@ function credentials(kubeconfig: string): {server: string; ca: Buffer; token: st
  * The ceiling: `objects` POSTed by the least client there is (node:https on
  * keep-alive sockets, bodies serialized beforehand, no retries, no kubesnap
  * code), `concurrency` at a time. Returns the seconds it took; throws on the
- * first answer that is not 201.
+ * first answer that is neither 201 nor 409 (what the namespace made by itself,
+ * its `default` ServiceAccount, restore skips too).
  */
-async function postAll(kubeconfig: string, objects: CleanedObject[], concurrency: number): Promise<number> {
+export async function postAll(kubeconfig: string, objects: CleanedObject[], concurrency: number): Promise<number> {
   const {server, ca, token} = credentials(kubeconfig)
   const base = new URL(server)
   const agent = new https.Agent({keepAlive: true, maxSockets: concurrency, ca})
@@ -130,7 +131,7 @@ async function postAll(kubeconfig: string, objects: CleanedObject[], concurrency
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('error', reject)
-      res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`POST ${o.collection}: ${res.statusCode} ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`))))
+      res.on('end', () => (res.statusCode === 201 || res.statusCode === 409 ? resolve() : reject(new Error(`POST ${o.collection}: ${res.statusCode} ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`))))
     })
     req.on('error', reject)
     req.end(o.json)
@@ -148,7 +149,7 @@ async function postAll(kubeconfig: string, objects: CleanedObject[], concurrency
 }
 
 /** `kubectl apply --server-side -f FILE` of `objects` (one file of JSON documents), as a user would script it; returns its measurement. */
-async function kubectlApply(kubeconfig: string, objects: CleanedObject[]): Promise<{seconds: number; peakRssMiB: number}> {
+export async function kubectlApply(kubeconfig: string, objects: CleanedObject[]): Promise<{seconds: number; peakRssMiB: number}> {
   const file = join(mkdtempSync(join(tmpdir(), 'kubesnap-bench-kubectl-')), 'objects.yaml')
   writeFileSync(file, objects.map((o) => o.json).join('\n---\n'))
   const run = await measure('/usr/bin/kubectl', ['apply', '--server-side', '-f', file, '--kubeconfig', kubeconfig, '-o', 'name'])
@@ -159,7 +160,7 @@ async function kubectlApply(kubeconfig: string, objects: CleanedObject[]): Promi
 }
 
 /** Concurrencies the ceiling client is tried at; the best is the ceiling. */
-const CEILING_CONCURRENCY = [8, 16, 32, 64]
+export const CEILING_CONCURRENCY = [8, 16, 32, 64]
 
 export interface ObjectsBenchResult {
   objects: number

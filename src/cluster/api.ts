@@ -122,6 +122,16 @@ export class KubeApi {
     }
   }
 
+  /**
+   * Sends one request as request() does and resolves once it succeeded,
+   * leaving the answer unparsed: for writes whose answer nobody reads (a
+   * create's answer is the whole object again, which restore would parse
+   * only to drop, 10,000 times).
+   */
+  async send(method: string, path: string, options: RequestOptions = {}): Promise<void> {
+    await this.exchange(method, path, options, new ByteBuffer())
+  }
+
   /** Sends one request with the retries and explanations of request(); resolves with the body of a 2xx answer. */
   private async exchange(method: string, path: string, options: RequestOptions, into: ByteBuffer): Promise<Buffer> {
     const retries = options.retries ?? this.options.retries ?? 4
