@@ -148,10 +148,11 @@ export async function postAll(kubeconfig: string, objects: CleanedObject[], conc
   return Number(process.hrtime.bigint() - started) / 1e9
 }
 
-/** `kubectl apply --server-side -f FILE` of `objects` (one file of JSON documents), as a user would script it; returns its measurement. */
+/** `kubectl apply --server-side -f FILE` of `objects` (one JSON file), as a user would script it; returns its measurement. */
 export async function kubectlApply(kubeconfig: string, objects: CleanedObject[]): Promise<{seconds: number; peakRssMiB: number}> {
-  const file = join(mkdtempSync(join(tmpdir(), 'kubesnap-bench-kubectl-')), 'objects.yaml')
-  writeFileSync(file, objects.map((o) => o.json).join('\n---\n'))
+  const file = join(mkdtempSync(join(tmpdir(), 'kubesnap-bench-kubectl-')), 'objects.json')
+  // One List, as `kubectl get -o json` writes them (a file that starts with `{` is read as JSON: no `---` between documents).
+  writeFileSync(file, `{"apiVersion":"v1","kind":"List","items":[\n${objects.map((o) => o.json).join(',\n')}\n]}\n`)
   const run = await measure('/usr/bin/kubectl', ['apply', '--server-side', '-f', file, '--kubeconfig', kubeconfig, '-o', 'name'])
   if (run.code !== 0) throw new Error(`kubectl apply failed (exit ${run.code}): ${run.stderr.slice(0, 1000)}`)
   const applied = run.stdout.split('\n').filter(Boolean).length
