@@ -3,12 +3,19 @@
  * resources of mixed sizes) snapshotted by the namespace-only user.
  */
 import {createHash} from 'node:crypto'
-import {mkdtempSync} from 'node:fs'
+import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs'
+import https from 'node:https'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {execa} from 'execa'
+import yaml from 'js-yaml'
 import pLimit from 'p-limit'
+import type {ObjectEntry} from '../src/archive/manifest.js'
+import {openArchive} from '../src/archive/reader.js'
 import {KubeApi} from '../src/cluster/index.js'
+import {collectionPath} from '../src/cluster/discovery.js'
 import {loadKubeConfig} from '../src/cluster/kubeconfig.js'
+import {cleanForRestore} from '../src/resources/clean.js'
 import {ensureCrd} from '../test/cluster/documents.js'
 import type {TestCluster} from '../test/cluster/index.js'
 import {KUBESNAP_BIN} from '../test/helpers/cli.js'
@@ -69,6 +76,93 @@ export async function loadObjects(cluster: TestCluster, count: number): Promise<
   return ns
 }
 
+/** One cleaned object as restore would create it: where it is POSTed, and its JSON. */
+interface CleanedObject {
+  collection: string
+  json: string
+}
+
+/**
+ * The archive's objects cleaned for `namespace` as restore cleans them, read
+ * once: the input of the baselines, so they send what kubesnap sends.
+ */
+export async function cleanedObjects(archive: string, namespace: string): Promise<CleanedObject[]> {
+  const reader = await openArchive(archive)
+  const source = reader.manifest.namespace
+  const out: CleanedObject[] = []
+  for (const entry of reader.manifest.entries.filter((e): e is ObjectEntry => e.type === 'object')) {
+    const stored = JSON.parse((await reader.readObject(entry)).toString('utf8'))
+    const cleaned = cleanForRestore(stored, entry, {sourceNamespace: source, targetNamespace: namespace})
+    out.push({collection: collectionPath(entry, namespace), json: JSON.stringify(cleaned)})
+  }
+  return out
+}
+
+/** The server, CA and bearer token of a kubeconfig's current context (the test cluster's: token users). */
+function credentials(kubeconfig: string): {server: string; ca: Buffer; token: string} {
+  const config = yaml.load(readFileSync(kubeconfig, 'utf8')) as {
+    'current-context': string
+    contexts: {name: string; context: {cluster: string; user: string}}[]
+    clusters: {name: string; cluster: {server: string; 'certificate-authority-data': string}}[]
+    users: {name: string; user: {token: string}}[]
+  }
+  const context = config.contexts.find((c) => c.name === config['current-context'])!.context
+  const cluster = config.clusters.find((c) => c.name === context.cluster)!.cluster
+  const user = config.users.find((u) => u.name === context.user)!.user
+  return {server: cluster.server, ca: Buffer.from(cluster['certificate-authority-data'], 'base64'), token: user.token}
+}
+
+/**
+ * The ceiling: `objects` POSTed by the least client there is (node:https on
+ * keep-alive sockets, bodies serialized beforehand, no retries, no kubesnap
+ * code), `concurrency` at a time. Returns the seconds it took; throws on the
+ * first answer that is neither 201 nor 409 (what the namespace made by itself,
+ * its `default` ServiceAccount, restore skips too).
+ */
+export async function postAll(kubeconfig: string, objects: CleanedObject[], concurrency: number): Promise<number> {
+  const {server, ca, token} = credentials(kubeconfig)
+  const base = new URL(server)
+  const agent = new https.Agent({keepAlive: true, maxSockets: concurrency, ca})
+  const post = (o: CleanedObject) => new Promise<void>((resolve, reject) => {
+    const req = https.request({
+      host: base.hostname, port: base.port, path: o.collection, method: 'POST', agent,
+      headers: {authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json', 'content-length': Buffer.byteLength(o.json)},
+    }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('error', reject)
+      res.on('end', () => (res.statusCode === 201 || res.statusCode === 409 ? resolve() : reject(new Error(`POST ${o.collection}: ${res.statusCode} ${Buffer.concat(chunks).toString('utf8').slice(0, 300)}`))))
+    })
+    req.on('error', reject)
+    req.end(o.json)
+  })
+  let next = 0
+  const started = process.hrtime.bigint()
+  try {
+    await Promise.all(Array.from({length: concurrency}, async () => {
+      while (next < objects.length) await post(objects[next++])
+    }))
+  } finally {
+    agent.destroy()
+  }
+  return Number(process.hrtime.bigint() - started) / 1e9
+}
+
+/** `kubectl apply --server-side -f FILE` of `objects` (one JSON file), as a user would script it; returns its measurement. */
+export async function kubectlApply(kubeconfig: string, objects: CleanedObject[]): Promise<{seconds: number; peakRssMiB: number}> {
+  const file = join(mkdtempSync(join(tmpdir(), 'kubesnap-bench-kubectl-')), 'objects.json')
+  // One List, as `kubectl get -o json` writes them (a file that starts with `{` is read as JSON: no `---` between documents).
+  writeFileSync(file, `{"apiVersion":"v1","kind":"List","items":[\n${objects.map((o) => o.json).join(',\n')}\n]}\n`)
+  const run = await measure('/usr/bin/kubectl', ['apply', '--server-side', '-f', file, '--kubeconfig', kubeconfig, '-o', 'name'])
+  if (run.code !== 0) throw new Error(`kubectl apply failed (exit ${run.code}): ${run.stderr.slice(0, 1000)}`)
+  const applied = run.stdout.split('\n').filter(Boolean).length
+  if (applied !== objects.length) throw new Error(`kubectl apply applied ${applied} objects, not ${objects.length}`)
+  return {seconds: run.ms / 1000, peakRssMiB: run.peakRssMiB}
+}
+
+/** Concurrencies the ceiling client is tried at; the best is the ceiling. */
+export const CEILING_CONCURRENCY = [8, 16, 32, 64]
+
 export interface ObjectsBenchResult {
   objects: number
   loadSeconds: number
@@ -80,6 +174,9 @@ export interface ObjectsBenchResult {
   restoreSeconds: number
   restorePeakRssMiB: number
   restored: number
+  /** The minimal client's seconds for the same objects, per concurrency. */
+  ceiling: {concurrency: number; seconds: number}[]
+  kubectl: {seconds: number; peakRssMiB: number}
 }
 
 /** Loads 10,000 objects and snapshots them as the namespace-only user. */
@@ -96,7 +193,20 @@ export async function benchObjects(cluster: TestCluster, count = 10_000): Promis
   const restore = await measure(process.execPath, [KUBESNAP_BIN, 'restore', summary.path, '--to-namespace', target, '--kubeconfig', cluster.kubeconfigs.user, '--json'])
   if (restore.code !== 0) throw new Error(`restore failed (exit ${restore.code}): ${restore.stderr}`)
   const restored = JSON.parse(restore.stdout)
+  // Each baseline into a fresh namespace, each namespace deleted before the next run: the server holds the same each time.
+  await cluster.deleteNamespace(target, {wait: true})
+  const ceiling = []
+  for (const concurrency of CEILING_CONCURRENCY) {
+    const into = await cluster.createNamespace({prefix: 'bench-ceiling'})
+    ceiling.push({concurrency, seconds: await postAll(cluster.kubeconfigs.user, await cleanedObjects(summary.path, into), concurrency)})
+    await cluster.deleteNamespace(into, {wait: true})
+  }
+  const into = await cluster.createNamespace({prefix: 'bench-kubectl'})
+  const kubectl = await kubectlApply(cluster.kubeconfigs.user, await cleanedObjects(summary.path, into))
+  await cluster.deleteNamespace(into, {wait: true})
   return {
+    ceiling,
+    kubectl,
     restoreSeconds: restore.ms / 1000,
     restorePeakRssMiB: restore.peakRssMiB,
     restored: restored.objects.create,

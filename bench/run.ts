@@ -51,7 +51,13 @@ try {
     console.log(`  verify        ${(Number(process.hrtime.bigint() - t1) / 1e6).toFixed(0)} ms (${verified.ok ? 'ok' : 'FAILED'})`)
     console.log(`restore of the same archive into an empty namespace (namespace-only user)`)
     console.log(`  wall time     ${r.restoreSeconds.toFixed(2)} s   (${r.restored} objects created)`)
-    console.log(`  peak RSS      ${r.restorePeakRssMiB.toFixed(0)} MiB`)
+    console.log(`  peak RSS      ${r.restorePeakRssMiB.toFixed(0)} MiB   (target ≤ 150 MiB)`)
+    console.log('the same objects, cleaned, created by baselines (each into a fresh namespace, namespace-only user)')
+    for (const c of r.ceiling) console.log(`  minimal client, ${String(c.concurrency).padStart(2)} at once   ${c.seconds.toFixed(2)} s   ${(r.objects / c.seconds).toFixed(0)} objects/s`)
+    const best = Math.min(...r.ceiling.map((c) => c.seconds))
+    console.log(`  kubectl apply --server-side -f   ${r.kubectl.seconds.toFixed(2)} s   ${(r.objects / r.kubectl.seconds).toFixed(0)} objects/s, peak RSS ${r.kubectl.peakRssMiB.toFixed(0)} MiB`)
+    console.log(`  kubesnap ÷ ceiling   ${(best / r.restoreSeconds).toFixed(2)}   (target ≥ 0.80; speed ratio, wall time of the whole restore command)`)
+    console.log(`  kubesnap ÷ kubectl   ${(r.kubectl.seconds / r.restoreSeconds).toFixed(2)}   (target > 1)`)
   }
   if (runs('rest')) {
     console.log('\nthe CLI at rest (peak RSS and wall time, lowest–highest of 3 runs; check: the least a cluster command loads)')

@@ -122,8 +122,22 @@ export class KubeApi {
     }
   }
 
-  /** Sends one request with the retries and explanations of request(); resolves with the body of a 2xx answer. */
-  private async exchange(method: string, path: string, options: RequestOptions, into: ByteBuffer): Promise<Buffer> {
+  /**
+   * Sends one request as request() does and resolves once it succeeded,
+   * leaving the answer unparsed: for writes whose answer nobody reads (a
+   * create's answer is the whole object again, which restore would parse
+   * only to drop, 10,000 times).
+   */
+  async send(method: string, path: string, options: RequestOptions = {}): Promise<void> {
+    await this.exchange(method, path, options, undefined)
+  }
+
+  /**
+   * Sends one request with the retries and explanations of request(); resolves
+   * with the body of a 2xx answer, read into `into` (without it, the body of a
+   * 2xx answer is not kept: the result is empty).
+   */
+  private async exchange(method: string, path: string, options: RequestOptions, into: ByteBuffer | undefined): Promise<Buffer> {
     const retries = options.retries ?? this.options.retries ?? 4
     const write = isWrite(method, path, Boolean(options.query?.dryRun))
     let attempts = 0
@@ -192,7 +206,7 @@ export class KubeApi {
     this.agent = undefined
   }
 
-  private async once(method: string, path: string, options: RequestOptions, into: ByteBuffer): Promise<Buffer> {
+  private async once(method: string, path: string, options: RequestOptions, into: ByteBuffer | undefined): Promise<Buffer> {
     const url = new URL(this.base.pathname.replace(/\/$/, '') + path, this.base)
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined && value !== '') url.searchParams.set(key, String(value))
@@ -220,19 +234,25 @@ export class KubeApi {
       const req = transport.request(url, {method, headers, agent, auth: requestOptions.auth}, (res) => {
         // Copied into one buffer as it arrives (sized up front when the length is known):
         // a page is held once, not as chunks plus a joined copy.
-        into.reset(Number(res.headers['content-length']) || 0)
-        res.on('data', (chunk: Buffer) => into.append(chunk))
+        const status = res.statusCode ?? 0
+        // An error's body is the Status that explains it: always read. A success's only when wanted.
+        const answer = status >= 200 && status < 300 ? into : new ByteBuffer()
+        answer?.reset(Number(res.headers['content-length']) || 0)
+        res.on('data', (chunk: Buffer) => answer?.append(chunk))
         res.on('error', reject)
         res.on('end', () => {
           clearTimeout(timer)
-          const status = res.statusCode ?? 0
+          if (!answer) {
+            resolve(Buffer.alloc(0))
+            return
+          }
           if (status >= 200 && status < 300) {
-            resolve(into.bytes())
+            resolve(answer.bytes())
             return
           }
           let statusBody: V1Status | undefined
           try {
-            const parsed = JSON.parse(into.bytes().toString('utf8'))
+            const parsed = JSON.parse(answer.bytes().toString('utf8'))
             if (parsed?.kind === 'Status') statusBody = parsed
           } catch {
             // Not JSON (a proxy's page): the status code says enough.

@@ -44,7 +44,7 @@ export async function applyObject(api: KubeApi, type: ObjectType, obj: Kubernete
     }
     const sent = Date.now()
     try {
-      await api.post(collection, obj, {query: {dryRun, fieldManager: FIELD_MANAGER}})
+      await api.send('POST', collection, {body: obj, query: {dryRun, fieldManager: FIELD_MANAGER}})
     } catch (err) {
       // The answer was lost (a 5xx, a cut connection) or a retried create met an object: was it ours?
       const failure = requestFailure(err)
