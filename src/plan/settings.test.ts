@@ -63,6 +63,14 @@ test('volumes required: from --volumes-required or the plan\'s volumes.required'
   assert.throws(() => parsePlan('version: 1\nnamespace: shop\nvolumes: {required: sometimes}\n', '/p.yaml'), /volumes\.required/)
 })
 
+test('volume compression: gzip by default, from --compression over the plan\'s volumes.compression', () => {
+  const none = parsePlan('version: 1\nnamespace: shop\nvolumes: {compression: none}\n', '/etc/kubesnap/shop.yaml')
+  assert.is(snapshotSettings({}).volumes.compression, 'gzip')
+  assert.is(snapshotSettings({}, none).volumes.compression, 'none')
+  assert.is(snapshotSettings({compression: 'gzip'}, none).volumes.compression, 'gzip')
+  assert.throws(() => parsePlan('version: 1\nnamespace: shop\nvolumes: {compression: zstd}\n', '/p.yaml'), /volumes\.compression must be one of gzip, none, not "zstd"/)
+})
+
 test('--prune takes --keep-* over the plan\'s retention, and needs one of them', () => {
   assert.equal(snapshotSettings({prune: true}, plan).prune, {keepDaily: 7})
   assert.equal(snapshotSettings({prune: true, 'keep-last': 2}, plan).prune, {keepLast: 2})
