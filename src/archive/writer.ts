@@ -90,8 +90,8 @@ export interface ArchiveWriterOptions {
   gzipLevel?: number
   /**
    * How streams are stored when addStream does not say (default gzip): `none`
-   * stores volume tars as they came, which saves gzip and a second sha256 pass
-   * (about half of kubesnap's CPU per GiB) for a bigger archive.
+   * stores volume tars as they came, without gzip and with one sha256 pass
+   * instead of two, for a bigger archive.
    */
   compression?: StreamCompression
   cipher?: EntryCipher

@@ -21,7 +21,7 @@ test('no plan, no flags: the defaults', () => {
   const s = snapshotSettings({})
   assert.equal(s.connection, {kubeconfig: undefined, context: undefined, namespace: undefined})
   assert.is(s.output, '.')
-  assert.equal(s.volumes, {strategy: 'tar', claims: {}, helperImage: 'busybox:1.36', snapshotClass: undefined, snapshotTimeoutSeconds: 300, helperAsRoot: false, required: false})
+  assert.equal(s.volumes, {strategy: 'tar', claims: {}, helperImage: 'busybox:1.36', snapshotClass: undefined, snapshotTimeoutSeconds: 300, helperAsRoot: false, required: false, compression: 'gzip'})
   assert.equal(s.dumps, {dumps: [], preHooks: [], postHooks: []})
   assert.is(s.prune, undefined)
   assert.is(s.pushgateway, undefined)
