@@ -70,9 +70,12 @@ try {
     console.log('\nvolume snapshot (namespace-only user; half random, half text data)')
     console.log('  size      kubesnap            peak RSS   raw exec ceiling    checked ceiling     kubectl|gzip -1     vs script  vs ceiling  vs checked')
     const restores: string[] = []
+    const cpu: string[] = []
     for (const bytes of [256 * 1024 ** 2, 1024 ** 3, 2 * 1024 ** 3]) {
       const r = await benchVolume(cluster, bytes)
       restores.push(`  ${r.size.padEnd(8)}  ${r.restore.seconds.toFixed(1)} s ${r.restore.mibPerSecond.toFixed(1).padStart(5)} MiB/s, peak RSS ${r.restore.peakRssMiB.toFixed(0)} MiB`)
+      const children = r.kubesnap.cpu.children + r.restore.cpu.children
+      cpu.push(`  ${r.size.padEnd(8)}  ${r.kubesnap.cpu.perGiB.toFixed(2).padEnd(10)}${r.restore.cpu.perGiB.toFixed(2).padEnd(10)}${r.script.cpu.perGiB.toFixed(2).padEnd(16)}${children > 0 ? `children of kubesnap: ${children.toFixed(2)} s` : ''}`)
       const cell = (s: number, m: number) => `${s.toFixed(1)} s ${m.toFixed(1).padStart(5)} MiB/s`.padEnd(20)
       const ratio = (m: number) => (r.kubesnap.mibPerSecond / m).toFixed(2).padEnd(12)
       console.log(`  ${r.size.padEnd(8)}  ${cell(r.kubesnap.seconds, r.kubesnap.mibPerSecond)}${`${r.kubesnap.peakRssMiB.toFixed(0)} MiB`.padEnd(11)}${cell(r.raw.seconds, r.raw.mibPerSecond)}${cell(r.checked.seconds, r.checked.mibPerSecond)}${cell(r.script.seconds, r.script.mibPerSecond)}${ratio(r.script.mibPerSecond).slice(0, 11)}${ratio(r.raw.mibPerSecond)}${ratio(r.checked.mibPerSecond)}`)
@@ -81,6 +84,10 @@ try {
     console.log('  checked ceiling: the pod-side script (tar | tee | sha256sum) with its stream thrown away, the limit of a copy checked on both sides')
     console.log('\nvolume restore of those archives into a new namespace (namespace-only user; helper pod)')
     for (const line of restores) console.log(line)
+    console.log('\nCPU-seconds per GiB on the bastion (kubesnap: its own process, every thread; the pod side runs on the node)')
+    console.log('  size      snapshot  restore   kubectl|gzip -1')
+    for (const line of cpu) console.log(line)
+    console.log('  target: snapshot <= 3.5 CPU-s/GiB (the mixed volume)')
   }
   if (runs('s3')) {
     const r = await benchS3(cluster, 1024 ** 3)

@@ -68,14 +68,31 @@ export async function setUp(cluster: TestCluster, bytes: number): Promise<{ns: s
   }
 }
 
+/**
+ * CPU-seconds per GiB of volume data spent by a measured command: for kubesnap,
+ * its own process (every thread: the gzip and hashing work in libuv's pool
+ * included); `children` are the CPU-seconds of processes it started (none today).
+ */
+export interface CpuPerGiB {
+  perGiB: number
+  children: number
+}
+
 export interface VolumeBenchRow {
   size: string
-  kubesnap: {seconds: number; mibPerSecond: number; peakRssMiB: number; archiveMiB: number}
+  kubesnap: {seconds: number; mibPerSecond: number; peakRssMiB: number; archiveMiB: number; cpu: CpuPerGiB}
   raw: {seconds: number; mibPerSecond: number}
   checked: {seconds: number; mibPerSecond: number}
   /** kubesnap restore of the archive into a new namespace (helper pod, head -c | tar xf -). */
-  restore: {seconds: number; mibPerSecond: number; peakRssMiB: number}
-  script: {seconds: number; mibPerSecond: number; peakRssMiB: number}
+  restore: {seconds: number; mibPerSecond: number; peakRssMiB: number; cpu: CpuPerGiB}
+  /** kubectl and gzip together: the CPU of what a script does on the bastion. */
+  script: {seconds: number; mibPerSecond: number; peakRssMiB: number; cpu: CpuPerGiB}
+}
+
+/** The CPU a measured command spent per GiB of `bytes`, its children's apart. */
+function cpuPerGiB(run: Measured, bytes: number, {withChildren = false} = {}): CpuPerGiB {
+  const own = withChildren ? run.cpuSeconds : run.cpuSeconds - run.childCpuSeconds
+  return {perGiB: own / (bytes / 1024 ** 3), children: run.childCpuSeconds}
 }
 
 /** Runs the three ways on one volume of `bytes`. */
@@ -115,11 +132,12 @@ export async function benchVolume(cluster: TestCluster, bytes: number): Promise<
 
     return {
       size: mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`,
-      kubesnap: {seconds: snap.ms / 1000, mibPerSecond: mib / (snap.ms / 1000), peakRssMiB: snap.peakRssMiB, archiveMiB: summary.bytes / MiB},
+      kubesnap: {seconds: snap.ms / 1000, mibPerSecond: mib / (snap.ms / 1000), peakRssMiB: snap.peakRssMiB, archiveMiB: summary.bytes / MiB, cpu: cpuPerGiB(snap, bytes)},
       raw: {seconds: rawSeconds, mibPerSecond: mib / rawSeconds},
       checked: {seconds: checkedSeconds, mibPerSecond: mib / checkedSeconds},
-      restore: {seconds: restore.ms / 1000, mibPerSecond: mib / (restore.ms / 1000), peakRssMiB: restore.peakRssMiB},
-      script: {seconds: script.ms / 1000, mibPerSecond: mib / (script.ms / 1000), peakRssMiB: script.peakRssMiB},
+      restore: {seconds: restore.ms / 1000, mibPerSecond: mib / (restore.ms / 1000), peakRssMiB: restore.peakRssMiB, cpu: cpuPerGiB(restore, bytes)},
+      // sh waits for kubectl and gzip: their CPU is the script's.
+      script: {seconds: script.ms / 1000, mibPerSecond: mib / (script.ms / 1000), peakRssMiB: script.peakRssMiB, cpu: cpuPerGiB(script, bytes, {withChildren: true})},
     }
   } finally {
     rmSync(out, {recursive: true, force: true})

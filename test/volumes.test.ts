@@ -189,13 +189,14 @@ function snapshot(ns: string, dir: string, ...args: string[]) {
   return kubesnap(['snapshot', '-n', ns, '-o', dir, '--kubeconfig', cluster.kubeconfigs.user, '--json', ...args], {timeoutMs: 240_000})
 }
 
-/** Extracts a volume entry as the archive README says, with only tar, cat and gzip; returns the directory. */
-async function extractVolume(archive: string, claim: string): Promise<string> {
+/** Extracts a volume entry as the archive README says, with only tar, cat and gzip (for `.tar.gz` parts); returns the directory. */
+async function extractVolume(archive: string, claim: string, compression: StreamEntry['compression']): Promise<string> {
   const out = await mkdtemp(join(tmpdir(), 'kubesnap-vol-out-'))
   await execa('tar', ['xf', archive, '-C', out])
   const dest = join(out, 'data')
   await mkdir(dest)
-  await execa('sh', ['-c', 'cat "$1"/volumes/"$2"/part-* | gzip -dc | tar xpf - -C "$3"', 'sh', out, claim, dest])
+  const recipe = compression === 'gzip' ? 'cat "$1"/volumes/"$2"/part-*.tar.gz | gzip -dc | tar xpf - -C "$3"' : 'cat "$1"/volumes/"$2"/part-*.tar | tar xpf - -C "$3"'
+  await execa('sh', ['-c', recipe, 'sh', out, claim, dest])
   return dest
 }
 
@@ -204,7 +205,7 @@ async function assertVolumeExact(archive: string, ns: string, claim: string): Pr
   const {manifest} = await openArchive(archive)
   const entry = manifest.entries.find((e) => e.type === 'volume' && e.name === claim) as StreamEntry | undefined
   assert.ok(entry, `the archive has a volume entry for ${claim}: ${manifest.entries.filter((e) => e.type === 'volume').map((e) => e.name).join(', ')}`)
-  const dir = await extractVolume(archive, claim)
+  const dir = await extractVolume(archive, claim, entry!.compression)
   try {
     assert.equal(await hashTree(dir), seeded.get(`${ns}/${claim}`), `volume ${claim} comes back file for file`)
   } finally {
@@ -246,6 +247,24 @@ test('snapshot of the softwarefactory fixture: each volume streamed out of its p
   const zk = (await openArchive(r.json.path)).manifest.entries.find((e) => e.type === 'volume' && e.name === 'zookeeper-data-zookeeper-0') as StreamEntry
   assert.equal([zk.extra?.pod, zk.extra?.container, zk.extra?.mountPath], ['zookeeper-0', 'zookeeper', '/data'])
   assert.equal((await verifyArchive(r.json.path)).ok, true)
+})
+
+test('--compression none stores each volume\'s tar as it came: one hash, parts named .tar, extracted with cat and tar, verified', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kubesnap-vol-'))
+  const r = await snapshot(fixtureNs.softwarefactory, dir, '--compression', 'none')
+  assert.is(r.code, 0, r.stderr + r.stdout)
+  for (const claim of ['zookeeper-data-zookeeper-0', 'mariadb-logs-mariadb-0']) {
+    const entry = await assertVolumeExact(r.json.path, fixtureNs.softwarefactory, claim)
+    assert.is(entry.compression, 'none')
+    assert.ok(entry.parts.every((p) => p.path.endsWith('.tar')), entry.parts.map((p) => p.path).join(', '))
+    // Stored bytes are the pod's bytes: the pod's sha256 is the stored one.
+    assert.equal([entry.size, entry.sha256], [entry.rawSize, entry.rawSha256])
+    assert.is(entry.extra?.verified, 'pod-sha256')
+  }
+  assert.equal((await verifyArchive(r.json.path)).ok, true)
+  const bad = await snapshot(fixtureNs.softwarefactory, dir, '--compression', 'zstd')
+  assert.is(bad.code, 2, bad.stderr)
+  assert.match(bad.stderr + bad.stdout, /gzip, none/)
 })
 
 test('snapshot of the jenkins fixture: the distroless pod\'s claim and an unmounted claim go through helper pods, removed afterwards', async () => {

@@ -6,6 +6,12 @@
 import {ArchiveError} from './errors.js'
 import {AGE_SUFFIX, crdMemberPath, objectMemberPath, partMemberPath, partSuffix} from './naming.js'
 
+/** How a stream's bytes are stored: gzip-compressed, or as they came. */
+export type StreamCompression = 'gzip' | 'none'
+
+/** The values of StreamCompression, for flags and plans. */
+export const STREAM_COMPRESSIONS: readonly StreamCompression[] = ['gzip', 'none']
+
 /** Value of `format` in format.json, the manifest and the trailer. */
 export const ARCHIVE_FORMAT = 'kubesnap-archive'
 /** The archive format version this code writes and the only one it reads. */
@@ -56,7 +62,7 @@ export interface StreamEntry {
   version?: string
   resource?: string
   /** How the input was compressed before storing; concatenated parts are one stream of this kind. */
-  compression: 'gzip' | 'none'
+  compression: StreamCompression
   parts: StreamPart[]
   /** Offset of the first part's content. */
   offset: number

@@ -4,7 +4,7 @@
  * never import the writer.
  */
 import type {Readable} from 'node:stream'
-import type {ObjectEntry, StreamEntry} from './manifest.js'
+import type {ObjectEntry, StreamCompression, StreamEntry} from './manifest.js'
 
 /** What addObject needs to know about an object. */
 export interface ObjectMeta {
@@ -21,8 +21,8 @@ export interface ObjectMeta {
 export type StreamMeta = Pick<StreamEntry, 'type' | 'name' | 'kind' | 'group' | 'version' | 'resource' | 'extra'>
 
 export interface StreamOptions {
-  /** Compress the input with gzip (default) or store it as is (already compressed dumps). */
-  compress?: 'gzip' | 'none'
+  /** Compress the input with gzip or store it as is (default: the writer's `compression`, else gzip). */
+  compress?: StreamCompression
   /**
    * Called when the input has ended, before the entry is recorded: throw to
    * discard it. The place to check the exec status and compare rawSize/rawSha256

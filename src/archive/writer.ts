@@ -34,6 +34,7 @@ import {
   type ManifestEntry,
   type ObjectEntry,
   type SkippedItem,
+  type StreamCompression,
   type StreamEntry,
   type StreamPart,
 } from './manifest.js'
@@ -90,6 +91,12 @@ export interface ArchiveWriterOptions {
   uploadPartSize?: number
   /** gzip level for streams (default 1). */
   gzipLevel?: number
+  /**
+   * How streams are stored when addStream does not say (default gzip): `none`
+   * stores volume tars as they came, without gzip and with one sha256 pass
+   * instead of two, for a bigger archive.
+   */
+  compression?: StreamCompression
   cipher?: EntryCipher
   /** The public recipients `cipher` encrypts to, recorded in the manifest so a reader knows which key it needs. */
   recipients?: string[]
@@ -498,7 +505,7 @@ export class ArchiveWriter implements EntrySink {
    */
   addStream(meta: StreamMeta, input: Readable | (() => Readable | Promise<Readable>), options: StreamOptions = {}): Promise<StreamEntry> {
     return this.#exclusive(async () => {
-      const compression = options.compress ?? 'gzip'
+      const compression = options.compress ?? this.#s.options.compression ?? 'gzip'
       const cipher = this.#s.options.cipher
       const suffix = partSuffix(meta.type, compression, false) + (cipher?.suffix ?? '')
       const pathFor = (index: number) => partMemberPath(meta.type, meta.name, index, suffix)

@@ -3,6 +3,7 @@ import {createArchiveWriter} from '../archive/writer.js'
 import {archiveSize} from '../archive/store.js'
 import {diskError} from '../archive/disk.js'
 import {LockedError} from '../archive/lock.js'
+import {STREAM_COMPRESSIONS} from '../archive/manifest.js'
 import {KubesnapCommand} from '../base-command.js'
 import {cipherFor} from '../archive/contents.js'
 import {loadSigningKey, type ManifestSigner} from '../archive/sign.js'
@@ -63,6 +64,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     'snapshot-class': Flags.string({summary: 'VolumeSnapshotClass for --volumes csi (default: the cluster\'s default class).', helpGroup: 'VOLUMES'}),
     'snapshot-timeout': Flags.integer({summary: `Seconds to wait for VolumeSnapshots to be ready (default: ${DEFAULT_SNAPSHOT_TIMEOUT_SECONDS}).`, min: 1, helpGroup: 'VOLUMES'}),
     'volume-attempts': Flags.integer({summary: 'Attempts per volume stream before the claim counts as failed.', default: 3, min: 1, max: 10, hidden: true}),
+    compression: Flags.string({summary: 'How volume data is stored: gzip (default) or none, which stores each volume\'s tar as it came: faster where the network is fast, for an archive as large as the data.', options: [...STREAM_COMPRESSIONS], helpGroup: 'VOLUMES'}),
     'volumes-required': Flags.boolean({summary: 'Fail the whole snapshot (no archive) when any claim\'s data cannot be copied, instead of keeping the rest and exiting 3 (partial).', helpGroup: 'VOLUMES'}),
     dump: Flags.string({summary: 'Store the stdout of `sh -c COMMAND`, run in the first Ready pod of a workload, as dump NAME: NAME=KIND/WORKLOAD[,container=C]:COMMAND (KIND statefulset, deployment or pod).', multiple: true, helpGroup: 'DUMPS'}),
     load: Flags.string({summary: 'The command that reads dump NAME on stdin at restore: NAME=COMMAND.', multiple: true, helpGroup: 'DUMPS'}),
@@ -125,6 +127,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
       cipher: encryption?.cipher,
       recipients: encryption?.recipients,
       signer,
+      compression: settings.volumes.compression,
     })
     const interrupt = interruptOnSignals()
     // The pipeline stops in order; should anything hang, the signal still ends the run within 10 s.

@@ -16,6 +16,7 @@ import {readUserFile} from '../errors.js'
 import {DNS_LABEL, OBJECT_NAME} from '../names.js'
 import type {RetentionPolicy} from '../archive/retention.js'
 import {VOLUME_STRATEGIES, type VolumeStrategy} from '../volumes/index.js'
+import {STREAM_COMPRESSIONS, type StreamCompression} from '../archive/manifest.js'
 import {describe, parseYamlFile, YamlChecker} from './yaml-check.js'
 
 export {PlanError} from './yaml-check.js'
@@ -44,6 +45,8 @@ export interface Plan {
     snapshotTimeout?: number
     /** A claim whose data cannot be copied fails the snapshot (`--volumes-required`). */
     required?: boolean
+    /** How volume data is stored (`--compression`). */
+    compression?: StreamCompression
   }
   dumps: Array<DumpSpec & {load?: string}>
   hooks: {pre: HookSpec[]; post: HookSpec[]}
@@ -120,6 +123,7 @@ class Checker extends YamlChecker {
           snapshotClass: (m) => (plan.volumes.snapshotClass = this.string(m, 'volumes.snapshotClass')),
           snapshotTimeout: (m) => (plan.volumes.snapshotTimeout = this.integer(m, 'volumes.snapshotTimeout', 1)),
           required: (m) => (plan.volumes.required = this.boolean(m, 'volumes.required')),
+          compression: (m) => (plan.volumes.compression = this.oneOf(m, 'volumes.compression', STREAM_COMPRESSIONS)),
         }),
       dumps: (n) => (plan.dumps = this.dumps(n)),
       hooks: (n) =>

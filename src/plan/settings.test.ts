@@ -21,7 +21,7 @@ test('no plan, no flags: the defaults', () => {
   const s = snapshotSettings({})
   assert.equal(s.connection, {kubeconfig: undefined, context: undefined, namespace: undefined})
   assert.is(s.output, '.')
-  assert.equal(s.volumes, {strategy: 'tar', claims: {}, helperImage: 'busybox:1.36', snapshotClass: undefined, snapshotTimeoutSeconds: 300, helperAsRoot: false, required: false})
+  assert.equal(s.volumes, {strategy: 'tar', claims: {}, helperImage: 'busybox:1.36', snapshotClass: undefined, snapshotTimeoutSeconds: 300, helperAsRoot: false, required: false, compression: 'gzip'})
   assert.equal(s.dumps, {dumps: [], preHooks: [], postHooks: []})
   assert.is(s.prune, undefined)
   assert.is(s.pushgateway, undefined)
@@ -61,6 +61,14 @@ test('volumes required: from --volumes-required or the plan\'s volumes.required'
   assert.is(snapshotSettings({}, strict).volumes.required, true)
   assert.is(snapshotSettings({'volumes-required': true}, plan).volumes.required, true)
   assert.throws(() => parsePlan('version: 1\nnamespace: shop\nvolumes: {required: sometimes}\n', '/p.yaml'), /volumes\.required/)
+})
+
+test('volume compression: gzip by default, from --compression over the plan\'s volumes.compression', () => {
+  const none = parsePlan('version: 1\nnamespace: shop\nvolumes: {compression: none}\n', '/etc/kubesnap/shop.yaml')
+  assert.is(snapshotSettings({}).volumes.compression, 'gzip')
+  assert.is(snapshotSettings({}, none).volumes.compression, 'none')
+  assert.is(snapshotSettings({compression: 'gzip'}, none).volumes.compression, 'gzip')
+  assert.throws(() => parsePlan('version: 1\nnamespace: shop\nvolumes: {compression: zstd}\n', '/p.yaml'), /volumes\.compression must be one of gzip, none, not "zstd"/)
 })
 
 test('--prune takes --keep-* over the plan\'s retention, and needs one of them', () => {

@@ -7,6 +7,7 @@ import {policyFromFlags, type RetentionPolicy} from '../archive/retention.js'
 import {dumpPlanOfFlags, type DumpPlan} from '../dumps/index.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {DEFAULT_HELPER_IMAGE, type VolumeStrategy} from '../volumes/index.js'
+import type {StreamCompression} from '../archive/manifest.js'
 import type {Plan} from './plan.js'
 
 /** The snapshot flags this merge reads (oclif's parsed flags fit it). */
@@ -22,6 +23,7 @@ export interface SnapshotFlags {
   'helper-image'?: string
   'helper-as-root'?: boolean
   'volumes-required'?: boolean
+  compression?: string
   'snapshot-class'?: string
   'snapshot-timeout'?: number
   dump?: string[]
@@ -57,6 +59,8 @@ export interface SnapshotSettings {
     snapshotTimeoutSeconds: number
     /** A claim whose data cannot be copied fails the run (no archive), instead of leaving the snapshot partial. */
     required: boolean
+    /** How volume data is stored: gzip, or as it came. */
+    compression: StreamCompression
   }
   dumps: DumpPlan
   /** Retention to apply after a successful run (--prune), or undefined. */
@@ -106,6 +110,7 @@ export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSet
       snapshotClass: flags['snapshot-class'] ?? plan?.volumes.snapshotClass,
       snapshotTimeoutSeconds: flags['snapshot-timeout'] ?? plan?.volumes.snapshotTimeout ?? DEFAULT_SNAPSHOT_TIMEOUT_SECONDS,
       required: flags['volumes-required'] || (plan?.volumes.required ?? false),
+      compression: (flags.compression as StreamCompression | undefined) ?? plan?.volumes.compression ?? 'gzip',
     },
     dumps,
     prune: flags.prune ? policy : undefined,
