@@ -10,9 +10,10 @@
  * to a temporary file.
  *
  * To an `s3://BUCKET/PREFIX` location the same bytes go, in order, into one
- * multipart upload (s3.ts) that is completed last: an upload cannot seek back,
- * so each part is gathered in memory (S3_ARCHIVE_PART_SIZE) and written with its
- * real header once full. The format is the same version 1 either way.
+ * multipart upload (s3.ts) that is completed last. An upload cannot seek back,
+ * but the upload part that holds a volume part's placeholder header waits in
+ * memory for the real one (upload-parts.ts) while the volume streams past it:
+ * the archive is the same, format version 1, with the same part sizes.
  */
 import {createHash, type Hash} from 'node:crypto'
 import {unlinkSync} from 'node:fs'
@@ -40,15 +41,10 @@ import {
 import {makeDirectory} from './disk.js'
 import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath, partSuffix} from './naming.js'
 import {isS3Url, joinLocation, s3} from './store.js'
+import type {UploadOutput} from './s3.js'
 
 /** Default part size of streams: 1 GiB. */
 export const DEFAULT_PART_SIZE = 1024 ** 3
-/**
- * Default part size of streams written to S3: 32 MiB, each gathered in memory
- * before it is sent. A 4 GiB volume's manifest entry then lists 128 parts
- * (about 25 KiB), so list and inspect still read a few tens of KiB.
- */
-export const S3_ARCHIVE_PART_SIZE = 32 * 1024 ** 2
 /** Padding source: a member is padded with fewer than 512 zero bytes. */
 const ZEROS = Buffer.alloc(BLOCK)
 /** Buffered small members are written once they reach this size. */
@@ -81,7 +77,7 @@ export interface ArchiveWriterOptions {
   number?: number
   kubesnapVersion: string
   cluster: {server: string; context: string}
-  /** Largest part of a stream, in bytes (default 1 GiB, 32 MiB on S3; small in tests). */
+  /** Largest part of a stream, in bytes (default 1 GiB; small in tests). */
   partSize?: number
   /** Size of the first S3 multipart parts (default s3.ts FIRST_PART_SIZE, 8 MiB). */
   uploadPartSize?: number
@@ -195,9 +191,9 @@ export async function createArchiveWriter(options: ArchiveWriterOptions): Promis
  * final key, which shows no object until finish() completes it.
  */
 async function createUploadWriter(options: ArchiveWriterOptions): Promise<ArchiveWriter> {
-  const partSize = options.partSize ?? S3_ARCHIVE_PART_SIZE
-  if (!Number.isSafeInteger(partSize) || partSize < 1 || partSize > 1024 ** 3) {
-    throw new RangeError(`partSize must be an integer from 1 to ${1024 ** 3} on S3 (each part is held in memory), not ${partSize}.`)
+  const partSize = options.partSize ?? DEFAULT_PART_SIZE
+  if (!Number.isSafeInteger(partSize) || partSize < 1 || partSize > MAX_USTAR_SIZE) {
+    throw new RangeError(`partSize must be an integer from 1 to ${MAX_USTAR_SIZE}, not ${partSize}.`)
   }
   checkNamespace(options.namespace)
   const now = options.now ?? (() => new Date())
@@ -280,14 +276,14 @@ export async function createCopyOutput(dir: string, file: string, archive: {name
 }
 
 /**
- * Where the writer's bytes go: a `.partial` file written anywhere (seekable),
- * or an upload written in order. commit() makes the archive appear under its
- * final name; abort() leaves nothing under it.
+ * Where the writer's bytes go: a `.partial` file written anywhere, or an
+ * upload written in order where only held bytes are written twice. commit()
+ * makes the archive appear under its final name; abort() leaves nothing under it.
  */
 interface ArchiveOutput {
-  /** Whether bytes before the end can be rewritten (part headers back-patched, failed entries cut off). */
-  readonly seekable: boolean
-  /** Writes `data` at `position`; done with `data` once it resolves (the caller may reuse it). */
+  /** Says that bytes [position, position + length), about to be written, will be written once more (a part's header, back-patched). */
+  hold(position: number, length: number): void
+  /** Writes `data` at `position`: the end, or held bytes; done with `data` once it resolves (the caller may reuse it). */
   write(data: Buffer, position: number): Promise<void>
   /** Cuts the output back to `length` bytes; an upload can only "cut" at its end. */
   truncate(length: number): Promise<void>
@@ -299,7 +295,6 @@ interface ArchiveOutput {
 
 /** A `.partial` file under the directory lock, fsynced and renamed on commit. */
 class FileOutput implements ArchiveOutput {
-  readonly seekable = true
 
   constructor(
     readonly fh: FileHandle,
@@ -308,6 +303,10 @@ class FileOutput implements ArchiveOutput {
     readonly finalPath: string,
     readonly dir: string,
   ) {}
+
+  hold(): void {
+    // A file is rewritten anywhere.
+  }
 
   write(data: Buffer, position: number): Promise<void> {
     return writeAt(this.fh, data, position)
@@ -348,18 +347,21 @@ class FileOutput implements ArchiveOutput {
 
 /** A multipart upload under the final key (s3.ts), plus the claim of the snapshot's number. */
 class S3ArchiveOutput implements ArchiveOutput {
-  readonly seekable = false
   /** Set once bytes that the archive must not keep reached the upload: finish() then refuses. */
   #spoiled?: string
 
   constructor(
-    readonly upload: {written: number; write(data: Buffer, position: number): Promise<void>; complete(): Promise<void>; abort(): Promise<void>},
+    readonly upload: Pick<UploadOutput, 'written' | 'hold' | 'write' | 'complete' | 'abort'>,
     readonly dir: string,
     readonly namespace: string,
     readonly number: number,
     /** Whether this run claimed the number (a copy keeps the source's number and claims none). */
     readonly claimed = true,
   ) {}
+
+  hold(position: number, length: number): void {
+    this.upload.hold(position, length)
+  }
 
   write(data: Buffer, position: number): Promise<void> {
     return this.upload.write(data, position)
@@ -730,9 +732,8 @@ export function abortOnSignals(writer: Pick<ArchiveWriter, 'abortSync'>, signals
 /**
  * The Writable at the end of a stream entry's pipeline: splits stored bytes into
  * part members with positional writes. Each part gets a placeholder header when
- * it starts and its real header when it is full or the stream ends. On an
- * output that cannot seek back (an upload), each part is gathered in one reused
- * buffer instead and written whole, header first, once its size is known.
+ * it starts (held: an upload keeps it in memory) and its real header when it is
+ * full or the stream ends.
  */
 class PartSink extends Writable {
   readonly parts: StreamPart[] = []
@@ -740,8 +741,6 @@ class PartSink extends Writable {
   position: number
   readonly #out: ArchiveOutput
   readonly #partSize: number
-  /** The current part's bytes, when the output cannot seek back. */
-  #gather?: Buffer
   readonly #pathFor: (index: number) => string
   readonly #mtime: Date
   /**
@@ -800,7 +799,7 @@ class PartSink extends Writable {
       const part = this.#current!
       const piece = rest.subarray(0, this.#partSize - part.size)
       // Hash while the write is in flight: the two together are the throughput limit.
-      const written = this.#gather ? Promise.resolve(void piece.copy(this.#gather, part.size)) : this.#out.write(piece, part.offset + part.size)
+      const written = this.#out.write(piece, part.offset + part.size)
       part.hash.update(piece)
       this.#whole?.update(piece)
       await written
@@ -813,8 +812,8 @@ class PartSink extends Writable {
   async #startPart(): Promise<void> {
     const path = this.#pathFor(this.parts.length)
     const placeholder = encodeMemberHeader(path, 0, this.#mtime)
-    if (this.#out.seekable) await this.#out.write(placeholder, this.position)
-    else this.#gather ??= Buffer.allocUnsafe(this.#partSize)
+    this.#out.hold(this.position, placeholder.length)
+    await this.#out.write(placeholder, this.position)
     this.#current = {path, headerOffset: this.position, headerLength: placeholder.length, offset: this.position + placeholder.length, size: 0, hash: createHash('sha256')}
   }
 
@@ -824,15 +823,8 @@ class PartSink extends Writable {
     // Same path, so same header length: the rewrite cannot spill into the content.
     if (header.length !== part.headerLength) throw new Error(`header of ${part.path} changed length`)
     const padding = paddingFor(part.size)
-    if (this.#gather) {
-      // Header, content and padding in order (write() is done with each buffer when it resolves: no copy here).
-      await this.#out.write(header, part.headerOffset)
-      await this.#out.write(this.#gather.subarray(0, part.size), part.offset)
-      if (padding > 0) await this.#out.write(ZEROS.subarray(0, padding), part.offset + part.size)
-    } else {
-      await this.#out.write(header, part.headerOffset)
-      if (padding > 0) await this.#out.write(Buffer.alloc(padding), part.offset + part.size)
-    }
+    await this.#out.write(header, part.headerOffset)
+    if (padding > 0) await this.#out.write(ZEROS.subarray(0, padding), part.offset + part.size)
     if (this.parts.length === 0) this.#whole = part.hash.copy()
     this.parts.push({path: part.path, offset: part.offset, size: part.size, sha256: part.hash.digest('hex')})
     this.position = part.offset + part.size + padding
