@@ -8,6 +8,7 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {CreateBucketCommand, S3Client} from '@aws-sdk/client-s3'
+import {listArchives} from '../src/archive/list.js'
 import {openArchive} from '../src/archive/reader.js'
 import type {TestCluster} from '../test/cluster/index.js'
 import {startS3Server} from '../test/cluster/s3.js'
@@ -21,7 +22,8 @@ export interface S3BenchResult {
   size: string
   local: {seconds: number; mibPerSecond: number; peakRssMiB: number}
   s3: {seconds: number; mibPerSecond: number; peakRssMiB: number}
-  list: {ms: number}
+  /** `kubesnap list` of the bucket, start-up included, and the listing itself in-process. */
+  list: {ms: number; inProcessMs: number}
   inspect: {ms: number; bytesRead: number}
 }
 
@@ -43,6 +45,10 @@ export async function benchS3(cluster: TestCluster, bytes: number): Promise<S3Be
     if (remote.code !== 0) throw new Error(`kubesnap snapshot to S3 failed: ${remote.stderr}`)
     const path = JSON.parse(remote.stdout).path as string
     const list = await measure(process.execPath, [KUBESNAP_BIN, 'list', 's3://kubesnap-bench/bench', '--json'], {env})
+    // In-process: what the listing itself costs, without node's and oclif's start-up.
+    const listed = process.hrtime.bigint()
+    await listArchives('s3://kubesnap-bench/bench')
+    const listMs = Number(process.hrtime.bigint() - listed) / 1e6
     const t0 = process.hrtime.bigint()
     const reader = await openArchive(path)
     const inspectMs = Number(process.hrtime.bigint() - t0) / 1e6
@@ -52,7 +58,7 @@ export async function benchS3(cluster: TestCluster, bytes: number): Promise<S3Be
       size: mib >= 1024 ? `${mib / 1024} GiB` : `${mib} MiB`,
       local: {seconds: local.ms / 1000, mibPerSecond: rate(local.ms), peakRssMiB: local.peakRssMiB},
       s3: {seconds: remote.ms / 1000, mibPerSecond: rate(remote.ms), peakRssMiB: remote.peakRssMiB},
-      list: {ms: list.ms},
+      list: {ms: list.ms, inProcessMs: listMs},
       inspect: {ms: inspectMs, bytesRead: reader.bytesRead},
     }
   } finally {
