@@ -136,48 +136,75 @@ export interface FinishResult {
 }
 
 /**
- * Starts a snapshot archive: takes the directory lock, removes `.partial` files
- * of dead runs, picks the number, creates the `.partial` file (mode 0600) and
- * writes format.json. Throws LockedError when another run holds the directory.
+ * Starts a snapshot archive in a directory or an s3:// location: takes the
+ * number (under the directory lock, or with a claim in the bucket), opens the
+ * output under a name that shows no archive until finish() (a `.partial` file
+ * of mode 0600, or a multipart upload) and writes format.json. Throws
+ * LockedError when another run holds the directory.
  */
 export async function createArchiveWriter(options: ArchiveWriterOptions): Promise<ArchiveWriter> {
-  if (isS3Url(options.dir)) return createUploadWriter(options)
   const partSize = options.partSize ?? DEFAULT_PART_SIZE
   if (!Number.isSafeInteger(partSize) || partSize < 1 || partSize > MAX_USTAR_SIZE) {
     throw new RangeError(`partSize must be an integer from 1 to ${MAX_USTAR_SIZE}, not ${partSize}.`)
   }
   checkNamespace(options.namespace)
   const now = options.now ?? (() => new Date())
+  const place = isS3Url(options.dir) ? await bucketPlace(options) : await directoryPlace(options)
+  let writer: ArchiveWriter | undefined
+  try {
+    const startedAt = now()
+    const {output, finalPath, partialPath} = await place.open(formatArchiveName({namespace: options.namespace, number: place.number, time: startedAt}))
+    writer = new ArchiveWriter({options, partSize, now, output, number: place.number, startedAt, finalPath, partialPath, warnings: place.warnings})
+    await writer.writeFormatDocument()
+    return writer
+  } catch (err) {
+    // Once the writer exists, its abort removes what was started (the .partial file, the upload) and frees the place.
+    if (writer) await writer.abort()
+    else await place.release()
+    throw err
+  }
+}
+
+/** Where a new archive goes, its number taken: held (the directory lock, a claim) until its output takes over or release(). */
+interface ArchivePlace {
+  number: number
+  warnings: string[]
+  /** Opens the output under `file`; from then on the output's commit() or abort() frees the place. */
+  open(file: string): Promise<{output: ArchiveOutput; finalPath: string; partialPath: string}>
+  release(): Promise<void>
+}
+
+/** A directory: created 0700 if missing, locked, cleared of dead runs' `.partial` files, numbered from its listing. */
+async function directoryPlace(options: ArchiveWriterOptions): Promise<ArchivePlace> {
+  const {dir} = options
   // Archives hold Secrets: a directory we create is private to the user.
-  await makeDirectory(options.dir, 0o700)
-  const lock = await acquireLock(options.dir)
+  await makeDirectory(dir, 0o700)
+  const lock = await acquireLock(dir)
   try {
     const warnings: string[] = []
     if (lock.tookOverFrom) {
       warnings.push(`Took over the lock of kubesnap pid ${lock.tookOverFrom.pid} (started ${lock.tookOverFrom.startedAt}), which is no longer running.`)
     }
-    for (const file of await removeLeftoverPartials(options.dir)) warnings.push(`Removed ${file}, left by an interrupted run.`)
-    const existing = await listArchiveFiles(options.dir, options.namespace)
-    const number = options.number ?? nextNumber(existing, options.namespace)
-    if (existing.some((a) => a.number === number)) {
-      throw new Error(`Snapshot ${number} of namespace ${options.namespace} already exists in ${options.dir}; choose another number.`)
+    for (const file of await removeLeftoverPartials(dir)) warnings.push(`Removed ${file}, left by an interrupted run.`)
+    const number = await freeNumber(options)
+    return {
+      number,
+      warnings,
+      release: () => lock.release(),
+      open: async (file) => {
+        const finalPath = join(dir, file)
+        const partialPath = join(dir, partialName(file))
+        // Mode 0600 from the first byte: the file never exists with wider permissions.
+        const fh = await open(partialPath, 'wx', 0o600)
+        const output = new FileOutput(fh, lock, partialPath, finalPath, dir)
+        // The umask can only have narrowed it; make it exact.
+        await fh.chmod(0o600).catch(async (err: unknown) => {
+          await output.abort()
+          throw err
+        })
+        return {output, finalPath, partialPath}
+      },
     }
-    const startedAt = now()
-    const finalName = formatArchiveName({namespace: options.namespace, number, time: startedAt})
-    const finalPath = join(options.dir, finalName)
-    const partialPath = join(options.dir, partialName(finalName))
-    // Mode 0600 from the first byte: the file never exists with wider permissions.
-    const fh = await open(partialPath, 'wx', 0o600)
-    const output = new FileOutput(fh, lock, partialPath, finalPath, options.dir)
-    const writer = new ArchiveWriter({options, partSize, now, output, number, startedAt, finalPath, partialPath, warnings})
-    try {
-      await fh.chmod(0o600) // the umask can only have narrowed it; make it exact
-      await writer.writeFormatDocument()
-    } catch (err) {
-      await writer.abort()
-      throw err
-    }
-    return writer
   } catch (err) {
     await lock.release()
     throw err
@@ -185,41 +212,38 @@ export async function createArchiveWriter(options: ArchiveWriterOptions): Promis
 }
 
 /**
- * Starts a snapshot archive on S3: checks the bucket and credentials, picks the
- * next number from a listing and claims it with a conditional PUT (two runs
- * cannot take the same number), and starts the multipart upload under the
- * final key, which shows no object until finish() completes it.
+ * An s3:// location: the bucket and credentials checked first, the next number
+ * from a listing claimed with a conditional PUT (two runs cannot take the same
+ * one), and a multipart upload under the final key, which shows no object
+ * until finish() completes it.
  */
-async function createUploadWriter(options: ArchiveWriterOptions): Promise<ArchiveWriter> {
-  const partSize = options.partSize ?? DEFAULT_PART_SIZE
-  if (!Number.isSafeInteger(partSize) || partSize < 1 || partSize > MAX_USTAR_SIZE) {
-    throw new RangeError(`partSize must be an integer from 1 to ${MAX_USTAR_SIZE}, not ${partSize}.`)
-  }
-  checkNamespace(options.namespace)
-  const now = options.now ?? (() => new Date())
-  const {checkBucket, claimNumber, UploadOutput} = await s3()
+async function bucketPlace(options: ArchiveWriterOptions): Promise<ArchivePlace> {
+  const {checkBucket, claimNumber, removeClaim, UploadOutput} = await s3()
   await checkBucket(options.dir)
-  const existing = await listArchiveFiles(options.dir, options.namespace)
-  const first = options.number ?? nextNumber(existing, options.namespace)
-  if (existing.some((a) => a.number === first)) {
-    throw new Error(`Snapshot ${first} of namespace ${options.namespace} already exists in ${options.dir}; choose another number.`)
-  }
-  const owner = `kubesnap pid ${process.pid}`
-  const number = await claimNumber(options.dir, options.namespace, first, owner)
+  const first = await freeNumber(options)
+  const number = await claimNumber(options.dir, options.namespace, first, `kubesnap pid ${process.pid}`)
   if (options.number !== undefined && number !== options.number) {
     throw new Error(`Snapshot ${options.number} of namespace ${options.namespace} is being written by another run to ${options.dir}; choose another number.`)
   }
-  const startedAt = now()
-  const finalPath = joinLocation(options.dir, formatArchiveName({namespace: options.namespace, number, time: startedAt}))
-  const output = new S3ArchiveOutput(new UploadOutput(finalPath, options.uploadPartSize), options.dir, options.namespace, number)
-  const writer = new ArchiveWriter({options, partSize, now, output, number, startedAt, finalPath, partialPath: finalPath, warnings: []})
-  try {
-    await writer.writeFormatDocument()
-  } catch (err) {
-    await writer.abort()
-    throw err
+  return {
+    number,
+    warnings: [],
+    release: () => removeClaim(options.dir, options.namespace, number).catch(() => {}),
+    open: async (file) => {
+      const finalPath = joinLocation(options.dir, file)
+      return {output: new S3ArchiveOutput(new UploadOutput(finalPath, options.uploadPartSize), options.dir, options.namespace, number), finalPath, partialPath: finalPath}
+    },
   }
-  return writer
+}
+
+/** The number a new archive takes: the one asked for, else the namespace's next; refuses one `dir` already has. */
+async function freeNumber(options: ArchiveWriterOptions): Promise<number> {
+  const existing = await listArchiveFiles(options.dir, options.namespace)
+  const number = options.number ?? nextNumber(existing, options.namespace)
+  if (existing.some((a) => a.number === number)) {
+    throw new Error(`Snapshot ${number} of namespace ${options.namespace} already exists in ${options.dir}; choose another number.`)
+  }
+  return number
 }
 
 /** An archive being copied in: bytes in order, then commit() or abort(). */
