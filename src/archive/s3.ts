@@ -336,6 +336,7 @@ export class UploadOutput {
   #uploadId?: string
   readonly #done: Array<{PartNumber: number; ETag: string}> = []
   #inFlight?: Promise<void>
+  #creating?: Promise<void>
   #failed?: KubesnapError
   #aborted = false
 
@@ -399,28 +400,43 @@ export class UploadOutput {
     }
   }
 
-  /** Aborts the multipart upload, if one was started. Safe to call twice. */
+  /**
+   * Aborts the multipart upload, if one was started. Safe to call twice.
+   * At once, not after the part in flight (a signal handler waits for this,
+   * and a part can take seconds); once that part has settled, once more, as
+   * S3 asks of a part that races an abort.
+   */
   async abort(): Promise<void> {
     if (this.#aborted) return
     this.#aborted = true
-    await this.#inFlight?.catch(() => {})
+    await this.#creating?.catch(() => {})
     if (this.#uploadId === undefined) return
     const {bucket, prefix: key} = this.#location
-    await s3Client().send(new AbortMultipartUploadCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId})).catch(() => {})
+    const abort = () => s3Client().send(new AbortMultipartUploadCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId})).then(() => {}, () => {})
+    await abort()
+    if (this.#inFlight) {
+      await this.#inFlight.catch(() => {})
+      await abort()
+    }
   }
 
   /** Starts uploading a part once the one in flight is done; its buffer goes back to the parts when sent. */
   async #send(part: ReadyPart): Promise<void> {
     await this.#inFlight
     if (this.#failed) throw this.#failed
+    if (this.#aborted) throw new Error(`the upload of ${this.url} was aborted`)
     const {bucket, prefix: key} = this.#location
     if (this.#uploadId === undefined) {
-      try {
-        const created = await s3Client().send(new CreateMultipartUploadCommand({Bucket: bucket, Key: key, ContentType: 'application/x-tar'}))
+      // abort() waits for this, so an upload created while it runs is aborted too.
+      this.#creating = s3Client().send(new CreateMultipartUploadCommand({Bucket: bucket, Key: key, ContentType: 'application/x-tar'})).then((created) => {
         this.#uploadId = created.UploadId
+      })
+      try {
+        await this.#creating
       } catch (err) {
         throw this.#fail(err)
       }
+      if (this.#aborted) throw new Error(`the upload of ${this.url} was aborted`)
     }
     this.#inFlight = s3Client()
       .send(new UploadPartCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId, PartNumber: part.number, Body: part.body}))
