@@ -13,6 +13,8 @@ export const EXIT = {
   partial: 3,
   missingPermissions: 4,
   locked: 5,
+  /** The snapshot was written, but copying it to the plan's second place (copyTo) failed. */
+  copyFailed: 6,
 } as const
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT]

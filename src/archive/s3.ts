@@ -27,6 +27,7 @@ import {
 import {KubesnapError} from '../errors.js'
 import {parseArchiveName, type ArchiveFile} from './naming.js'
 import {parseS3Dir, parseS3Url, s3Settings, s3Url, type S3Location} from './s3-url.js'
+import {UploadParts, type ReadyPart} from './upload-parts.js'
 
 /** Where number claims live under a prefix (not archives, so no listing shows them as such). */
 const CLAIMS = '.kubesnap-claims/'
@@ -301,10 +302,11 @@ export async function abortStaleUploads(url: string, olderThan: Date): Promise<s
 /**
  * The size of multipart part `n` (1-based): 8 MiB for the first 1,000 parts,
  * doubling every 1,000 parts after that. Archives up to 7.8 GiB upload with
- * 8 MiB parts, two of them in memory; 7,000 parts hold 992 GiB, so a 1 TiB
- * archive takes about 7,030 parts (the last ones 1 GiB), under S3's 10,000.
- * Memory grows with the archive only past 7.8 GiB: 2 × 16 MiB up to 23 GiB,
- * 2 × 32 MiB up to 54 GiB, 2 × 64 MiB up to 117 GiB. lib-storage's Upload has
+ * 8 MiB parts, three of them in memory (one filling, one waiting for its tar
+ * header, one in flight); 7,000 parts hold 992 GiB, so a 1 TiB archive takes
+ * about 7,030 parts (the last ones 1 GiB), under S3's 10,000. Memory grows
+ * with the archive only past 7.8 GiB: 3 × 16 MiB up to 23 GiB, 3 × 32 MiB up
+ * to 54 GiB, 3 × 64 MiB up to 117 GiB. lib-storage's Upload has
  * one fixed part size: 112 MiB parts (what 1 TiB needs) measured 675 MiB peak
  * RSS for a 1 GiB volume, hence this loop over the SDK's multipart commands.
  */
@@ -318,46 +320,61 @@ export const FIRST_PART_SIZE = 8 * 1024 ** 2
 const PARTS_PER_SIZE = 1000
 
 /**
- * A sequential archive output that streams into one multipart upload, one
- * part in flight while the next fills. An archive smaller than one part is one
+ * An archive output that streams into one multipart upload, one part in
+ * flight while the next fills (upload-parts.ts cuts the parts). Bytes are
+ * appended in order; bytes announced with hold() may be written once more
+ * (a volume part's tar header, patched with its size), and their upload part
+ * waits in memory until then. An archive smaller than one part is one
  * PutObject. The object appears under its key only when complete() has
  * completed the upload; abort() (failure, Ctrl-C) aborts it, so nothing is
  * left under the key.
  */
 export class UploadOutput {
   readonly url: string
-  /** Bytes handed to the upload so far. */
-  written = 0
   readonly #location: S3Location
-  readonly #firstPartSize: number
-  #part: Buffer
-  #filled = 0
+  readonly #parts: UploadParts
   #uploadId?: string
   readonly #done: Array<{PartNumber: number; ETag: string}> = []
   #inFlight?: Promise<void>
+  #creating?: Promise<void>
   #failed?: KubesnapError
   #aborted = false
 
   constructor(url: string, firstPartSize = FIRST_PART_SIZE) {
     this.url = url
     this.#location = parseS3Url(url)
-    this.#firstPartSize = firstPartSize
-    this.#part = Buffer.allocUnsafe(firstPartSize)
+    this.#parts = new UploadParts((n) => uploadPartSize(n, firstPartSize))
   }
 
-  /** Appends bytes, copied into the part being filled (the caller may reuse them once this resolves); the position must be the end. Waits while the previous part is still uploading. */
+  /** Bytes handed to the upload so far. */
+  get written(): number {
+    return this.#parts.written
+  }
+
+  /** Says that bytes [position, position + length), not yet written, will be written a second time. */
+  hold(position: number, length: number): void {
+    this.#parts.hold(position, length)
+  }
+
+  /**
+   * Writes bytes at the end, or once more over held bytes (copied: the caller
+   * may reuse them once this resolves). Waits while the previous part is still
+   * uploading.
+   */
   async write(data: Buffer, position: number): Promise<void> {
     if (this.#failed) throw this.#failed
     if (this.#aborted) throw new Error(`the upload of ${this.url} was aborted`)
+    if (position < this.written) {
+      for (const part of this.#parts.rewrite(data, position)) await this.#send(part)
+      return
+    }
     if (position !== this.written) throw new Error(`an S3 upload is written in order: asked to write at ${position}, the upload is at ${this.written}`)
     let rest = data
     while (rest.length > 0) {
-      const n = Math.min(rest.length, this.#part.length - this.#filled)
-      rest.copy(this.#part, this.#filled, 0, n)
-      this.#filled += n
-      this.written += n
+      const n = Math.min(rest.length, this.#parts.room)
+      const ready = this.#parts.append(rest.subarray(0, n))
       rest = rest.subarray(n)
-      if (this.#filled === this.#part.length) await this.#sendPart()
+      if (ready) await this.#send(ready)
     }
   }
 
@@ -366,56 +383,69 @@ export class UploadOutput {
     if (this.#failed) throw this.#failed
     const {bucket, prefix: key} = this.#location
     try {
-      if (this.#uploadId === undefined) {
+      const last = this.#parts.finish()
+      if (this.#uploadId === undefined && this.#parts.first) {
         // PutObject is atomic too: the object exists complete, or not at all.
-        await s3Client().send(new PutObjectCommand({Bucket: bucket, Key: key, Body: this.#part.subarray(0, this.#filled), ContentType: 'application/x-tar'}))
+        await s3Client().send(new PutObjectCommand({Bucket: bucket, Key: key, Body: last!.body, ContentType: 'application/x-tar'}))
         return
       }
-      if (this.#filled > 0) await this.#sendPart()
+      if (last) await this.#send(last)
       await this.#inFlight
       if (this.#failed) throw this.#failed
       // radosgw 16 answers this with an empty ETag: nothing here relies on it.
-      await s3Client().send(new CompleteMultipartUploadCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId, MultipartUpload: {Parts: this.#done}}))
+      const parts = [...this.#done].sort((a, b) => a.PartNumber - b.PartNumber)
+      await s3Client().send(new CompleteMultipartUploadCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId, MultipartUpload: {Parts: parts}}))
     } catch (err) {
       throw this.#fail(err)
     }
   }
 
-  /** Aborts the multipart upload, if one was started. Safe to call twice. */
+  /**
+   * Aborts the multipart upload, if one was started. Safe to call twice.
+   * At once, not after the part in flight (a signal handler waits for this,
+   * and a part can take seconds); once that part has settled, once more, as
+   * S3 asks of a part that races an abort.
+   */
   async abort(): Promise<void> {
     if (this.#aborted) return
     this.#aborted = true
-    await this.#inFlight?.catch(() => {})
+    await this.#creating?.catch(() => {})
     if (this.#uploadId === undefined) return
     const {bucket, prefix: key} = this.#location
-    await s3Client().send(new AbortMultipartUploadCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId})).catch(() => {})
+    const abort = () => s3Client().send(new AbortMultipartUploadCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId})).then(() => {}, () => {})
+    await abort()
+    if (this.#inFlight) {
+      await this.#inFlight.catch(() => {})
+      await abort()
+    }
   }
 
-  /** Starts uploading the filled part (after the one in flight is done) and gives the next part its own buffer. */
-  async #sendPart(): Promise<void> {
+  /** Starts uploading a part once the one in flight is done; its buffer goes back to the parts when sent. */
+  async #send(part: ReadyPart): Promise<void> {
     await this.#inFlight
     if (this.#failed) throw this.#failed
+    if (this.#aborted) throw new Error(`the upload of ${this.url} was aborted`)
     const {bucket, prefix: key} = this.#location
     if (this.#uploadId === undefined) {
-      try {
-        const created = await s3Client().send(new CreateMultipartUploadCommand({Bucket: bucket, Key: key, ContentType: 'application/x-tar'}))
+      // abort() waits for this, so an upload created while it runs is aborted too.
+      this.#creating = s3Client().send(new CreateMultipartUploadCommand({Bucket: bucket, Key: key, ContentType: 'application/x-tar'})).then((created) => {
         this.#uploadId = created.UploadId
+      })
+      try {
+        await this.#creating
       } catch (err) {
         throw this.#fail(err)
       }
+      if (this.#aborted) throw new Error(`the upload of ${this.url} was aborted`)
     }
-    const number = this.#done.length + 1
-    const body = this.#part.subarray(0, this.#filled)
     this.#inFlight = s3Client()
-      .send(new UploadPartCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId, PartNumber: number, Body: body}))
+      .send(new UploadPartCommand({Bucket: bucket, Key: key, UploadId: this.#uploadId, PartNumber: part.number, Body: part.body}))
       .then((r) => {
-        this.#done.push({PartNumber: number, ETag: r.ETag ?? ''})
+        this.#done.push({PartNumber: part.number, ETag: r.ETag ?? ''})
+        this.#parts.recycle(part.body)
       }, (err: unknown) => {
         this.#fail(err)
       })
-    // The next part's buffer; the one in flight is freed when its request is done.
-    this.#part = Buffer.allocUnsafe(uploadPartSize(number + 1, this.#firstPartSize))
-    this.#filled = 0
   }
 
   #fail(err: unknown): KubesnapError {

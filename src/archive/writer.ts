@@ -10,9 +10,10 @@
  * to a temporary file.
  *
  * To an `s3://BUCKET/PREFIX` location the same bytes go, in order, into one
- * multipart upload (s3.ts) that is completed last: an upload cannot seek back,
- * so each part is gathered in memory (S3_ARCHIVE_PART_SIZE) and written with its
- * real header once full. The format is the same version 1 either way.
+ * multipart upload (s3.ts) that is completed last. An upload cannot seek back,
+ * but the upload part that holds a volume part's placeholder header waits in
+ * memory for the real one (upload-parts.ts) while the volume streams past it:
+ * the archive is the same, format version 1, with the same part sizes.
  */
 import {createHash, type Hash} from 'node:crypto'
 import {unlinkSync} from 'node:fs'
@@ -41,18 +42,13 @@ import {
 import {makeDirectory} from './disk.js'
 import {checkNamespace, crdMemberPath, formatArchiveName, listArchiveFiles, nextNumber, objectMemberPath, partialName, partMemberPath, partSuffix} from './naming.js'
 import {isS3Url, joinLocation, s3} from './store.js'
+import type {UploadOutput} from './s3.js'
 import type {EntrySink, ObjectMeta, StreamMeta, StreamOptions} from './sink.js'
 
 export type {EntrySink, ObjectMeta, StreamMeta, StreamOptions} from './sink.js'
 
 /** Default part size of streams: 1 GiB. */
 export const DEFAULT_PART_SIZE = 1024 ** 3
-/**
- * Default part size of streams written to S3: 32 MiB, each gathered in memory
- * before it is sent. A 4 GiB volume's manifest entry then lists 128 parts
- * (about 25 KiB), so list and inspect still read a few tens of KiB.
- */
-export const S3_ARCHIVE_PART_SIZE = 32 * 1024 ** 2
 /** Padding source: a member is padded with fewer than 512 zero bytes. */
 const ZEROS = Buffer.alloc(BLOCK)
 /** Buffered small members are written once they reach this size. */
@@ -85,7 +81,7 @@ export interface ArchiveWriterOptions {
   number?: number
   kubesnapVersion: string
   cluster: {server: string; context: string}
-  /** Largest part of a stream, in bytes (default 1 GiB, 32 MiB on S3; small in tests). */
+  /** Largest part of a stream, in bytes (default 1 GiB; small in tests). */
   partSize?: number
   /** Size of the first S3 multipart parts (default s3.ts FIRST_PART_SIZE, 8 MiB). */
   uploadPartSize?: number
@@ -125,48 +121,75 @@ export interface FinishResult {
 }
 
 /**
- * Starts a snapshot archive: takes the directory lock, removes `.partial` files
- * of dead runs, picks the number, creates the `.partial` file (mode 0600) and
- * writes format.json. Throws LockedError when another run holds the directory.
+ * Starts a snapshot archive in a directory or an s3:// location: takes the
+ * number (under the directory lock, or with a claim in the bucket), opens the
+ * output under a name that shows no archive until finish() (a `.partial` file
+ * of mode 0600, or a multipart upload) and writes format.json. Throws
+ * LockedError when another run holds the directory.
  */
 export async function createArchiveWriter(options: ArchiveWriterOptions): Promise<ArchiveWriter> {
-  if (isS3Url(options.dir)) return createUploadWriter(options)
   const partSize = options.partSize ?? DEFAULT_PART_SIZE
   if (!Number.isSafeInteger(partSize) || partSize < 1 || partSize > MAX_USTAR_SIZE) {
     throw new RangeError(`partSize must be an integer from 1 to ${MAX_USTAR_SIZE}, not ${partSize}.`)
   }
   checkNamespace(options.namespace)
   const now = options.now ?? (() => new Date())
+  const place = isS3Url(options.dir) ? await bucketPlace(options) : await directoryPlace(options)
+  let writer: ArchiveWriter | undefined
+  try {
+    const startedAt = now()
+    const {output, finalPath, partialPath} = await place.open(formatArchiveName({namespace: options.namespace, number: place.number, time: startedAt}))
+    writer = new ArchiveWriter({options, partSize, now, output, number: place.number, startedAt, finalPath, partialPath, warnings: place.warnings})
+    await writer.writeFormatDocument()
+    return writer
+  } catch (err) {
+    // Once the writer exists, its abort removes what was started (the .partial file, the upload) and frees the place.
+    if (writer) await writer.abort()
+    else await place.release()
+    throw err
+  }
+}
+
+/** Where a new archive goes, its number taken: held (the directory lock, a claim) until its output takes over or release(). */
+interface ArchivePlace {
+  number: number
+  warnings: string[]
+  /** Opens the output under `file`; from then on the output's commit() or abort() frees the place. */
+  open(file: string): Promise<{output: ArchiveOutput; finalPath: string; partialPath: string}>
+  release(): Promise<void>
+}
+
+/** A directory: created 0700 if missing, locked, cleared of dead runs' `.partial` files, numbered from its listing. */
+async function directoryPlace(options: ArchiveWriterOptions): Promise<ArchivePlace> {
+  const {dir} = options
   // Archives hold Secrets: a directory we create is private to the user.
-  await makeDirectory(options.dir, 0o700)
-  const lock = await acquireLock(options.dir)
+  await makeDirectory(dir, 0o700)
+  const lock = await acquireLock(dir)
   try {
     const warnings: string[] = []
     if (lock.tookOverFrom) {
       warnings.push(`Took over the lock of kubesnap pid ${lock.tookOverFrom.pid} (started ${lock.tookOverFrom.startedAt}), which is no longer running.`)
     }
-    for (const file of await removeLeftoverPartials(options.dir)) warnings.push(`Removed ${file}, left by an interrupted run.`)
-    const existing = await listArchiveFiles(options.dir, options.namespace)
-    const number = options.number ?? nextNumber(existing, options.namespace)
-    if (existing.some((a) => a.number === number)) {
-      throw new Error(`Snapshot ${number} of namespace ${options.namespace} already exists in ${options.dir}; choose another number.`)
+    for (const file of await removeLeftoverPartials(dir)) warnings.push(`Removed ${file}, left by an interrupted run.`)
+    const number = await freeNumber(options)
+    return {
+      number,
+      warnings,
+      release: () => lock.release(),
+      open: async (file) => {
+        const finalPath = join(dir, file)
+        const partialPath = join(dir, partialName(file))
+        // Mode 0600 from the first byte: the file never exists with wider permissions.
+        const fh = await open(partialPath, 'wx', 0o600)
+        const output = new FileOutput(fh, lock, partialPath, finalPath, dir)
+        // The umask can only have narrowed it; make it exact.
+        await fh.chmod(0o600).catch(async (err: unknown) => {
+          await output.abort()
+          throw err
+        })
+        return {output, finalPath, partialPath}
+      },
     }
-    const startedAt = now()
-    const finalName = formatArchiveName({namespace: options.namespace, number, time: startedAt})
-    const finalPath = join(options.dir, finalName)
-    const partialPath = join(options.dir, partialName(finalName))
-    // Mode 0600 from the first byte: the file never exists with wider permissions.
-    const fh = await open(partialPath, 'wx', 0o600)
-    const output = new FileOutput(fh, lock, partialPath, finalPath, options.dir)
-    const writer = new ArchiveWriter({options, partSize, now, output, number, startedAt, finalPath, partialPath, warnings})
-    try {
-      await fh.chmod(0o600) // the umask can only have narrowed it; make it exact
-      await writer.writeFormatDocument()
-    } catch (err) {
-      await writer.abort()
-      throw err
-    }
-    return writer
   } catch (err) {
     await lock.release()
     throw err
@@ -174,41 +197,38 @@ export async function createArchiveWriter(options: ArchiveWriterOptions): Promis
 }
 
 /**
- * Starts a snapshot archive on S3: checks the bucket and credentials, picks the
- * next number from a listing and claims it with a conditional PUT (two runs
- * cannot take the same number), and starts the multipart upload under the
- * final key, which shows no object until finish() completes it.
+ * An s3:// location: the bucket and credentials checked first, the next number
+ * from a listing claimed with a conditional PUT (two runs cannot take the same
+ * one), and a multipart upload under the final key, which shows no object
+ * until finish() completes it.
  */
-async function createUploadWriter(options: ArchiveWriterOptions): Promise<ArchiveWriter> {
-  const partSize = options.partSize ?? S3_ARCHIVE_PART_SIZE
-  if (!Number.isSafeInteger(partSize) || partSize < 1 || partSize > 1024 ** 3) {
-    throw new RangeError(`partSize must be an integer from 1 to ${1024 ** 3} on S3 (each part is held in memory), not ${partSize}.`)
-  }
-  checkNamespace(options.namespace)
-  const now = options.now ?? (() => new Date())
-  const {checkBucket, claimNumber, UploadOutput} = await s3()
+async function bucketPlace(options: ArchiveWriterOptions): Promise<ArchivePlace> {
+  const {checkBucket, claimNumber, removeClaim, UploadOutput} = await s3()
   await checkBucket(options.dir)
-  const existing = await listArchiveFiles(options.dir, options.namespace)
-  const first = options.number ?? nextNumber(existing, options.namespace)
-  if (existing.some((a) => a.number === first)) {
-    throw new Error(`Snapshot ${first} of namespace ${options.namespace} already exists in ${options.dir}; choose another number.`)
-  }
-  const owner = `kubesnap pid ${process.pid}`
-  const number = await claimNumber(options.dir, options.namespace, first, owner)
+  const first = await freeNumber(options)
+  const number = await claimNumber(options.dir, options.namespace, first, `kubesnap pid ${process.pid}`)
   if (options.number !== undefined && number !== options.number) {
     throw new Error(`Snapshot ${options.number} of namespace ${options.namespace} is being written by another run to ${options.dir}; choose another number.`)
   }
-  const startedAt = now()
-  const finalPath = joinLocation(options.dir, formatArchiveName({namespace: options.namespace, number, time: startedAt}))
-  const output = new S3ArchiveOutput(new UploadOutput(finalPath, options.uploadPartSize), options.dir, options.namespace, number)
-  const writer = new ArchiveWriter({options, partSize, now, output, number, startedAt, finalPath, partialPath: finalPath, warnings: []})
-  try {
-    await writer.writeFormatDocument()
-  } catch (err) {
-    await writer.abort()
-    throw err
+  return {
+    number,
+    warnings: [],
+    release: () => removeClaim(options.dir, options.namespace, number).catch(() => {}),
+    open: async (file) => {
+      const finalPath = joinLocation(options.dir, file)
+      return {output: new S3ArchiveOutput(new UploadOutput(finalPath, options.uploadPartSize), options.dir, options.namespace, number), finalPath, partialPath: finalPath}
+    },
   }
-  return writer
+}
+
+/** The number a new archive takes: the one asked for, else the namespace's next; refuses one `dir` already has. */
+async function freeNumber(options: ArchiveWriterOptions): Promise<number> {
+  const existing = await listArchiveFiles(options.dir, options.namespace)
+  const number = options.number ?? nextNumber(existing, options.namespace)
+  if (existing.some((a) => a.number === number)) {
+    throw new Error(`Snapshot ${number} of namespace ${options.namespace} already exists in ${options.dir}; choose another number.`)
+  }
+  return number
 }
 
 /** An archive being copied in: bytes in order, then commit() or abort(). */
@@ -265,14 +285,14 @@ export async function createCopyOutput(dir: string, file: string, archive: {name
 }
 
 /**
- * Where the writer's bytes go: a `.partial` file written anywhere (seekable),
- * or an upload written in order. commit() makes the archive appear under its
- * final name; abort() leaves nothing under it.
+ * Where the writer's bytes go: a `.partial` file written anywhere, or an
+ * upload written in order where only held bytes are written twice. commit()
+ * makes the archive appear under its final name; abort() leaves nothing under it.
  */
 interface ArchiveOutput {
-  /** Whether bytes before the end can be rewritten (part headers back-patched, failed entries cut off). */
-  readonly seekable: boolean
-  /** Writes `data` at `position`; done with `data` once it resolves (the caller may reuse it). */
+  /** Says that bytes [position, position + length), about to be written, will be written once more (a part's header, back-patched). */
+  hold(position: number, length: number): void
+  /** Writes `data` at `position`: the end, or held bytes; done with `data` once it resolves (the caller may reuse it). */
   write(data: Buffer, position: number): Promise<void>
   /** Cuts the output back to `length` bytes; an upload can only "cut" at its end. */
   truncate(length: number): Promise<void>
@@ -284,7 +304,6 @@ interface ArchiveOutput {
 
 /** A `.partial` file under the directory lock, fsynced and renamed on commit. */
 class FileOutput implements ArchiveOutput {
-  readonly seekable = true
 
   constructor(
     readonly fh: FileHandle,
@@ -293,6 +312,10 @@ class FileOutput implements ArchiveOutput {
     readonly finalPath: string,
     readonly dir: string,
   ) {}
+
+  hold(): void {
+    // A file is rewritten anywhere.
+  }
 
   write(data: Buffer, position: number): Promise<void> {
     return writeAt(this.fh, data, position)
@@ -333,18 +356,21 @@ class FileOutput implements ArchiveOutput {
 
 /** A multipart upload under the final key (s3.ts), plus the claim of the snapshot's number. */
 class S3ArchiveOutput implements ArchiveOutput {
-  readonly seekable = false
   /** Set once bytes that the archive must not keep reached the upload: finish() then refuses. */
   #spoiled?: string
 
   constructor(
-    readonly upload: {written: number; write(data: Buffer, position: number): Promise<void>; complete(): Promise<void>; abort(): Promise<void>},
+    readonly upload: Pick<UploadOutput, 'written' | 'hold' | 'write' | 'complete' | 'abort'>,
     readonly dir: string,
     readonly namespace: string,
     readonly number: number,
     /** Whether this run claimed the number (a copy keeps the source's number and claims none). */
     readonly claimed = true,
   ) {}
+
+  hold(position: number, length: number): void {
+    this.upload.hold(position, length)
+  }
 
   write(data: Buffer, position: number): Promise<void> {
     return this.upload.write(data, position)
@@ -695,9 +721,8 @@ export class ArchiveWriter implements EntrySink {
 /**
  * The Writable at the end of a stream entry's pipeline: splits stored bytes into
  * part members with positional writes. Each part gets a placeholder header when
- * it starts and its real header when it is full or the stream ends. On an
- * output that cannot seek back (an upload), each part is gathered in one reused
- * buffer instead and written whole, header first, once its size is known.
+ * it starts (held: an upload keeps it in memory) and its real header when it is
+ * full or the stream ends.
  */
 class PartSink extends Writable {
   readonly parts: StreamPart[] = []
@@ -705,8 +730,6 @@ class PartSink extends Writable {
   position: number
   readonly #out: ArchiveOutput
   readonly #partSize: number
-  /** The current part's bytes, when the output cannot seek back. */
-  #gather?: Buffer
   readonly #pathFor: (index: number) => string
   readonly #mtime: Date
   /**
@@ -765,7 +788,7 @@ class PartSink extends Writable {
       const part = this.#current!
       const piece = rest.subarray(0, this.#partSize - part.size)
       // Hash while the write is in flight: the two together are the throughput limit.
-      const written = this.#gather ? Promise.resolve(void piece.copy(this.#gather, part.size)) : this.#out.write(piece, part.offset + part.size)
+      const written = this.#out.write(piece, part.offset + part.size)
       part.hash.update(piece)
       this.#whole?.update(piece)
       await written
@@ -778,8 +801,8 @@ class PartSink extends Writable {
   async #startPart(): Promise<void> {
     const path = this.#pathFor(this.parts.length)
     const placeholder = encodeMemberHeader(path, 0, this.#mtime)
-    if (this.#out.seekable) await this.#out.write(placeholder, this.position)
-    else this.#gather ??= Buffer.allocUnsafe(this.#partSize)
+    this.#out.hold(this.position, placeholder.length)
+    await this.#out.write(placeholder, this.position)
     this.#current = {path, headerOffset: this.position, headerLength: placeholder.length, offset: this.position + placeholder.length, size: 0, hash: createHash('sha256')}
   }
 
@@ -789,15 +812,8 @@ class PartSink extends Writable {
     // Same path, so same header length: the rewrite cannot spill into the content.
     if (header.length !== part.headerLength) throw new Error(`header of ${part.path} changed length`)
     const padding = paddingFor(part.size)
-    if (this.#gather) {
-      // Header, content and padding in order (write() is done with each buffer when it resolves: no copy here).
-      await this.#out.write(header, part.headerOffset)
-      await this.#out.write(this.#gather.subarray(0, part.size), part.offset)
-      if (padding > 0) await this.#out.write(ZEROS.subarray(0, padding), part.offset + part.size)
-    } else {
-      await this.#out.write(header, part.headerOffset)
-      if (padding > 0) await this.#out.write(Buffer.alloc(padding), part.offset + part.size)
-    }
+    await this.#out.write(header, part.headerOffset)
+    if (padding > 0) await this.#out.write(ZEROS.subarray(0, padding), part.offset + part.size)
     if (this.parts.length === 0) this.#whole = part.hash.copy()
     this.parts.push({path: part.path, offset: part.offset, size: part.size, sha256: part.hash.digest('hex')})
     this.position = part.offset + part.size + padding

@@ -1,20 +1,6 @@
-import {basename} from 'node:path'
 import {Args} from '@oclif/core'
-import {openSelected} from '../archive/select.js'
-import {parseArchiveName} from '../archive/naming.js'
-import {verifyArchive} from '../archive/verify.js'
-import {createCopyOutput} from '../archive/writer.js'
+import {copyArchive, type CopyResult} from '../archive/copy.js'
 import {KubesnapCommand} from '../base-command.js'
-import {KubesnapError, messageOf} from '../errors.js'
-
-/** What `copy --json` prints. */
-export interface CopySummary {
-  from: string
-  to: string
-  namespace: string
-  number: number
-  bytes: number
-}
 
 export default class Copy extends KubesnapCommand<typeof Copy> {
   static override summary = 'Copy a snapshot archive between a directory and an s3:// location, verifying it as it copies.'
@@ -31,29 +17,9 @@ export default class Copy extends KubesnapCommand<typeof Copy> {
     destination: Args.string({description: 'The directory or s3://BUCKET/PREFIX to copy it into.', required: true}),
   }
 
-  public async run(): Promise<CopySummary> {
-    const {source, destination} = this.args
-    // Both ends are checked before a byte moves (createCopyOutput checks the destination's bucket): a missing bucket or a wrong secret is one sentence.
-    const archive = await openSelected(source)
-    const file = basename(source)
-    if (!parseArchiveName(file)) throw new KubesnapError(`${source} is not named as kubesnap names archives (NS-NNNNNN-TIME.kubesnap.tar); rename it before copying.`)
-    const {namespace, number} = archive.manifest
-    const out = await createCopyOutput(destination, file, {namespace, number}).catch((err: unknown) => {
-      throw err instanceof KubesnapError ? err : new KubesnapError(messageOf(err), {cause: err})
-    })
-    let result
-    try {
-      result = await verifyArchive(source, {tap: (chunk) => out.append(chunk)})
-    } catch (err) {
-      await out.abort()
-      throw err instanceof KubesnapError ? err : new KubesnapError(`Copying ${source} failed (${messageOf(err)}); nothing was left under ${out.path}.`, {cause: err})
-    }
-    if (!result.ok) {
-      await out.abort()
-      throw new KubesnapError(`${source} is damaged (${result.problem} at ${result.entry}), so it was not copied; run kubesnap verify on it for details.`, {code: result.problem})
-    }
-    await out.commit()
-    this.log(`Copied ${source} → ${out.path} (${result.bytes} bytes, verified).`)
-    return {from: source, to: out.path, namespace, number, bytes: result.bytes}
+  public async run(): Promise<CopyResult> {
+    const result = await copyArchive(this.args.source, this.args.destination)
+    this.log(`Copied ${result.from} → ${result.to} (${result.bytes} bytes, verified).`)
+    return result
   }
 }

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {createArchiveWriter} from '../archive/writer.js'
+import {copyToSecondPlace, type CopyResult} from '../archive/copy.js'
 import {archiveSize} from '../archive/store.js'
 import {diskError} from '../archive/disk.js'
 import {LockedError} from '../archive/lock.js'
@@ -24,6 +25,8 @@ import {keepFlags} from '../flags.js'
 export interface SnapshotSummary extends SnapshotResult {
   /** What --prune kept and removed in the namespace, when it ran. */
   prune?: PruneResult
+  /** The copy to the plan's copyTo, when it has one. */
+  copy?: CopyResult
 }
 
 export default class Snapshot extends KubesnapCommand<typeof Snapshot> {
@@ -33,7 +36,7 @@ export default class Snapshot extends KubesnapCommand<typeof Snapshot> {
 Then the data of every PersistentVolumeClaim it stored: with --volumes tar (default) streamed as \`tar cf -\` out of a running container that mounts the claim, or out of a helper pod when none can, and checked end to end; with --volumes csi taken as VolumeSnapshots that stay in the cluster.
 With --config, the settings come from a kubesnap.yaml plan (flags given as well win), for cron: no prompts, timestamped plain lines when not on a terminal, --quiet for warnings and errors only. --prune then applies the retention policy to the namespace's archives after a successful run, and --pushgateway reports the run's outcome, failed or not.
 A claim whose data cannot be copied after its attempts is left out and named: the archive keeps the objects and every other volume and records the claim in its skipped list (--volumes-required fails the run instead, with no archive).
-Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archive was written), 2 usage or an invalid plan, 3 partial (some types could not be listed, or some claims' data could not be copied; the archive says which), 5 another run holds DIR.`
+Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archive was written), 2 usage or an invalid plan, 3 partial (some types could not be listed, or some claims' data could not be copied; the archive says which), 5 another run holds DIR, 6 the archive was written but copying it to the plan's copyTo failed.`
 
   static override examples = [
     '<%= config.bin %> snapshot -n shop -o /var/backups/kubesnap',
@@ -95,7 +98,8 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
       summary = await this.snapshot(settings, encryption, signer).catch((err: unknown) => {
         throw diskError(err, settings.output, 'no archive was written') ?? err
       })
-      // The archive is written (complete or partial): what follows a snapshot (pruning) comes here.
+      // The archive is written (complete or partial). The copy comes before pruning: while the second place cannot take copies, older archives stay where they are.
+      if (settings.copyTo) summary.copy = await copyToSecondPlace(summary.path, settings.copyTo)
       if (settings.prune) {
         if (summary.status === 'complete') summary.prune = await this.prune(settings, summary)
         else this.note(`Archives were not pruned: snapshot ${summary.number} is partial, and only a complete snapshot lets older ones go.`)
@@ -108,6 +112,7 @@ Exit codes: 0 complete, 1 failed (no archive, or --prune failed after the archiv
     if (!this.flags.quiet) {
       const volumes = summary.volumeSnapshots > 0 ? `, ${summary.volumeSnapshots} VolumeSnapshots` : `, ${summary.volumes} volumes`
       this.log(`Snapshot ${summary.number} of ${summary.namespace} (${summary.status}): ${summary.objects} objects${volumes}${summary.dumps > 0 ? `, ${summary.dumps} dumps` : ''}, ${summary.skipped.length} left out → ${summary.path}`)
+      if (summary.copy) this.log(`Copied to ${summary.copy.to} (verified).`)
       if (summary.prune) for (const line of formatPrune(summary.prune, summary.namespace)) this.log(line)
     }
     return summary

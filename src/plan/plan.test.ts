@@ -39,6 +39,12 @@ test('relative paths resolve against the plan directory, not the working directo
   assert.equal(plan.encryption.recipientsFiles, ['/etc/kubesnap/keys/r.txt'])
 })
 
+test('copyTo: an s3:// location is kept as written, a directory resolves against the plan directory', () => {
+  assert.is(parsePlan('version: 1\nnamespace: a\ncopyTo: s3://backups/kubesnap\n', '/etc/kubesnap/plan.yaml').copyTo, 's3://backups/kubesnap')
+  assert.is(parsePlan('version: 1\nnamespace: a\ncopyTo: offsite\n', '/etc/kubesnap/plan.yaml').copyTo, '/etc/kubesnap/offsite')
+  assert.is(parsePlan('version: 1\nnamespace: a\n', '/etc/kubesnap/plan.yaml').copyTo, undefined)
+})
+
 test('signWith and trust: key lines are checked and kept with their place, files resolve against the plan directory', () => {
   const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl backup@shop'
   const plan = parsePlan(`version: 1\nnamespace: a\nsignWith: keys/sign\ntrust:\n  - ${key}\n  - keys/team.pub\n`, '/etc/kubesnap/plan.yaml')
@@ -71,6 +77,8 @@ const cases: [string, string, string[]][] = [
   ['typo below', 'version: 1\nnamespace: a\nretention:\n  keepdaily: 3\n', ['plan.yaml:4:3: retention.keepdaily is not a plan setting; did you mean retention.keepDaily?']],
   ['unknown key, no near match', 'version: 1\nnamespace: a\nmetrics:\n  statsd: x\n', ['plan.yaml:4:3: metrics.statsd is not a plan setting; the settings here are pushgateway.']],
   ['empty value', 'version: 1\nnamespace: a\noutput:\n', ['plan.yaml:3:1: output has no value; give one or remove the line.']],
+  ['copyTo as a list', 'version: 1\nnamespace: a\ncopyTo: [s3://a/b]\n', ['plan.yaml:3:9: copyTo must be a non-empty string, not a list.']],
+  ['typo of copyTo', 'version: 1\nnamespace: a\ncopyto: s3://a/b\n', ['plan.yaml:3:1: copyto is not a plan setting; did you mean copyTo?']],
   ['a word for a number', 'version: 1\nnamespace: a\nretention:\n  keepLast: three\n', ['plan.yaml:4:13: retention.keepLast must be a whole number of 0 or more, not "three".']],
   ['retention that keeps nothing', 'version: 1\nnamespace: a\nretention:\n  keepLast: 0\n', ['plan.yaml:4:3: retention keeps nothing; give at least one of keepLast, keepHourly, keepDaily, keepWeekly, keepMonthly, keepYearly above 0, or remove it.']],
   ['a strategy that does not exist', 'version: 1\nnamespace: a\nvolumes:\n  strategy: rsync\n  claims:\n    data: snapshot\n', ['plan.yaml:4:13: volumes.strategy must be one of tar, csi, none, not "rsync".', 'plan.yaml:6:11: volumes.claims.data must be one of tar, csi, none, not "snapshot".']],

@@ -10,6 +10,7 @@
 import {dirname, resolve} from 'node:path'
 import {isMap, isScalar, type Document, type LineCounter, type Node, type Pair, type YAMLMap} from 'yaml'
 import {parseRecipient} from '../archive/crypto.js'
+import {isS3Url} from '../archive/s3-url.js'
 import {parseTrustLine} from '../archive/sign.js'
 import {DUMP_NAME, DumpSyntaxError, parseTarget, type DumpSpec, type HookSpec} from '../dumps/spec.js'
 import {readUserFile} from '../errors.js'
@@ -31,6 +32,8 @@ export interface Plan {
   context?: string
   kubeconfig?: string
   output?: string
+  /** A second directory or s3:// location every written snapshot is copied to, verified as it goes (copyTo). */
+  copyTo?: string
   selection: {includeKinds?: string[]; excludeKinds?: string[]; selector?: string}
   volumes: {
     /** Strategy of the claims `claims` does not name. */
@@ -106,8 +109,8 @@ class Checker extends YamlChecker {
       namespace: (n) => (plan.namespace = this.string(n, 'namespace', NAMESPACE) ?? ''),
       context: (n) => (plan.context = this.string(n, 'context')),
       kubeconfig: (n) => (plan.kubeconfig = this.path(n, 'kubeconfig')),
-      // An s3:// location is not a path relative to the plan.
-      output: (n) => (plan.output = isScalar(n) && typeof n.value === 'string' && n.value.startsWith('s3://') ? n.value : this.path(n, 'output')),
+      output: (n) => (plan.output = this.location(n, 'output')),
+      copyTo: (n) => (plan.copyTo = this.location(n, 'copyTo')),
       selection: (n) =>
         this.map(n, 'selection', {
           includeKinds: (m) => (plan.selection.includeKinds = this.stringList(m, 'selection.includeKinds')),
@@ -191,6 +194,11 @@ class Checker extends YamlChecker {
   path(node: Node, at: string): string | undefined {
     const value = this.string(node, at)
     return value === undefined ? undefined : resolve(this.#dir, value)
+  }
+
+  /** A directory (relative to the plan) or an s3:// location, which is not a path. */
+  location(node: Node, at: string): string | undefined {
+    return isScalar(node) && typeof node.value === 'string' && isS3Url(node.value) ? node.value : this.path(node, at)
   }
 
   integer(node: Node, at: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {

@@ -1,5 +1,6 @@
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
+import {KubesnapError} from '../errors.js'
 import {parsePlan} from './plan.js'
 import {snapshotSettings, strategyOf} from './settings.js'
 
@@ -76,6 +77,31 @@ test('--prune takes --keep-* over the plan\'s retention, and needs one of them',
   assert.equal(snapshotSettings({prune: true, 'keep-last': 2}, plan).prune, {keepLast: 2})
   assert.throws(() => snapshotSettings({prune: true}), /--prune needs a retention policy/)
   assert.throws(() => snapshotSettings({'keep-last': 2}), /apply with --prune/)
+})
+
+test('copyTo comes from the plan, and may not be the place the snapshot is written to', () => {
+  const withCopy = (copyTo: string, output = 'backups') => parsePlan(`version: 1\nnamespace: shop\noutput: ${output}\ncopyTo: ${copyTo}\n`, '/etc/kubesnap/shop.yaml')
+  assert.is(snapshotSettings({}, withCopy('s3://backups/kubesnap')).copyTo, 's3://backups/kubesnap')
+  assert.is(snapshotSettings({output: '/var/backups'}, withCopy('/mnt/offsite')).copyTo, '/mnt/offsite')
+  assert.is(snapshotSettings({}).copyTo, undefined)
+  const same: Array<[string, {output?: string}, string?]> = [
+    ['backups', {}],
+    ['/etc/kubesnap/backups/', {}],
+    ['/var/b', {output: '/var/b/.'}],
+    ['s3://bkp/p/', {}, 's3://bkp/p'],
+    ['s3://bkp/p', {output: 's3://bkp/p/'}],
+  ]
+  for (const [copyTo, flags, output] of same) {
+    try {
+      snapshotSettings(flags, withCopy(copyTo, output))
+      assert.unreachable(`${copyTo} was taken`)
+    } catch (err) {
+      assert.instance(err, KubesnapError)
+      assert.is((err as KubesnapError).exitCode, 2)
+      assert.match((err as Error).message, /^The plan's copyTo \(.+\) is where the snapshot is written; give copyTo another directory or s3:\/\/ location\.$/)
+    }
+  }
+  assert.is(snapshotSettings({}, withCopy('s3://bkp/p2', 's3://bkp/p')).copyTo, 's3://bkp/p2')
 })
 
 test.run()

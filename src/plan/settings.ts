@@ -3,7 +3,9 @@
  * command line wins, then the plan, then the default. Pure, so the precedence
  * is a table test rather than a cluster test.
  */
+import {resolve} from 'node:path'
 import {policyFromFlags, type RetentionPolicy} from '../archive/retention.js'
+import {isS3Url, joinS3} from '../archive/s3-url.js'
 import {dumpPlanOfFlags, type DumpPlan} from '../dumps/index.js'
 import {EXIT, KubesnapError} from '../errors.js'
 import {DEFAULT_HELPER_IMAGE, type VolumeStrategy} from '../volumes/index.js'
@@ -46,6 +48,8 @@ export interface SnapshotFlags {
 export interface SnapshotSettings {
   connection: {kubeconfig?: string; context?: string; namespace?: string}
   output: string
+  /** Where every written snapshot is copied to as well (the plan's copyTo), or undefined. */
+  copyTo?: string
   includeKinds?: string[]
   excludeKinds?: string[]
   selector?: string
@@ -90,6 +94,11 @@ export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSet
     throw new KubesnapError('--prune needs a retention policy; give --keep-last/--keep-daily/… or a retention section in the --config plan.', {exit: EXIT.usage})
   }
 
+  const output = flags.output ?? plan?.output ?? '.'
+  if (plan?.copyTo !== undefined && sameLocation(plan.copyTo, output)) {
+    throw new KubesnapError(`The plan's copyTo (${plan.copyTo}) is where the snapshot is written; give copyTo another directory or s3:// location.`, {exit: EXIT.usage})
+  }
+
   const recipientsFromFlags = has(flags['encrypt-to']) || has(flags['recipients-file'])
   return {
     connection: {
@@ -97,7 +106,8 @@ export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSet
       context: flags.context ?? plan?.context,
       namespace: flags.namespace ?? plan?.namespace,
     },
-    output: flags.output ?? plan?.output ?? '.',
+    output,
+    copyTo: plan?.copyTo,
     includeKinds: has(flags['include-kinds']) ? flags['include-kinds'] : plan?.selection.includeKinds,
     excludeKinds: has(flags['exclude-kinds']) ? flags['exclude-kinds'] : plan?.selection.excludeKinds,
     selector: flags.selector ?? plan?.selection.selector,
@@ -125,4 +135,10 @@ export function snapshotSettings(flags: SnapshotFlags, plan?: Plan): SnapshotSet
 /** The strategy of one claim under the settings. */
 export function strategyOf(settings: Pick<SnapshotSettings['volumes'], 'strategy' | 'claims'>, claim: string): VolumeStrategy {
   return settings.claims[claim] ?? settings.strategy
+}
+
+/** Whether two directories, or two s3:// locations, are the same place. */
+function sameLocation(a: string, b: string): boolean {
+  if (isS3Url(a) !== isS3Url(b)) return false
+  return isS3Url(a) ? joinS3(a, '') === joinS3(b, '') : resolve(a) === resolve(b)
 }
