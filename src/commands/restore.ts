@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {verifyArchive} from '../archive/verify.js'
+import {verifyArchive, type VerifyResult} from '../archive/verify.js'
 import type {ArchiveReader} from '../archive/reader.js'
 import {identityFlag, openForContents} from '../encryption.js'
 import {openArchive} from '../archive/reader.js'
@@ -34,8 +34,8 @@ import {
   archivedClaimSnapshots, csiOutcomes, planCsiRestore, selectedClaims, type ArchivedClaimSnapshot,
 } from '../restore/volumes.js'
 import {
-  archivedWorkloads, checkVolumeArchives, claimCapacities, claimsWithoutData, planVolumes, restoreVolumes, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
-  type ApprovedVolume, type ClaimWithoutData, type VolumeOutcome, type VolumePlan,
+  archivedWorkloads, checkVolumeArchives, claimCapacities, claimsWithoutData, planVolumes, restoreVolumes, verifyWithVolumeScans, volumeEntriesOf, VOLUME_RESTORE_STRATEGIES,
+  type ApprovedVolume, type ClaimWithoutData, type VolumeOutcome, type VolumePlan, type VolumeScan,
 } from '../restore/volumes.js'
 import {DEFAULT_HELPER_IMAGE, HelperPods} from '../volumes/helper.js'
 import {VOLUME_MODES, type VolumeMode} from '../volumes/tar-in.js'
@@ -177,6 +177,8 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
       namespaceCreated: boolean
       volumeEntries: StreamEntry[]
       volumesApproved: Map<string, ApprovedVolume>
+      /** The volumes scanned as the archive was verified. */
+      volumeScans?: Map<string, VolumeScan>
       volumePlans: VolumePlan[]
       volumes: VolumeOutcome[]
       withoutData: ClaimWithoutData[]
@@ -197,13 +199,13 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
       {
         title: `Verify ${path}`,
         task: async (_ctx, task) => {
-          // Every byte before the first write: a damaged archive never half-restores.
-          const verified = await verifyArchive(path)
-          if (!verified.ok) {
-            throw new KubesnapError(`The archive ${path} is damaged at ${verified.entry} (${verified.problem}); nothing was restored: restore from another snapshot.`)
-          }
-          // Then whose it is: a tampered, unsigned (with --trust) or untrusted archive stops here, before any content is read.
-          const checked = await openArchive(path)
+          const damaged = (verified: VerifyResult & {ok: false}) => new KubesnapError(`The archive ${path} is damaged at ${verified.entry} (${verified.problem}); nothing was restored: restore from another snapshot.`)
+          // Whose it is first: a tampered, unsigned (with --trust) or untrusted archive stops here, before any content is read.
+          const checked = await openArchive(path).catch(async (err: unknown) => {
+            // One that does not open is damaged somewhere: the full check names where.
+            const verified = await verifyArchive(path)
+            throw verified.ok ? err : damaged(verified)
+          })
           signature = await checkTrust(checked, trust)
           // A missing or wrong key stops here, before any write.
           state.reader = await openForContents(path, flags.identity)
@@ -211,6 +213,12 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
           if (state.reader.trailer.manifestSha256 !== checked.trailer.manifestSha256) {
             throw new KubesnapError(`${path} changed while it was being read; nothing was restored: make sure nothing writes the archive, and restore again.`)
           }
+          // Every byte before the first write: a damaged archive never half-restores. When every claim is restored, each
+          // volume is scanned for hostile members in the same read; a narrower selection is scanned by the preconditions.
+          const everyClaim = flags.volumes === 'tar' && !flags['only-secrets'] && !flags['include-kinds'] && !flags['exclude-kinds'] && !flags.resource && !flags.selector
+          const {verified, scans} = await verifyWithVolumeScans(state.reader, everyClaim ? state.reader.manifest.entries.filter((e): e is StreamEntry => e.type === 'volume') : [])
+          if (!verified.ok) throw damaged(verified)
+          state.volumeScans = scans
           const signed = signature.signed ? `, signed by ${signature.fingerprint}${signature.trusted ? ' (trusted)' : ''}` : ''
           task.title = `Verified ${path} (${verified.members} members${state.reader.manifest.encrypted ? ', decrypted' : ''}${signed})`
         },
@@ -238,7 +246,7 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
             // A partial snapshot's failed claims (and claims left out on purpose) come back empty: the summary names them.
             state.withoutData = claimsWithoutData(manifest, claims, new Set(claimSnapshots.keys()))
             const capacities = await claimCapacities(api, state.reader!, state.entries, claims, state.namespace, state.preconditions.namespaceExists !== false)
-            const scanned = await checkVolumeArchives(state.reader!, state.volumeEntries, capacities)
+            const scanned = await checkVolumeArchives(state.reader!, state.volumeEntries, capacities, state.volumeScans)
             state.preconditions.problems.push(...scanned.problems)
             state.volumesApproved = scanned.approved
           }
