@@ -128,7 +128,7 @@ test('TarCheck: a whole tar passes; cut anywhere, corrupted, or with trailing ju
   }
   const corrupt = Buffer.from(tar)
   corrupt[3] ^= 0xff
-  assert.match((await checkOf(corrupt)).verdict() ?? '', /bad header checksum at byte 0/)
+  assert.match((await checkOf(corrupt)).verdict() ?? '', /corrupt: the header at byte 0 has a wrong checksum/)
   assert.match((await checkOf(Buffer.concat([tar, Buffer.from('junk')]))).verdict() ?? '', /data after its end-of-archive marker/)
   // Bytes lost in the middle shift every later header: the next checksum fails.
   const holed = Buffer.concat([tar.subarray(0, 4096), tar.subarray(4096 + 1000)])

@@ -116,10 +116,20 @@ export class ArchiveReader {
       })(),
       {objectMode: false},
     )
-    // Errors name the stream's directory (`volumes/data/`), the closest thing it has to a member path.
-    const where = parts[0].path.slice(0, parts[0].path.lastIndexOf('/') + 1)
     // Each part is checked against its own sha256 (readEntry); with the manifest
     // itself checked, matching parts make a matching entry: no second pass here.
+    return this.decodeStream(entry, stored)
+  }
+
+  /**
+   * Decodes a stream entry's stored bytes (its parts concatenated) read by the
+   * caller, as readStream does its own: decrypted, decompressed, and an error
+   * at the end if the result does not match rawSize/rawSha256. The stored
+   * bytes are the caller's to check (verifyArchive hashes them as it reads).
+   */
+  decodeStream(entry: StreamEntry, stored: Readable): Readable {
+    // Errors name the stream's directory (`volumes/data/`), the closest thing it has to a member path.
+    const where = entry.parts[0]?.path.slice(0, entry.parts[0].path.lastIndexOf('/') + 1) ?? entry.name
     const stages: (NodeJS.ReadableStream | NodeJS.ReadWriteStream)[] = [stored]
     if (this.manifest.encrypted) stages.push(this.#decrypt())
     // zlib's default 16 KiB output makes a trip to the thread pool and a chunk per 16 KiB: reading 1 GiB took about 6.3 s of CPU instead of 2.8.

@@ -49,6 +49,21 @@ export interface VerifyOptions {
    * destination, so a copy is verified as it is made, with one read.
    */
   tap?: (chunk: Buffer) => Promise<void>
+  /**
+   * Called at each member's header with its path: a reader returned here gets
+   * the member's content as it is read and hashed (restore scans its volumes
+   * in the same read), then `end()` once all of it was read. A member the
+   * file ends inside of never gets `end()`. Memory stays bounded as long as
+   * each `write` resolves when its chunk is taken.
+   */
+  content?: (path: string) => MemberReader | undefined
+}
+
+/** The content of one member, handed over as verifyArchive reads it. */
+export interface MemberReader {
+  /** One chunk, the reader's to keep; the read goes on when the promise resolves. */
+  write(chunk: Buffer): Promise<void>
+  end(): Promise<void>
 }
 
 /**
@@ -66,7 +81,7 @@ export async function verifyArchive(path: string, options: VerifyOptions = {}): 
   try {
     size = fh.size
     const onProgress = options.onProgress
-    walk = await walkArchive(fh, onProgress && ((bytesRead) => onProgress(bytesRead, size)), options.tap)
+    walk = await walkArchive(fh, {...options, onRead: onProgress && ((bytesRead) => onProgress(bytesRead, size))})
   } finally {
     await fh.close()
   }
@@ -118,8 +133,8 @@ interface Walk {
 }
 
 /** Reads the file as a tar stream, hashing each member; stops at the end blocks or at the first structural problem. */
-async function walkArchive(fh: ArchiveSource, onRead?: (bytesRead: number) => void, tap?: (chunk: Buffer) => Promise<void>): Promise<Walk> {
-  const r = new SequentialReader(fh, onRead, tap)
+async function walkArchive(fh: ArchiveSource, options: Omit<VerifyOptions, 'onProgress'> & {onRead?: (bytesRead: number) => void}): Promise<Walk> {
+  const r = new SequentialReader(fh, options.onRead, options.tap)
   const members: WalkedMember[] = []
   const stop = (problem: ArchiveProblem, offset: number, detail: string, path?: string): Walk => ({members, stop: {problem, offset, path, detail}})
   let pax: {path?: string; offset: number} | undefined
@@ -161,15 +176,18 @@ async function walkArchive(fh: ArchiveSource, onRead?: (bytesRead: number) => vo
     const hash = createHash('sha256')
     const keep = header.path.startsWith('kubesnap/') && header.size <= 256 * CHUNK
     const kept: Buffer[] = []
+    const reader = options.content?.(header.path)
     const passed = await r.pass(header.size, (chunk) => {
       hash.update(chunk)
       if (keep) kept.push(Buffer.from(chunk))
+      return reader?.write(Buffer.from(chunk))
     })
     if (passed < header.size) return stop('truncated', offset + passed, `the file ends ${header.size - passed} bytes before the end of ${header.path}`, header.path)
     // Padding is not hashed, so check it is zeros: then every byte of the file is covered by some check.
     const padding = await r.take(paddingFor(header.size))
     if (padding.length < paddingFor(header.size)) return stop('truncated', r.position, `the file ends inside the padding of ${header.path}`, header.path)
     if (!padding.every((b) => b === 0)) return stop('bad padding', offset + header.size, `non-zero bytes in the padding after ${header.path}`, header.path)
+    await reader?.end()
     members.push({
       path: header.path,
       headerOffset: pax?.offset ?? start,
@@ -311,13 +329,13 @@ class SequentialReader {
     return out
   }
 
-  /** Hands the next `n` bytes to `onChunk` in buffer-sized views; returns how many there were. */
-  async pass(n: number, onChunk: (chunk: Buffer) => void): Promise<number> {
+  /** Hands the next `n` bytes to `onChunk` in buffer-sized views (waiting for the promise it may return); returns how many there were. */
+  async pass(n: number, onChunk: (chunk: Buffer) => Promise<void> | undefined): Promise<number> {
     let done = 0
     while (done < n) {
       if (this.#end === this.#start && !(await this.#fill())) break
       const got = Math.min(n - done, this.#end - this.#start)
-      onChunk(this.#buf.subarray(this.#start, this.#start + got))
+      await onChunk(this.#buf.subarray(this.#start, this.#start + got))
       this.#consume(got)
       done += got
     }

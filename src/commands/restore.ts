@@ -179,7 +179,7 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
       {
         title: 'Check preconditions',
         task: async (_ctx, task) => {
-          const checked = run.checked = await checkRestore(api, run.opened!.reader, plan)
+          const checked = run.checked = await checkRestore(api, run.opened!.reader, plan, run.opened!.volumeScans)
           // Before the first write: commands stored in the archive are about to run in the namespace's pods.
           const notice = plan.dumps && !plan.onlySecrets && !plan.dryRun ? archivedCommandsNotice(run.opened!.reader.manifest.entries) : undefined
           if (notice) this.note(notice)

@@ -18,7 +18,7 @@ import {listWorkloads, type WorkloadObject, type WorkloadRef} from '../volumes/w
 import {restoreTarget} from './target.js'
 import {
   archivedClaimSnapshots, checkVolumeArchives, claimCapacities, claimsWithoutData, planCsiRestore, selectedClaims, volumeEntriesOf,
-  type ApprovedVolume, type ArchivedClaimSnapshot, type ClaimWithoutData,
+  type ApprovedVolume, type ArchivedClaimSnapshot, type ClaimWithoutData, type VolumeScan,
 } from './volumes.js'
 
 /** A restore whose preconditions hold: what the write phases work from. */
@@ -51,7 +51,7 @@ interface Findings {
  * Checks everything the restore of `reader` per `plan` needs, never writing;
  * throws one KubesnapError that lists every problem, each with its fix.
  */
-export async function checkRestore(api: KubeApi, reader: ArchiveReader, plan: RestorePlan): Promise<CheckedRestore> {
+export async function checkRestore(api: KubeApi, reader: ArchiveReader, plan: RestorePlan, volumeScans?: Map<string, VolumeScan>): Promise<CheckedRestore> {
   const manifest = reader.manifest
   const namespace = restoreTarget({archived: manifest.namespace, path: plan.path, namespace: plan.namespace, toNamespace: plan.toNamespace})
   const served = (await discoverResourceTypes(api)).types
@@ -62,7 +62,7 @@ export async function checkRestore(api: KubeApi, reader: ArchiveReader, plan: Re
   const entries = selected.filter((e) => !snapshotPaths.has(e.path))
   const crdPaths = new Map(manifest.entries.filter((e): e is ObjectEntry => e.type === 'crd').map((e) => [e.name, e.path]))
   const preconditions = await checkPreconditions(api, {entries, served, namespace, createNamespace: plan.createNamespace, existing: plan.existing, crdPaths})
-  const volumes = await checkVolumeData(api, reader, plan, {entries, namespace, namespaceExists: preconditions.namespaceExists, claimSnapshots})
+  const volumes = await checkVolumeData(api, reader, plan, {entries, namespace, namespaceExists: preconditions.namespaceExists, claimSnapshots, volumeScans})
   const objects = await checkArchivedObjects(api, reader, plan, {entries, namespace, preconditions, claimSnapshots: volumes.claimSnapshots})
   // Listed in the order a reader fixes them: the target, the archive, its data, the modifiers, the target's contents.
   const problems = [...preconditions.problems, ...objects.altered, ...volumes.problems, ...objects.problems, ...objects.target.problems]
@@ -110,6 +110,7 @@ async function checkVolumeData(api: KubeApi, reader: ArchiveReader, plan: Restor
   namespace: string
   namespaceExists: boolean | undefined
   claimSnapshots: Map<string, ArchivedClaimSnapshot>
+  volumeScans?: Map<string, VolumeScan>
 }): Promise<Findings & Pick<CheckedRestore, 'volumeEntries' | 'volumesApproved' | 'withoutData' | 'csiSnapshots' | 'claimSnapshots'>> {
   const found: Findings & Pick<CheckedRestore, 'volumeEntries' | 'volumesApproved' | 'withoutData' | 'csiSnapshots' | 'claimSnapshots'> = {
     problems: [], warnings: [], volumeEntries: [], volumesApproved: new Map(), withoutData: [], claimSnapshots: {},
@@ -121,7 +122,7 @@ async function checkVolumeData(api: KubeApi, reader: ArchiveReader, plan: Restor
     // A partial snapshot's failed claims (and claims left out on purpose) come back empty: the summary names them.
     found.withoutData = claimsWithoutData(manifest, claims, new Set(ctx.claimSnapshots.keys()))
     const capacities = await claimCapacities(api, reader, ctx.entries, claims, ctx.namespace, ctx.namespaceExists !== false)
-    const scanned = await checkVolumeArchives(reader, found.volumeEntries, capacities)
+    const scanned = await checkVolumeArchives(reader, found.volumeEntries, capacities, ctx.volumeScans)
     found.problems.push(...scanned.problems)
     found.volumesApproved = scanned.approved
   }

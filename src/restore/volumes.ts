@@ -7,9 +7,11 @@
  * afterwards (restart.ts).
  */
 import {formatBytes} from '../format.js'
+import {PassThrough} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {isFailure, type Manifest, type ObjectEntry, type StreamEntry} from '../archive/manifest.js'
 import type {ArchiveReader} from '../archive/reader.js'
+import {verifyArchive, type VerifyResult} from '../archive/verify.js'
 import {isStatus, type KubeApi} from '../cluster/api.js'
 import {KubesnapError, messageOf} from '../errors.js'
 import {matchesLabels, type LabelSelector} from '../resources/label-selector.js'
@@ -19,7 +21,7 @@ import {isManagedByKubesnap, SNAPSHOT_NUMBER_LABEL} from '../labels.js'
 import {listPods} from '../volumes/index.js'
 import {chooseMount, mountsOfClaim, nodeOfClaimUsers} from '../volumes/mounts.js'
 import {identityOfClaim, type IdentityWorkload} from '../volumes/identity.js'
-import {fixUpMembers, ownersNotKept, type FileOwner, type MemberMode, type SymlinkOwner, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type VolumeMode} from '../volumes/tar-in.js'
+import {fixUpMembers, ownersNotKept, type FileOwner, type MemberMode, type SymlinkOwner, scanVolumeTar, streamVolumeIn, type CanonicalDigest, type MemberOwner, type TarScanResult, type VolumeMode} from '../volumes/tar-in.js'
 import {mountsClaim, workloadKey, workloadPath, type WorkloadObject, type WorkloadRef} from '../volumes/workloads.js'
 import {scaleCommand} from './result.js'
 
@@ -117,12 +119,15 @@ export interface VolumeArchiveCheck {
  * owners (to tell, after the copy, which could not keep theirs) and the
  * length and sha256 of the canonical stream the pod must receive.
  */
-export async function checkVolumeArchives(reader: ArchiveReader, entries: StreamEntry[], capacities: Map<string, ClaimCapacity> = new Map()): Promise<VolumeArchiveCheck> {
+export async function checkVolumeArchives(reader: ArchiveReader, entries: StreamEntry[], capacities: Map<string, ClaimCapacity> = new Map(), scanned: Map<string, VolumeScan> = new Map()): Promise<VolumeArchiveCheck> {
   const problems: string[] = []
   const approved = new Map<string, ApprovedVolume>()
   for (const entry of entries) {
     try {
-      const scan = await scanVolumeTar(reader.readStream(entry))
+      // Scanned as the archive was verified (verifyWithVolumeScans), or read here.
+      const earlier = scanned.get(entry.name)
+      if (earlier && 'error' in earlier) throw earlier.error
+      const scan = earlier ?? await scanVolumeTar(reader.readStream(entry))
       if (scan.unsafe) problems.push(`Volume ${entry.name}: the member ${JSON.stringify(scan.unsafe.path)} is refused (${scan.unsafe.reason}); this archive cannot be restored safely: restore from another snapshot, or leave volumes out with --volumes none.`)
       else if (scan.canonical) approved.set(entry.name, {owners: scan.owners, canonical: scan.canonical, symlinkOwners: scan.symlinkOwners, dirModes: scan.dirModes, ...(scan.root ? {root: scan.root} : {})})
       const capacity = capacities.get(entry.name)
@@ -134,6 +139,68 @@ export async function checkVolumeArchives(reader: ArchiveReader, entries: Stream
     }
   }
   return {problems, approved}
+}
+
+/** A volume's scan: what scanVolumeTar found, or why its stream could not be read. */
+export type VolumeScan = TarScanResult | {error: unknown}
+
+/**
+ * Verifies the whole archive (verifyArchive, every byte before the first
+ * write) and scans the tar streams of `entries` in the same read: each part
+ * is decrypted, decompressed and scanned as verify hashes it, so each volume
+ * is read once, not once to verify and again to scan. The scans are only
+ * worth anything when the result is ok: checkVolumeArchives takes them.
+ */
+export async function verifyWithVolumeScans(reader: ArchiveReader, entries: StreamEntry[]): Promise<{verified: VerifyResult; scans: Map<string, VolumeScan>}> {
+  const parts = new Map(entries.flatMap((entry) => entry.parts.map((part, index) => [part.path, {entry, index}] as const)))
+  const scans = new Map<string, VolumeScan>()
+  let open: {entry: StreamEntry; next: number; input: PassThrough; scan: Promise<VolumeScan>} | undefined
+  // A part out of place ends the volume's scan (verify names the damage).
+  const abandon = () => {
+    open?.input.destroy()
+    open = undefined
+  }
+  const verified = await verifyArchive(reader.path, {
+    content: (path) => {
+      const part = parts.get(path)
+      if (!part) return undefined
+      if (part.index === 0) {
+        abandon()
+        const input = new PassThrough()
+        const scan = scanVolumeTar(reader.decodeStream(part.entry, input)).catch((error: unknown) => ({error}))
+        open = {entry: part.entry, next: 0, input, scan}
+      }
+      const volume = open
+      if (!volume || volume.entry !== part.entry || volume.next !== part.index) {
+        abandon()
+        return undefined
+      }
+      volume.next++
+      return {
+        write: (chunk) => writeOrSkip(volume.input, chunk),
+        end: async () => {
+          if (volume.next < part.entry.parts.length) return
+          volume.input.end()
+          scans.set(part.entry.name, await volume.scan)
+          open = undefined
+        },
+      }
+    },
+  })
+  abandon()
+  return {verified, scans}
+}
+
+/** Writes a chunk and waits until the stream takes more; a stream its reader gave up on (a refused member) takes everything. */
+async function writeOrSkip(stream: PassThrough, chunk: Buffer): Promise<void> {
+  if (stream.destroyed || stream.write(chunk)) return
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      stream.off('drain', done).off('close', done)
+      resolve()
+    }
+    stream.on('drain', done).on('close', done)
+  })
 }
 
 /** The StatefulSets and Deployments among the entries to restore, parsed: helpers run as their templates do when nothing runs yet. */

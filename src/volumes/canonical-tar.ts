@@ -31,7 +31,6 @@
  */
 import {types} from 'tar'
 import {BLOCK, END_OF_ARCHIVE, paddingFor} from '../archive/layout.js'
-import {isZero} from './tar-check.js'
 
 /** GNU long names and PAX headers larger than this are refused: no path is that long. */
 const MAX_META = 1024 * 1024
@@ -242,7 +241,7 @@ function memberType(flag: string): string {
 }
 
 /** One 512-byte header, read strictly. */
-interface RawHeader {
+export interface RawHeader {
   /** Name (with the ustar prefix), link name: bytes as latin1, up to the first NUL. */
   name: string
   linkname: string
@@ -254,8 +253,13 @@ interface RawHeader {
   mtime: number
 }
 
-/** Reads a header block; a malformed one is a RefusedMember (named as far as it can be) or, when it is not a tar header at all, a TarFormatError. */
-function decodeHeader(block: Buffer, at: number): RawHeader {
+/**
+ * Reads a header block; a malformed one is a RefusedMember (named as far as
+ * it can be) or, when it is not a tar header at all, a TarFormatError. The
+ * one tar header reader for volume streams: restore's scan and the snapshot's
+ * TarCheck both read with it, so a snapshot keeps only what restore can read.
+ */
+export function decodeHeader(block: Buffer, at: number): RawHeader {
   const magic = block.toString('latin1', 257, 265)
   if (magic !== POSIX_MAGIC && magic !== GNU_MAGIC) throw new TarFormatError(`the block at byte ${at} is not a POSIX ustar or GNU tar header`)
   const stored = octal(block, 148, 8)
@@ -381,6 +385,12 @@ function writeNumber(block: Buffer, offset: number, length: number, value: numbe
 }
 
 const padded = (size: number) => size + paddingFor(size)
+
+/** Whether every byte is zero (an end-of-archive block, or what may follow it). */
+export function isZero(block: Buffer): boolean {
+  for (let i = 0; i < block.length; i++) if (block[i] !== 0) return false
+  return true
+}
 
 /** The bytes up to the first NUL, as latin1. */
 function cString(buf: Buffer): string {

@@ -1,13 +1,16 @@
 /**
  * Follows a tar stream as it passes, header by header, without buffering it:
- * each header's checksum must hold, and the stream must reach the
+ * each header must read as restore's scan reads it (canonical-tar.ts's
+ * decodeHeader: a ustar or GNU header, its checksum, numbers tars agree on),
+ * and the stream must reach the
  * end-of-archive marker (two zero blocks where a header is due), followed by
  * nothing but zero padding. An exec stream that lost its tail, or bytes in
  * the middle, fails one of these, even when the exec itself ended cleanly.
  */
 import {Transform, type TransformCallback} from 'node:stream'
+import {BLOCK} from '../archive/layout.js'
+import {decodeHeader, isZero, RefusedMember, TarFormatError} from './canonical-tar.js'
 
-const BLOCK = 512
 /** Entry types whose size field does not count stored content (links, devices, directories, FIFOs). */
 const NO_CONTENT = new Set(['1', '2', '3', '4', '5', '6'])
 
@@ -79,49 +82,17 @@ export class TarCheck extends Transform {
       this.problem = `the tar stream has a lone zero block before the header at byte ${offset}`
       return
     }
-    if (!checksumHolds(h)) {
-      this.problem = `the tar stream is corrupt: bad header checksum at byte ${offset}`
+    let header
+    try {
+      // Read as restore's scan reads it: a header restore would refuse fails the snapshot now, not the restore later.
+      header = decodeHeader(h, offset)
+    } catch (err) {
+      if (!(err instanceof TarFormatError || err instanceof RefusedMember)) throw err
+      this.problem = `the tar stream is corrupt: ${err.message}${err instanceof RefusedMember ? ` in the header at byte ${offset}` : ''}`
       return
     }
     this.members++
-    const type = String.fromCharCode(h[156])
-    const size = NO_CONTENT.has(type) ? 0 : parseSize(h.subarray(124, 136))
-    if (size === undefined) {
-      this.problem = `the tar stream is corrupt: unreadable size in the header at byte ${offset}`
-      return
-    }
+    const size = NO_CONTENT.has(header.flag) ? 0 : header.size
     this.#skip = Math.ceil(size / BLOCK) * BLOCK
   }
-}
-
-/** Whether every byte is zero (an end-of-archive block, or what may follow it). */
-export function isZero(block: Buffer): boolean {
-  for (let i = 0; i < block.length; i++) if (block[i] !== 0) return false
-  return true
-}
-
-/** The header checksum: the sum of its bytes with the checksum field read as spaces. */
-function checksumHolds(h: Buffer): boolean {
-  const stored = parseOctal(h.subarray(148, 156))
-  if (stored === undefined) return false
-  let sum = 0
-  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]
-  return sum === stored
-}
-
-/** A size field: octal digits, or GNU base-256 (high bit of the first byte set) for sizes over 8 GiB. */
-function parseSize(field: Buffer): number | undefined {
-  if (field[0] & 0x80) {
-    let value = field[0] & 0x7f
-    for (let i = 1; i < field.length; i++) value = value * 256 + field[i]
-    return Number.isSafeInteger(value) ? value : undefined
-  }
-  return parseOctal(field)
-}
-
-function parseOctal(field: Buffer): number | undefined {
-  const text = field.toString('latin1').replace(/\0.*$/s, '').trim()
-  if (text === '') return 0
-  if (!/^[0-7]+$/.test(text)) return undefined
-  return parseInt(text, 8)
 }
