@@ -65,70 +65,76 @@ export function lexSelector(text: string): Scanned[] {
 
 /** Parses a selector with apimachinery's grammar and validation; a malformed one is a usage error. */
 export function parseLabelSelector(text: string): LabelSelector {
-  const items = lexSelector(text)
-  let position = 0
-  // Where a value or key is expected, `in` and `notin` are plain words (`notin=in` is a valid selector).
-  const asValue = (s: Scanned): SelectorToken => (s.token === 'in' || s.token === 'notin' ? 'identifier' : s.token)
-  const peek = () => asValue(items[position])
-  const next = () => items[position++]
-  const found = (s: Scanned) => (s.token === 'end' ? 'the end' : `"${s.text}"`)
-  const fail = (reason: string): never => {
-    throw syntaxError(text, reason)
+  return new SelectorParser(text).selector()
+}
+
+/** A recursive-descent parser over lexSelector's tokens: one method per rule of apimachinery's grammar. */
+class SelectorParser {
+  readonly #text: string
+  readonly #items: Scanned[]
+  #position = 0
+
+  constructor(text: string) {
+    this.#text = text
+    this.#items = lexSelector(text)
   }
 
-  const requirements: Requirement[] = []
-  while (peek() !== 'end') {
-    if (peek() !== 'identifier' && peek() !== '!') fail(`found ${found(items[position])} where a label name or "!" belongs`)
-    requirements.push(parseRequirement())
-    const after = next()
-    if (after.token === 'end') break
-    if (after.token !== ',') fail(`found ${found(after)} where "," or the end belongs`)
-    if (peek() !== 'identifier' && peek() !== '!') fail(`found ${found(items[position])} where a label name belongs after ","`)
+  /** requirement ("," requirement)* */
+  selector(): LabelSelector {
+    const requirements: Requirement[] = []
+    while (this.peek() !== 'end') {
+      if (this.peek() !== 'identifier' && this.peek() !== '!') this.fail(`found ${found(this.#items[this.#position])} where a label name or "!" belongs`)
+      requirements.push(this.requirement())
+      const after = this.next()
+      if (after.token === 'end') break
+      if (after.token !== ',') this.fail(`found ${found(after)} where "," or the end belongs`)
+      if (this.peek() !== 'identifier' && this.peek() !== '!') this.fail(`found ${found(this.#items[this.#position])} where a label name belongs after ","`)
+    }
+    return requirements
   }
-  return requirements
 
-  function parseRequirement(): Requirement {
-    let s = next()
+  private requirement(): Requirement {
+    let s = this.next()
     const absent = s.token === '!'
-    if (absent) s = next()
-    if (asValue(s) !== 'identifier') fail(`found ${found(s)} where a label name belongs`)
-    const key = checkKey(s.text)
-    if (peek() === 'end' || peek() === ',') return {op: absent ? 'absent' : 'exists', key}
-    if (absent) fail(`"!${key}" takes no operator or value`)
-    const op = next()
+    if (absent) s = this.next()
+    if (asValue(s) !== 'identifier') this.fail(`found ${found(s)} where a label name belongs`)
+    const key = this.checkKey(s.text)
+    if (this.peek() === 'end' || this.peek() === ',') return {op: absent ? 'absent' : 'exists', key}
+    if (absent) this.fail(`"!${key}" takes no operator or value`)
+    const op = this.next()
     switch (op.token) {
       case 'in':
       case 'notin':
-        return {op: op.token, key, values: parseValueList(key)}
+        return {op: op.token, key, values: this.valueList(key)}
       case '=':
       case '==':
       case '!=':
-        return {op: op.token === '!=' ? 'notin' : 'in', key, values: [checkValue(key, parseExactValue())]}
+        return {op: op.token === '!=' ? 'notin' : 'in', key, values: [this.checkValue(key, this.exactValue())]}
       case '>':
       case '<': {
-        const value = integer(checkValue(key, parseExactValue()))
-        if (value === undefined) fail(`"${key} ${op.token}" needs a whole number, e.g. ${key}${op.token}1`)
+        const value = integer(this.checkValue(key, this.exactValue()))
+        if (value === undefined) this.fail(`"${key} ${op.token}" needs a whole number, e.g. ${key}${op.token}1`)
         return {op: op.token === '>' ? 'gt' : 'lt', key, value: value!}
       }
       default:
-        return fail(`found ${found(op)} where one of in, notin, =, ==, !=, >, < belongs`)
+        return this.fail(`found ${found(op)} where one of in, notin, =, ==, !=, >, < belongs`)
     }
   }
 
   /** `( a, b )`: empty members are the empty value, as in apimachinery (`(,a)` holds "" and "a"). */
-  function parseValueList(key: string): string[] {
-    if (next().token !== '(') fail(`"${key} ${items[position - 2].text}" needs its values in parentheses, e.g. ${key} in (a,b)`)
+  private valueList(key: string): string[] {
+    if (this.next().token !== '(') this.fail(`"${key} ${this.#items[this.#position - 2].text}" needs its values in parentheses, e.g. ${key} in (a,b)`)
     const values = new Set<string>()
-    if (peek() === ')') {
-      next()
-      return [checkValue(key, '')]
+    if (this.peek() === ')') {
+      this.next()
+      return [this.checkValue(key, '')]
     }
     let expectValue = true
     while (true) {
-      const s = next()
+      const s = this.next()
       const token = asValue(s)
       if (token === 'identifier' && expectValue) {
-        values.add(checkValue(key, s.text))
+        values.add(this.checkValue(key, s.text))
         expectValue = false
       } else if (token === ',') {
         if (expectValue) values.add('')
@@ -137,32 +143,54 @@ export function parseLabelSelector(text: string): LabelSelector {
         if (expectValue) values.add('')
         return [...values]
       } else {
-        fail(`found ${found(s)} in the values of ${key}, where "," or ")" belongs (values are separated by commas)`)
+        this.fail(`found ${found(s)} in the values of ${key}, where "," or ")" belongs (values are separated by commas)`)
       }
     }
   }
 
   /** The value after `=`, `==`, `!=`, `>` or `<`: empty when a comma or the end follows. */
-  function parseExactValue(): string {
-    if (peek() === 'end' || peek() === ',') return ''
-    const s = next()
-    if (asValue(s) !== 'identifier') fail(`found ${found(s)} where a value belongs`)
+  private exactValue(): string {
+    if (this.peek() === 'end' || this.peek() === ',') return ''
+    const s = this.next()
+    if (asValue(s) !== 'identifier') this.fail(`found ${found(s)} where a value belongs`)
     return s.text
   }
 
-  function checkKey(key: string): string {
+  private checkKey(key: string): string {
     const slash = key.indexOf('/')
     const [prefix, name] = slash < 0 ? [undefined, key] : [key.slice(0, slash), key.slice(slash + 1)]
     if ((prefix !== undefined && !OBJECT_NAME.test(prefix)) || !NAME.test(name)) {
-      fail(`"${key}" is not a label name (an optional DNS-subdomain prefix and "/", then at most 63 letters, digits, "-", "_" or ".", beginning and ending with a letter or digit)`)
+      this.fail(`"${key}" is not a label name (an optional DNS-subdomain prefix and "/", then at most 63 letters, digits, "-", "_" or ".", beginning and ending with a letter or digit)`)
     }
     return key
   }
 
-  function checkValue(key: string, value: string): string {
-    if (value !== '' && !NAME.test(value)) fail(`"${value}" is not a label value of ${key} (at most 63 letters, digits, "-", "_" or ".", beginning and ending with a letter or digit)`)
+  private checkValue(key: string, value: string): string {
+    if (value !== '' && !NAME.test(value)) this.fail(`"${value}" is not a label value of ${key} (at most 63 letters, digits, "-", "_" or ".", beginning and ending with a letter or digit)`)
     return value
   }
+
+  private peek(): SelectorToken {
+    return asValue(this.#items[this.#position])
+  }
+
+  private next(): Scanned {
+    return this.#items[this.#position++]
+  }
+
+  private fail(reason: string): never {
+    throw syntaxError(this.#text, reason)
+  }
+}
+
+/** Where a value or key is expected, `in` and `notin` are plain words (`notin=in` is a valid selector). */
+function asValue(s: Scanned): SelectorToken {
+  return s.token === 'in' || s.token === 'notin' ? 'identifier' : s.token
+}
+
+/** A token as a message names it. */
+function found(s: Scanned): string {
+  return s.token === 'end' ? 'the end' : `"${s.text}"`
 }
 
 /** Whether labels satisfy every requirement (an empty selector matches everything). */
