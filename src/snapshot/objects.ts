@@ -43,7 +43,7 @@ export interface ListedObjects {
 }
 
 /** Runs the discovery and listing phases; returns what they stored and left out. */
-export async function listObjects(context: ObjectsContext): Promise<ListedObjects> {
+export async function storeObjects(context: ObjectsContext): Promise<ListedObjects> {
   const {api, namespace, settings, progress} = context
   const discovered = await progress.phase('Discover resource types', async (report) => {
     // A typo in -n or a plan must not make "successful" empty backups forever.

@@ -14,7 +14,7 @@ import {KubesnapError} from '../errors.js'
 import {formatBytes} from '../format.js'
 import type {SnapshotSettings} from '../plan/settings.js'
 import {withHooks} from './hooks.js'
-import {listObjects} from './objects.js'
+import {storeObjects} from './objects.js'
 import type {SnapshotProgress} from './progress.js'
 import {snapshotReport, summarizeSnapshot, unverifiedNamespaceError, type SnapshotResult} from './summary.js'
 import {takeVolumes, type VolumesResult} from './volumes.js'
@@ -55,7 +55,7 @@ export async function takeSnapshot(connection: SnapshotConnection, settings: Sna
   signal?.addEventListener('abort', discard, {once: true})
   try {
     signal?.throwIfAborted()
-    const listed = await listObjects({...connection, archive, settings, progress, concurrency: options.concurrency, signal})
+    const listed = await storeObjects({...connection, archive, settings, progress, concurrency: options.concurrency, signal})
     await storeDumps(connection, settings, archive, progress, signal)
     const volumes = await withHooks({api, namespace, hooks: settings.dumps, progress, signal}, async (): Promise<VolumesResult> => {
       if (listed.claims.length === 0) return {skipped: [], warnings: [], volumeSnapshots: 0}
