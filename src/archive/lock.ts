@@ -9,7 +9,7 @@
  * time (/proc/PID/stat) do.
  */
 import {randomBytes} from 'node:crypto'
-import {readFileSync, unlinkSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {open, readFile, readdir, rename, stat, unlink} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {join} from 'node:path'
@@ -75,8 +75,6 @@ export interface DirLock {
   tookOverFrom?: LockHolder
   /** Removes the lock file if it is still ours. */
   release(): Promise<void>
-  /** Same as release, synchronously, for signal handlers. */
-  releaseSync(): void
 }
 
 /** Options mainly for tests. */
@@ -301,23 +299,6 @@ function heldLock(path: string, holder: LockHolder, tookOverFrom: LockHolder | u
       released = true
       const text = await readFile(path, 'utf8').catch(() => '')
       if (ours(text)) await unlink(path).catch(() => {})
-    },
-    releaseSync() {
-      if (released) return
-      released = true
-      let text = ''
-      try {
-        text = readFileSync(path, 'utf8')
-      } catch {
-        return
-      }
-      if (ours(text)) {
-        try {
-          unlinkSync(path)
-        } catch {
-          // already gone
-        }
-      }
     },
   }
 }

@@ -16,7 +16,6 @@
  * the archive is the same, format version 1, with the same part sizes.
  */
 import {createHash, type Hash} from 'node:crypto'
-import {unlinkSync} from 'node:fs'
 import {open, rename, stat, unlink, type FileHandle} from 'node:fs/promises'
 import {join} from 'node:path'
 import {Readable, Transform, Writable} from 'node:stream'
@@ -298,8 +297,6 @@ interface ArchiveOutput {
   truncate(length: number): Promise<void>
   commit(): Promise<void>
   abort(): Promise<void>
-  /** For signal handlers: as much of abort() as can be done synchronously; returns what is left to await. */
-  abortSync(): Promise<void> | undefined
 }
 
 /** A `.partial` file under the directory lock, fsynced and renamed on commit. */
@@ -339,18 +336,6 @@ class FileOutput implements ArchiveOutput {
     await this.fh.close().catch(() => {})
     await unlink(this.partialPath).catch(() => {})
     await this.lock.release()
-  }
-
-  abortSync(): undefined {
-    // Start closing; if the process is about to die, the kernel closes it anyway.
-    this.fh.close().catch(() => {})
-    try {
-      unlinkSync(this.partialPath)
-    } catch {
-      // already gone
-    }
-    this.lock.releaseSync()
-    return undefined
   }
 }
 
@@ -393,11 +378,6 @@ class S3ArchiveOutput implements ArchiveOutput {
   async abort(): Promise<void> {
     await this.upload.abort()
     await this.#dropClaim()
-  }
-
-  abortSync(): Promise<void> {
-    // Network calls cannot be synchronous: the signal handler awaits this before letting the signal end the process.
-    return this.abort()
   }
 
   async #dropClaim(): Promise<void> {
@@ -638,17 +618,6 @@ export class ArchiveWriter implements EntrySink {
       this.#aborting = this.#s.output.abort()
     }
     return this.#aborting ?? Promise.resolve()
-  }
-
-  /**
-   * Same as abort() for signal handlers: removes the `.partial` file and the
-   * lock synchronously. An upload cannot be aborted synchronously: the promise
-   * returned then settles once it is.
-   */
-  abortSync(): Promise<void> | undefined {
-    if (this.#state !== 'open') return undefined
-    this.#state = 'aborted'
-    return this.#s.output.abortSync()
   }
 
   /** Runs one operation after the previous ones, refusing once the writer is closed. */
