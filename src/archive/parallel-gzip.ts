@@ -19,6 +19,7 @@
  * while level 0 writes the same stored blocks at about 700 MiB/s. A sample of
  * each block decides (see `incompressible`); the output is gzip either way.
  */
+import {createHash} from 'node:crypto'
 import {promisify} from 'node:util'
 import {Transform, type TransformCallback} from 'node:stream'
 import {deflateRawSync, gzip, type ZlibOptions} from 'node:zlib'
@@ -81,7 +82,10 @@ export interface ParallelGzipOptions {
   inFlight?: number
 }
 
+/** The parallel gzip stream; it also counts and hashes its input, a block at a time, for the manifest's raw size and sha256. */
 export class ParallelGzip extends Transform {
+  /** Input bytes taken so far. */
+  size = 0
   readonly #blockSize: number
   readonly #inFlight: number
   readonly #level: number
@@ -93,6 +97,7 @@ export class ParallelGzip extends Transform {
   /** Input blocks whose compression is done, ready for reuse. */
   readonly #free: Buffer[] = []
   #started = false
+  readonly #hash = createHash('sha256')
 
   constructor(options: ParallelGzipOptions = {}) {
     super()
@@ -129,10 +134,18 @@ export class ParallelGzip extends Transform {
     }
   }
 
+  /** sha256 of the whole input (once the stream has ended). */
+  sha256(): string {
+    return this.#hash.digest('hex')
+  }
+
   #startBlock(): void {
     const block = this.#block
     const input = block.subarray(0, this.#fill)
     this.#started = true
+    // One update per block, not one per incoming chunk (exec frames are often a few KiB).
+    this.#hash.update(input)
+    this.size += input.length
     const compressed = compressBlock(input, this.#level).finally(() => {
       // zlib is done reading the block: it can take the next one's bytes.
       this.#free.push(block)
