@@ -9,6 +9,12 @@ import {ParallelGzip, compressBlock, incompressible} from './parallel-gzip.js'
 
 /** Runs data through ParallelGzip in uneven chunks and returns the output. */
 async function compress(data: Buffer, options: ConstructorParameters<typeof ParallelGzip>[0] = {}): Promise<Buffer> {
+  return (await compressWith(data, options)).out
+}
+
+/** compress(), also returning the stream (for the input size and sha256 it took). */
+async function compressWith(data: Buffer, options: ConstructorParameters<typeof ParallelGzip>[0] = {}): Promise<{out: Buffer; gzip: ParallelGzip}> {
+  const gzip = new ParallelGzip(options)
   const chunks: Buffer[] = []
   const sizes = [1, 4096, 65_537, 300_000]
   await pipeline(
@@ -18,10 +24,10 @@ async function compress(data: Buffer, options: ConstructorParameters<typeof Para
         at += sizes[i % sizes.length]
       }
     })()),
-    new ParallelGzip(options),
+    gzip,
     new Writable({write: (c: Buffer, _e, cb) => (chunks.push(c), cb())}),
   )
-  return Buffer.concat(chunks)
+  return {out: Buffer.concat(chunks), gzip}
 }
 
 const mixed = Buffer.concat([randomBytes(700_000), Buffer.from('compressible text line\n'.repeat(60_000)), randomBytes(123)])
@@ -35,8 +41,11 @@ const cases: [string, Buffer, number][] = [
 
 for (const [name, data, blockSize] of cases) {
   test(`parallel gzip: ${name}; gunzip and gzip -dc give back every byte in order`, async () => {
-    const out = await compress(data, {blockSize, inFlight: 3})
+    const {out, gzip} = await compressWith(data, {blockSize, inFlight: 3})
     assert.ok(out.length > 0)
+    // The raw size and sha256 the manifest records come from the stream itself.
+    assert.is(gzip.size, data.length)
+    assert.is(gzip.sha256(), createHash('sha256').update(data).digest('hex'))
     assert.ok(gunzipSync(out).equals(data))
     const cli = execFileSync('gzip', ['-dc'], {input: out, maxBuffer: 64 << 20})
     assert.is(createHash('sha256').update(cli).digest('hex'), createHash('sha256').update(data).digest('hex'))

@@ -522,14 +522,17 @@ export class ArchiveWriter implements EntrySink {
       await this.#flush()
       const start = this.#position
       const sink = new PartSink(this.#s.output, start, this.#s.partSize, pathFor, this.#s.now())
-      // Stored bytes are the input itself when nothing transforms them: hash them once, not twice.
-      const transformed = compression === 'gzip' || cipher !== undefined
-      const raw = transformed ? new HashingTap() : undefined
+      const gzip = compression === 'gzip' ? new ParallelGzip({level: this.#s.options.gzipLevel ?? DEFAULT_GZIP_LEVEL}) : undefined
+      // The raw bytes' count and hash: gzip takes them block by block (no stage of
+      // its own per chunk); stored bytes are the input itself when nothing
+      // transforms them: hashed once, not twice.
+      const tap = !gzip && cipher !== undefined ? new HashingTap() : undefined
+      const raw: {size: number; sha256(): string} | undefined = gzip ?? tap
       let entry: StreamEntry
       try {
         const source = typeof input === 'function' ? await input() : input
-        const stages: (NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream)[] = raw ? [source, raw] : [source]
-        if (compression === 'gzip') stages.push(new ParallelGzip({level: this.#s.options.gzipLevel ?? DEFAULT_GZIP_LEVEL}))
+        const stages: (NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream)[] = tap ? [source, tap] : [source]
+        if (gzip) stages.push(gzip)
         if (cipher) stages.push(cipher.encrypt())
         stages.push(sink)
         await pipeline(stages)

@@ -7,7 +7,7 @@
  * nothing but zero padding. An exec stream that lost its tail, or bytes in
  * the middle, fails one of these, even when the exec itself ended cleanly.
  */
-import {Transform, type TransformCallback} from 'node:stream'
+import {Transform, type TransformCallback, type TransformOptions} from 'node:stream'
 import {BLOCK} from '../archive/layout.js'
 import {decodeHeader, isZero, RefusedMember, TarFormatError} from './canonical-tar.js'
 
@@ -28,6 +28,11 @@ export class TarCheck extends Transform {
   #skip = 0
   #zeroBlocks = 0
   #ended = false
+
+  /** `options` are the Transform's (e.g. highWaterMark, when the check is the first stage that buffers). */
+  constructor(options: Pick<TransformOptions, 'highWaterMark'> = {}) {
+    super(options)
+  }
 
   /** Why the stream is not a complete tar archive, or undefined when it is. */
   verdict(): string | undefined {

@@ -7,7 +7,6 @@
  * archive writer measured. A broken attempt is cut off the archive by the
  * writer and the volume is streamed again from the start.
  */
-import {PassThrough} from 'node:stream'
 import {setTimeout as sleep} from 'node:timers/promises'
 import type {StreamEntry} from '../archive/manifest.js'
 import type {EntrySink} from '../archive/sink.js'
@@ -181,7 +180,8 @@ async function streamOnce(options: TarOutOptions, attempt: number): Promise<Stre
   const abort = new AbortController()
   const stop = () => abort.abort()
   options.signal?.addEventListener('abort', stop, {once: true})
-  const check = new TarCheck()
+  // The exec writes into the check itself: a PassThrough before it cost a stream hop per frame.
+  const check = new TarCheck({highWaterMark: 256 * 1024})
   let exec: Promise<ExecResult> | undefined
   const extra: Record<string, unknown> = {
     pod: source.pod,
@@ -198,18 +198,18 @@ async function streamOnce(options: TarOutOptions, attempt: number): Promise<Stre
       {type: 'volume', name: options.claim, kind: 'PersistentVolumeClaim', group: '', version: 'v1', resource: 'persistentvolumeclaims', extra},
       // Opened only when the writer is ready to read it: an exec stream is not read before.
       () => {
-        const stdout = new PassThrough({highWaterMark: 256 * 1024})
         exec = execInPod(options.api, {
           namespace: options.namespace,
           pod: source.pod,
           container: source.container,
           command: tarOutCommand(source.mountPath),
-          stdout,
+          stdout: check,
           signal: abort.signal,
           label: `\`tar cf - -C ${source.mountPath} .\``,
         })
+        // A failed session destroys its stdout itself; this ends the pipeline when the exec failed before one started.
         exec.catch((err: unknown) => check.destroy(err as Error))
-        return stdout.pipe(check)
+        return check
       },
       {
         confirm: async (entry) => {
