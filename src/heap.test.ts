@@ -4,14 +4,14 @@ import * as assert from 'uvu/assert'
 
 /**
  * The size of V8's new space (MiB) in a fresh Node before and after it keeps
- * 40 MiB of objects alive while allocating them, with keepHeapSmall
+ * 40 MiB of objects alive while allocating them, with keepYoungGenerationSmall
  * called first or not: a child, so the setting acts on a process of its own.
  */
 function newSpaceAroundSurvivors(small: boolean): {before: number; after: number} {
   const script = `
     import v8 from 'node:v8'
-    import {keepHeapSmall} from './src/heap.ts'
-    if (${small}) keepHeapSmall()
+    import {keepYoungGenerationSmall} from './src/heap.ts'
+    if (${small}) keepYoungGenerationSmall()
     const newSpace = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size / 1024 / 1024
     const before = newSpace()
     const kept = []
@@ -22,7 +22,7 @@ function newSpaceAroundSurvivors(small: boolean): {before: number; after: number
   return JSON.parse(out)
 }
 
-test('keepHeapSmall: the young generation keeps its size however much survives', () => {
+test('keepYoungGenerationSmall: the young generation keeps its size however much survives', () => {
   // Without it, the same program grows it (so this Node honours the setting, and the test can fail).
   const grown = newSpaceAroundSurvivors(false)
   assert.ok(grown.after >= 4 * grown.before, `new space without the setting: ${JSON.stringify(grown)} MiB`)
