@@ -24,8 +24,8 @@ const RUNS = 3
 /**
  * Measures each command `RUNS` times. `list` lists a snapshot of 100 objects
  * taken here and, when given, the directory of `archive` (the objects case's,
- * whose 3.5 MB manifest list parses whole); `check` runs on the namespace of
- * 100 objects as the namespace-only user.
+ * whose 3.5 MB manifest list reads one entry at a time); `check` runs on the
+ * namespace of 100 objects as the namespace-only user.
  */
 export async function benchRest(cluster: TestCluster, archive?: string): Promise<RestFigure[]> {
   const ns = await loadObjects(cluster, 100)

@@ -1,4 +1,7 @@
 #!/usr/bin/env node
-import {execute} from '@oclif/core'
+// First, before oclif and the commands allocate anything (see src/heap.ts).
+import {keepYoungGenerationSmall} from '../dist/heap.js'
 
+keepYoungGenerationSmall()
+const {execute} = await import('@oclif/core')
 await execute({dir: import.meta.url})

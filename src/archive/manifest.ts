@@ -171,13 +171,29 @@ export function entryMembers(entry: ManifestEntry): StreamPart[] {
   return isStreamEntry(entry) ? entry.parts : [{path: entry.path, offset: entry.offset, size: entry.size, sha256: entry.sha256}]
 }
 
+/** A manifest without its entries: what `kubesnap list` keeps of each archive (see openArchiveSummary). */
+export type ManifestHead = Omit<Manifest, 'entries'>
+
 /**
  * Checks that a parsed JSON value is a version-1 manifest and returns it typed.
  * Throws an ArchiveError ('unsupported format version' or 'corrupt manifest') naming the bad field.
  */
 export function validateManifest(value: unknown, archivePath: string): Manifest {
+  const head = validateManifestHead(value, archivePath)
+  const entries = (value as Record<string, unknown>).entries
+  if (!Array.isArray(entries)) throw corruptManifest(archivePath, 'entries is not a list')
+  const checker = new EntryChecker(archivePath, head.encrypted)
+  entries.forEach((e, i) => checker.check(e, i))
+  return value as Manifest
+}
+
+/**
+ * Checks every field of a manifest but its entries (which an EntryChecker
+ * checks one at a time) and returns it typed. Throws as validateManifest does.
+ */
+export function validateManifestHead(value: unknown, archivePath: string): ManifestHead {
   const fail = (what: string): never => {
-    throw new ArchiveError('corrupt manifest', `The manifest of ${archivePath} is invalid (${what}); the archive cannot be used.`, archivePath, MANIFEST_MEMBER)
+    throw corruptManifest(archivePath, what)
   }
   if (!isRecord(value)) fail('not a JSON object')
   const m = value as Record<string, unknown>
@@ -205,60 +221,75 @@ export function validateManifest(value: unknown, archivePath: string): Manifest 
     const failed = (s as Record<string, unknown>).failed
     if (failed !== undefined && typeof failed !== 'boolean') fail(`skipped[${i}].failed is not a boolean`)
   })
-  if (!Array.isArray(m.entries)) fail('entries is not a list')
-  ;(m.entries as unknown[]).forEach((e, i) => {
-    const problem = entryProblem(e)
-    if (problem) fail(`entries[${i}] ${problem}`)
-  })
-  const manifest = value as unknown as Manifest
-  checkIdentities(manifest, archivePath)
-  return manifest
+  return value as unknown as ManifestHead
+}
+
+/** The ArchiveError for a manifest that is not what version 1 writes. */
+export function corruptManifest(archivePath: string, what: string): ArchiveError {
+  return new ArchiveError('corrupt manifest', `The manifest of ${archivePath} is invalid (${what}); the archive cannot be used.`, archivePath, MANIFEST_MEMBER)
 }
 
 /**
- * Refuses entries whose member paths are not the ones their records give
- * (kind, group, version, resource, name, type, compression, encryption), and
- * anything recorded twice: a member path, an object (at any version), a volume
- * or a dump. Restore and verify find members by path and objects by record, so
+ * Checks a manifest's entries one at a time, in order, so a caller that only
+ * counts them need not keep them all (openArchiveSummary). Each must be
+ * well-formed, and filed at the member paths its record gives (kind, group,
+ * version, resource, name, type, compression, encryption); nothing may be
+ * recorded twice: a member path, an object (at any version), a volume or a
+ * dump. Restore and verify find members by path and objects by record, so
  * both must name one thing.
  */
-function checkIdentities(manifest: Manifest, archivePath: string): void {
-  const mismatch = (i: number, what: string): never => {
-    throw new ArchiveError('identity mismatch', `The manifest of ${archivePath} is refused: entries[${i}] ${what}; the archive was altered, use another one.`, archivePath, MANIFEST_MEMBER)
+export class EntryChecker {
+  readonly #archivePath: string
+  readonly #encrypted: boolean
+  // Only the paths and names seen so far are kept, not the entries.
+  readonly #paths = new Set([FORMAT_MEMBER, MANIFEST_MEMBER, TRAILER_MEMBER])
+  readonly #things = new Set<string>()
+
+  constructor(archivePath: string, encrypted: boolean) {
+    this.#archivePath = archivePath
+    this.#encrypted = encrypted
   }
-  const twice = (what: string): never => {
-    throw new ArchiveError('duplicate member', `The manifest of ${archivePath} is refused: ${what} is in the manifest twice; the archive was altered, use another one.`, archivePath, MANIFEST_MEMBER)
-  }
-  const paths = new Set([FORMAT_MEMBER, MANIFEST_MEMBER, TRAILER_MEMBER])
-  const things = new Set<string>()
-  const suffix = manifest.encrypted ? AGE_SUFFIX : ''
-  manifest.entries.forEach((entry, i) => {
+
+  /** Checks entries[i] against the entries before it and returns it typed; throws an ArchiveError saying what is wrong. */
+  check(value: unknown, i: number): ManifestEntry {
+    const problem = entryProblem(value)
+    if (problem) throw corruptManifest(this.#archivePath, `entries[${i}] ${problem}`)
+    const entry = value as ManifestEntry
+    const mismatch = (what: string): never => {
+      throw new ArchiveError('identity mismatch', `The manifest of ${this.#archivePath} is refused: entries[${i}] ${what}; the archive was altered, use another one.`, this.#archivePath, MANIFEST_MEMBER)
+    }
+    const twice = (what: string): never => {
+      throw new ArchiveError('duplicate member', `The manifest of ${this.#archivePath} is refused: ${what} is in the manifest twice; the archive was altered, use another one.`, this.#archivePath, MANIFEST_MEMBER)
+    }
+    if (entry.type === 'volume') {
+      const hasOwner = entry.kind !== undefined || entry.group !== undefined || entry.version !== undefined || entry.resource !== undefined
+      if (hasOwner && (entry.kind !== 'PersistentVolumeClaim' || entry.group !== '' || entry.resource !== 'persistentvolumeclaims')) {
+        mismatch(`(volume ${entry.name}) belongs to ${entry.kind}, not a PersistentVolumeClaim`)
+      }
+    }
     let expected: string[]
     let thing: string
     try {
       if (isStreamEntry(entry)) {
-        const hasOwner = entry.kind !== undefined || entry.group !== undefined || entry.version !== undefined || entry.resource !== undefined
-        if (entry.type === 'volume' && hasOwner && (entry.kind !== 'PersistentVolumeClaim' || entry.group !== '' || entry.resource !== 'persistentvolumeclaims')) {
-          mismatch(i, `(volume ${entry.name}) belongs to ${entry.kind}, not a PersistentVolumeClaim`)
-        }
-        expected = entry.parts.map((_, n) => partMemberPath(entry.type, entry.name, n, partSuffix(entry.type, entry.compression, manifest.encrypted)))
+        expected = entry.parts.map((_, n) => partMemberPath(entry.type, entry.name, n, partSuffix(entry.type, entry.compression, this.#encrypted)))
         thing = `${entry.type} ${entry.name}`
       } else {
-        expected = [(entry.type === 'crd' ? crdMemberPath(entry.name) : objectMemberPath(entry)) + suffix]
+        expected = [(entry.type === 'crd' ? crdMemberPath(entry.name) : objectMemberPath(entry)) + (this.#encrypted ? AGE_SUFFIX : '')]
         thing = entry.type === 'crd' ? `crd ${entry.name}` : `${entry.resource}${entry.group ? `.${entry.group}` : ''}/${entry.name}`
       }
     } catch (err) {
       // A name that is not one path segment.
-      return mismatch(i, `cannot be filed (${(err as Error).message.replace(/\.$/, '')})`)
+      return mismatch(`cannot be filed (${(err as Error).message.replace(/\.$/, '')})`)
     }
     entryMembers(entry).forEach((member, n) => {
-      if (member.path !== expected[n]) mismatch(i, `(${thing}) is filed at ${member.path}, not ${expected[n]}`)
-      if (paths.has(member.path)) twice(member.path)
-      paths.add(member.path)
+      if (member.path !== expected[n]) mismatch(`(${thing}) is filed at ${member.path}, not ${expected[n]}`)
+      if (this.#paths.has(member.path)) twice(member.path)
+      this.#paths.add(member.path)
     })
-    if (things.has(thing)) twice(thing)
-    things.add(thing)
-  })
+    if (this.#things.has(thing)) twice(thing)
+    this.#things.add(thing)
+    return entry
+  }
 }
 
 /** Describes what is wrong with one manifest entry, or returns undefined when it is well-formed. */

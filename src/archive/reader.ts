@@ -11,7 +11,8 @@ import {createGunzip} from 'node:zlib'
 import {ArchiveError} from './errors.js'
 import {decryptWith, unsealEntry} from './sealed.js'
 import {BLOCK, decodeHeader, parseTrailer, TRAILER_SPAN, type Trailer} from './layout.js'
-import {FORMAT_MEMBER, isStreamEntry, MANIFEST_MEMBER, TRAILER_MEMBER, validateManifest, type Manifest, type ObjectEntry, type StreamEntry, type StreamPart} from './manifest.js'
+import {corruptManifest, EntryChecker, FORMAT_MEMBER, isStreamEntry, MANIFEST_MEMBER, TRAILER_MEMBER, validateManifest, validateManifestHead, type Manifest, type ManifestEntry, type ManifestHead, type ObjectEntry, type StreamEntry, type StreamPart} from './manifest.js'
+import {splitManifestJson} from './manifest-text.js'
 import {isS3Url, openSource, rangeStream, type ArchiveSource} from './store.js'
 
 export interface OpenOptions {
@@ -26,6 +27,63 @@ export interface OpenOptions {
  * file is not a kubesnap archive, is truncated, or has an unsupported version.
  */
 export async function openArchive(path: string, options: OpenOptions = {}): Promise<ArchiveReader> {
+  const {size, trailer, json, bytesRead} = await readManifest(path)
+  let value: unknown
+  try {
+    value = JSON.parse(json.toString('utf8'))
+  } catch (err) {
+    throw notJson(path, err)
+  }
+  const manifest = validateManifest(value, path)
+  // A signed manifest's bytes as stored are what its signature covers: kept for checkArchiveSignature.
+  return new ArchiveReader(path, size, trailer, manifest, bytesRead, options, trailer.signature === undefined ? undefined : json)
+}
+
+/** What `kubesnap list` shows of an archive: its manifest but the entries, and what they hold. */
+export interface ArchiveSummary {
+  /** Size of the archive file in bytes. */
+  fileSize: number
+  manifest: ManifestHead
+  /** Entries of each type. */
+  counts: Record<ManifestEntry['type'], number>
+  /** Stored bytes of all volumes and dumps. */
+  streamBytes: number
+}
+
+/**
+ * Reads an archive's trailer and manifest as openArchive does, with the same
+ * checks (the manifest's sha256 against the trailer, every field and entry
+ * validated), but keeps no entry: it counts them as it reads them one at a
+ * time, so listing an archive of 10,000 objects holds a few MiB, not ≈20.
+ */
+export async function openArchiveSummary(path: string): Promise<ArchiveSummary> {
+  const {size, json} = await readManifest(path)
+  try {
+    const {head, entries} = splitManifestJson(json)
+    const manifest = validateManifestHead(head, path)
+    if (entries === undefined) throw corruptManifest(path, 'entries is not a list')
+    const counts = {object: 0, crd: 0, volume: 0, dump: 0}
+    let streamBytes = 0
+    const checker = new EntryChecker(path, manifest.encrypted)
+    let i = 0
+    for (const value of entries) {
+      const entry = checker.check(value, i++)
+      counts[entry.type]++
+      if (isStreamEntry(entry)) streamBytes += entry.size
+    }
+    return {fileSize: size, manifest, counts, streamBytes}
+  } catch (err) {
+    throw err instanceof SyntaxError ? notJson(path, err) : err
+  }
+}
+
+/** The ArchiveError for a manifest that is not JSON. */
+function notJson(path: string, cause: unknown): ArchiveError {
+  return new ArchiveError('corrupt manifest', `The manifest of ${path} is not valid JSON; the archive is damaged.`, path, MANIFEST_MEMBER, {cause})
+}
+
+/** Reads an archive's trailer and the manifest's bytes it points to, checked against the trailer's sha256. */
+async function readManifest(path: string): Promise<{size: number; trailer: Trailer; json: Buffer; bytesRead: number}> {
   // A file, or an s3:// object read with ranged GETs (store.ts).
   const fh = await openSource(path)
   try {
@@ -42,15 +100,7 @@ export async function openArchive(path: string, options: OpenOptions = {}): Prom
     if (sha256(json) !== trailer.manifestSha256) {
       throw new ArchiveError('sha256 mismatch', `The manifest of ${path} does not match the sha256 in its trailer; the archive is damaged.`, path, MANIFEST_MEMBER)
     }
-    let value: unknown
-    try {
-      value = JSON.parse(json.toString('utf8'))
-    } catch (err) {
-      throw new ArchiveError('corrupt manifest', `The manifest of ${path} is not valid JSON; the archive is damaged.`, path, MANIFEST_MEMBER, {cause: err})
-    }
-    const manifest = validateManifest(value, path)
-    // A signed manifest's bytes as stored are what its signature covers: kept for checkArchiveSignature.
-    return new ArchiveReader(path, size, trailer, manifest, counter.bytesRead, options, trailer.signature === undefined ? undefined : json)
+    return {size, trailer, json, bytesRead: counter.bytesRead}
   } finally {
     await fh.close()
   }
