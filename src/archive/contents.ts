@@ -21,7 +21,7 @@ export async function cipherFor(encryption: {recipients: string[]; recipientsFil
 }
 
 /** OpenOptions that decrypt with the identities in `files` (none when no file is given). */
-export async function decryptOptions(files: string[] | undefined, archivePath: string): Promise<OpenOptions> {
+async function decryptOptions(files: string[] | undefined, archivePath: string): Promise<OpenOptions> {
   if (!files || files.length === 0) return {}
   return {decrypt: ageDecrypt(await loadIdentities(files), archivePath)}
 }
