@@ -58,6 +58,9 @@ export interface RequestFailure {
   mayHaveApplied: boolean
 }
 
+/** Connections a client keeps to the API server at most; more requests at once wait for one. */
+export const MAX_CONNECTIONS = 16
+
 const failures = new WeakMap<object, RequestFailure>()
 
 /** How the request that threw `err` went; undefined for errors that did not come from a request. */
@@ -194,8 +197,8 @@ export class KubeApi {
     if (!this.agent) {
       const tls = options as https.AgentOptions
       this.agent = this.base.protocol === 'https:'
-        ? new https.Agent({keepAlive: true, maxSockets: 16, ca: tls.ca, cert: tls.cert, key: tls.key, pfx: tls.pfx, passphrase: tls.passphrase, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername})
-        : new http.Agent({keepAlive: true, maxSockets: 16})
+        ? new https.Agent({keepAlive: true, maxSockets: MAX_CONNECTIONS, ca: tls.ca, cert: tls.cert, key: tls.key, pfx: tls.pfx, passphrase: tls.passphrase, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername})
+        : new http.Agent({keepAlive: true, maxSockets: MAX_CONNECTIONS})
     }
     return this.agent
   }

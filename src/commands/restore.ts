@@ -15,6 +15,7 @@ import type {ExistingPolicy} from '../resources/apply.js'
 import {parseLabelSelector} from '../resources/label-selector.js'
 import {checkRestore, type CheckedRestore} from '../restore/check.js'
 import {loadResourceModifiers} from '../restore/modifiers.js'
+import {RESTORE_CONCURRENCY} from '../restore/objects.js'
 import {openVerified, type OpenedArchive} from '../restore/open.js'
 import {
   applyEntries, dumpsLeftReason, loadArchivedDumps, restartReaders, restoreCsiClaims, restoreVolumeData, splitAtWorkloads, waitForWorkloads,
@@ -94,7 +95,7 @@ Exit codes: 0 complete, 1 nothing was written (damaged, hostile, tampered, unsig
     'only-secrets': Flags.boolean({summary: 'Only Secrets: the runbook shortcut to repopulate them.'}),
     'dry-run': Flags.boolean({summary: 'Print what would be created, updated or skipped (with field changes); write nothing.'}),
     'resource-modifiers': Flags.string({summary: 'Change objects on their way back with the rules of this Velero resource-modifiers YAML file (JSON and merge patches; a plan\'s restore.resourceModifiers).'}),
-    concurrency: Flags.integer({summary: 'Objects of one rank applied at once.', default: 8, min: 1, max: 64, hidden: true}),
+    concurrency: Flags.integer({summary: 'Objects of one rank applied at once.', default: RESTORE_CONCURRENCY, min: 1, max: 64, hidden: true}),
     volumes: Flags.string({summary: 'How claims\' data comes back: tar streams it from the archive, csi re-creates claims from their VolumeSnapshots, none leaves it.', options: [...VOLUME_RESTORE_STRATEGIES], default: 'tar', helpGroup: 'VOLUMES'}),
     'volume-mode': Flags.string({summary: 'replace empties a claim before loading it (it ends up as archived); merge keeps files the archive does not have.', options: [...VOLUME_MODES], default: 'replace', helpGroup: 'VOLUMES'}),
     live: Flags.boolean({summary: 'Load data into the running pod that mounts the claim (no scaling), then restart its workload.', helpGroup: 'VOLUMES'}),
