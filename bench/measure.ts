@@ -60,6 +60,30 @@ function childrenCpu(pid: number): number | undefined {
   return f ? (Number(f[13]) + Number(f[14])) / USER_HZ : undefined
 }
 
+/**
+ * CPU-seconds (user + system) the test cluster's control plane has spent so
+ * far: every kube-apiserver, etcd, controller-manager and scheduler process
+ * whose command line names `clusterDir`. Two readings around a run give what
+ * serving it cost the machine; on 2 cores, the client's CPU is taken from them.
+ */
+export function controlPlaneCpuSeconds(clusterDir: string): number {
+  let ticks = 0
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    let cmdline: string
+    try {
+      cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8')
+    } catch {
+      continue
+    }
+    if (!cmdline.includes(clusterDir) || !/(^|\/)(kube-apiserver|etcd|kube-controller-manager|kube-scheduler)\0/.test(cmdline)) continue
+    const f = readStat(Number(name))
+    // Fields 14 and 15 of proc(5) (utime, stime), counted from field 3 (state) at index 0.
+    if (f) ticks += Number(f[11]) + Number(f[12])
+  }
+  return ticks / USER_HZ
+}
+
 /** The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses), or undefined when it is gone. */
 function readStat(pid: number): string[] | undefined {
   try {

@@ -18,7 +18,7 @@ import {cleanForRestore} from '../src/resources/clean.js'
 import {ensureCrd} from '../test/cluster/documents.js'
 import type {TestCluster} from '../test/cluster/index.js'
 import {KUBESNAP_BIN} from '../test/helpers/cli.js'
-import {measure} from './measure.js'
+import {controlPlaneCpuSeconds, measure} from './measure.js'
 
 const CRD = {
   apiVersion: 'apiextensions.k8s.io/v1',
@@ -148,7 +148,7 @@ export async function postAll(kubeconfig: string, objects: CleanedObject[], conc
 }
 
 /** `kubectl apply --server-side -f FILE` of `objects` (one JSON file), as a user would script it; returns its measurement. */
-export async function kubectlApply(kubeconfig: string, objects: CleanedObject[]): Promise<{seconds: number; peakRssMiB: number}> {
+export async function kubectlApply(kubeconfig: string, objects: CleanedObject[]): Promise<{seconds: number; peakRssMiB: number; cpuSeconds: number}> {
   const file = join(mkdtempSync(join(tmpdir(), 'kubesnap-bench-kubectl-')), 'objects.json')
   // One List, as `kubectl get -o json` writes them (a file that starts with `{` is read as JSON: no `---` between documents).
   writeFileSync(file, `{"apiVersion":"v1","kind":"List","items":[\n${objects.map((o) => o.json).join(',\n')}\n]}\n`)
@@ -156,7 +156,7 @@ export async function kubectlApply(kubeconfig: string, objects: CleanedObject[])
   if (run.code !== 0) throw new Error(`kubectl apply failed (exit ${run.code}): ${run.stderr.slice(0, 1000)}`)
   const applied = run.stdout.split('\n').filter(Boolean).length
   if (applied !== objects.length) throw new Error(`kubectl apply applied ${applied} objects, not ${objects.length}`)
-  return {seconds: run.ms / 1000, peakRssMiB: run.peakRssMiB}
+  return {seconds: run.ms / 1000, peakRssMiB: run.peakRssMiB, cpuSeconds: run.cpuSeconds}
 }
 
 /** Concurrencies the ceiling client is tried at; the best is the ceiling. */
@@ -173,9 +173,24 @@ export interface ObjectsBenchResult {
   restoreSeconds: number
   restorePeakRssMiB: number
   restored: number
+  /** CPU-seconds of the restore: kubesnap's process, and the control plane serving it. */
+  restoreCpu: RunCpu
   /** The minimal client's seconds for the same objects, per concurrency. */
-  ceiling: {concurrency: number; seconds: number}[]
-  kubectl: {seconds: number; peakRssMiB: number}
+  ceiling: {concurrency: number; seconds: number; cpu: RunCpu}[]
+  kubectl: {seconds: number; peakRssMiB: number; cpu: RunCpu}
+}
+
+/** Where a run's CPU went: the client's process, and the control plane (API server, etcd, controllers) serving it. */
+export interface RunCpu {
+  client: number
+  controlPlane: number
+}
+
+/** Runs `work` and returns its result with the control plane's CPU-seconds meanwhile. */
+async function withControlPlaneCpu<T>(cluster: TestCluster, work: () => Promise<T>): Promise<[T, number]> {
+  const before = controlPlaneCpuSeconds(cluster.dir)
+  const result = await work()
+  return [result, controlPlaneCpuSeconds(cluster.dir) - before]
 }
 
 /** Loads 10,000 objects and snapshots them as the namespace-only user. */
@@ -189,7 +204,7 @@ export async function benchObjects(cluster: TestCluster, count = 10_000): Promis
   const summary = JSON.parse(run.stdout)
   // Restore into an empty namespace, as the same user: every object is created.
   const target = await cluster.createNamespace({prefix: 'bench-restore'})
-  const restore = await measure(process.execPath, [KUBESNAP_BIN, 'restore', summary.path, '--to-namespace', target, '--kubeconfig', cluster.kubeconfigs.user, '--json'])
+  const [restore, restoreServerCpu] = await withControlPlaneCpu(cluster, () => measure(process.execPath, [KUBESNAP_BIN, 'restore', summary.path, '--to-namespace', target, '--kubeconfig', cluster.kubeconfigs.user, '--json']))
   if (restore.code !== 0) throw new Error(`restore failed (exit ${restore.code}): ${restore.stderr}`)
   const restored = JSON.parse(restore.stdout)
   // Each baseline into a fresh namespace, each namespace deleted before the next run: the server holds the same each time.
@@ -197,17 +212,25 @@ export async function benchObjects(cluster: TestCluster, count = 10_000): Promis
   const ceiling = []
   for (const concurrency of CEILING_CONCURRENCY) {
     const into = await cluster.createNamespace({prefix: 'bench-ceiling'})
-    ceiling.push({concurrency, seconds: await postAll(cluster.kubeconfigs.user, await cleanedObjects(summary.path, into), concurrency)})
+    const objects = await cleanedObjects(summary.path, into)
+    // The client runs in this process: its CPU is this process's over the run.
+    const started = process.cpuUsage()
+    const [seconds, controlPlane] = await withControlPlaneCpu(cluster, () => postAll(cluster.kubeconfigs.user, objects, concurrency))
+    const used = process.cpuUsage(started)
+    ceiling.push({concurrency, seconds, cpu: {client: (used.user + used.system) / 1e6, controlPlane}})
     await cluster.deleteNamespace(into, {wait: true})
   }
   const into = await cluster.createNamespace({prefix: 'bench-kubectl'})
-  const kubectl = await kubectlApply(cluster.kubeconfigs.user, await cleanedObjects(summary.path, into))
+  const cleaned = await cleanedObjects(summary.path, into)
+  const [applied, kubectlServerCpu] = await withControlPlaneCpu(cluster, () => kubectlApply(cluster.kubeconfigs.user, cleaned))
+  const kubectl = {seconds: applied.seconds, peakRssMiB: applied.peakRssMiB, cpu: {client: applied.cpuSeconds, controlPlane: kubectlServerCpu}}
   await cluster.deleteNamespace(into, {wait: true})
   return {
     ceiling,
     kubectl,
     restoreSeconds: restore.ms / 1000,
     restorePeakRssMiB: restore.peakRssMiB,
+    restoreCpu: {client: restore.cpuSeconds, controlPlane: restoreServerCpu},
     restored: restored.objects.create,
     objects: summary.objects,
     loadSeconds,
