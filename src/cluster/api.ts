@@ -143,6 +143,9 @@ export class KubeApi {
   private async exchange(method: string, path: string, options: RequestOptions, into: ByteBuffer | undefined): Promise<Buffer> {
     const retries = options.retries ?? this.options.retries ?? 4
     const write = isWrite(method, path, Boolean(options.query?.dryRun))
+    // Serialized once, as bytes, whatever the attempts: a string body would be measured and encoded again by every write.
+    const payload = options.body === undefined ? undefined
+      : Buffer.isBuffer(options.body) ? options.body : Buffer.from(typeof options.body === 'string' ? options.body : JSON.stringify(options.body))
     let attempts = 0
     let last: AttemptFailure | undefined
     try {
@@ -150,7 +153,7 @@ export class KubeApi {
         async () => {
           attempts++
           try {
-            return await this.once(method, path, options, into)
+            return await this.once(method, path, payload, options, into)
           } catch (err) {
             last = attemptFailure(err)
             if (!last || !shouldRetry(write, last)) throw new AbortError(err as Error)
@@ -209,7 +212,7 @@ export class KubeApi {
     this.agent = undefined
   }
 
-  private async once(method: string, path: string, options: RequestOptions, into: ByteBuffer | undefined): Promise<Buffer> {
+  private async once(method: string, path: string, body: Buffer | undefined, options: RequestOptions, into: ByteBuffer | undefined): Promise<Buffer> {
     const url = new URL(this.base.pathname.replace(/\/$/, '') + path, this.base)
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined && value !== '') url.searchParams.set(key, String(value))
@@ -218,8 +221,6 @@ export class KubeApi {
     await this.config.kc.applyToHTTPSOptions(requestOptions)
     const proxied = Boolean(this.config.kc.getCurrentCluster()?.proxyUrl)
     const agent = proxied ? requestOptions.agent as http.Agent : await this.agentFor(requestOptions)
-    const body = options.body === undefined ? undefined
-      : typeof options.body === 'string' || Buffer.isBuffer(options.body) ? options.body : JSON.stringify(options.body)
     const headers: http.OutgoingHttpHeaders = {
       ...(requestOptions.headers as http.OutgoingHttpHeaders),
       accept: 'application/json',
@@ -227,7 +228,7 @@ export class KubeApi {
     }
     if (body !== undefined) {
       headers['content-type'] = options.contentType ?? 'application/json'
-      headers['content-length'] = Buffer.byteLength(body)
+      headers['content-length'] = body.length
     }
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? 60_000
     this.requests++

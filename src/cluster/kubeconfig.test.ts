@@ -154,6 +154,31 @@ test('kubeconfig: an exec plugin runs once per config while its credential is va
   assert.is(readFileSync(execCount, 'utf8'), 'run\n')
 })
 
+test('kubeconfig: requests with the same TLS options share one agent; a new client certificate gets a new one', async () => {
+  const file = join(creds, 'agent-reuse.yaml')
+  writeFileSync(file, JSON.stringify({
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
+    clusters: [{name: 'k', cluster: {server: 'https://k.example:6443', 'certificate-authority-data': b64('ca data')}}],
+    users: [{name: 'u', user: {'client-certificate-data': b64('cert one'), 'client-key-data': b64('key one')}}],
+    contexts: [{name: 'c', context: {cluster: 'k', user: 'u'}}],
+  }))
+  const kc = new ClientConfig()
+  kc.loadFromFile(file)
+  const agentOf = async () => {
+    const opts: https.RequestOptions = {}
+    await kc.applyToHTTPSOptions(opts)
+    return opts.agent as https.Agent & {options: https.AgentOptions}
+  }
+  const first = await agentOf()
+  assert.is(await agentOf(), first)
+  // As when an exec plugin hands out a rotated certificate: the old agent's TLS sessions must not serve it.
+  kc.users[0].certData = b64('cert two')
+  const rotated = await agentOf()
+  assert.is.not(rotated, first)
+  assert.is(String(rotated.options.cert), 'cert two')
+  assert.is(await agentOf(), rotated)
+})
+
 test('kubeconfig: a plain HTTP server without skip TLS verify is refused as client-node refuses it', async () => {
   const kc = new ClientConfig()
   const file = join(creds, 'http.yaml')
