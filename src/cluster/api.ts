@@ -11,6 +11,7 @@ import {URL} from 'node:url'
 import pRetry, {AbortError} from 'p-retry'
 import type {V1Status} from '@kubernetes/client-node'
 import {KubesnapError, messageOf} from '../errors.js'
+import {AgentPool} from './agents.js'
 import type {LoadedConfig} from './kubeconfig.js'
 import {isWrite, mayHaveApplied, NETWORK_CODES, shouldRetry, type AttemptFailure} from './retry.js'
 
@@ -74,7 +75,8 @@ export class KubeApi {
   requests = 0
   /** Writes (not dry runs) that were, or may have been, applied: restore's exit code tells "nothing was written" by it. */
   writes = 0
-  private agent?: http.Agent
+  // Keep-alive agents, direct or through `proxy-url`: a TLS handshake per page would dominate big lists.
+  private readonly agents = new AgentPool({keepAlive: true, maxSockets: MAX_CONNECTIONS})
   private readonly base: URL
 
   constructor(readonly config: LoadedConfig, private readonly options: ApiClientOptions = {}) {
@@ -195,21 +197,9 @@ export class KubeApi {
     return err
   }
 
-  private async agentFor(options: https.RequestOptions): Promise<http.Agent> {
-    // One keep-alive agent per client: a TLS handshake per page would dominate big lists.
-    if (!this.agent) {
-      const tls = options as https.AgentOptions
-      this.agent = this.base.protocol === 'https:'
-        ? new https.Agent({keepAlive: true, maxSockets: MAX_CONNECTIONS, ca: tls.ca, cert: tls.cert, key: tls.key, pfx: tls.pfx, passphrase: tls.passphrase, rejectUnauthorized: tls.rejectUnauthorized, servername: tls.servername})
-        : new http.Agent({keepAlive: true, maxSockets: MAX_CONNECTIONS})
-    }
-    return this.agent
-  }
-
   /** Releases pooled sockets so the process can exit. */
   close(): void {
-    this.agent?.destroy()
-    this.agent = undefined
+    this.agents.destroy()
   }
 
   private async once(method: string, path: string, body: Buffer | undefined, options: RequestOptions, into: ByteBuffer | undefined): Promise<Buffer> {
@@ -218,9 +208,8 @@ export class KubeApi {
       if (value !== undefined && value !== '') url.searchParams.set(key, String(value))
     }
     const requestOptions: https.RequestOptions = {headers: {}}
-    await this.config.kc.applyToHTTPSOptions(requestOptions)
-    const proxied = Boolean(this.config.kc.getCurrentCluster()?.proxyUrl)
-    const agent = proxied ? requestOptions.agent as http.Agent : await this.agentFor(requestOptions)
+    await this.config.kc.applyCredentials(requestOptions)
+    const agent = await this.agents.agentFor(this.config.kc.getCurrentCluster(), requestOptions)
     const headers: http.OutgoingHttpHeaders = {
       ...(requestOptions.headers as http.OutgoingHttpHeaders),
       accept: 'application/json',

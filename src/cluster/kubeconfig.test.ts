@@ -6,6 +6,7 @@ import {KubeConfig} from '@kubernetes/client-node'
 import {test} from 'uvu'
 import * as assert from 'uvu/assert'
 import {KubesnapError} from '../errors.js'
+import {AgentPool} from './agents.js'
 import {ClientConfig, loadKubeConfig} from './kubeconfig.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'kubesnap-kubeconfig-'))
@@ -154,29 +155,37 @@ test('kubeconfig: an exec plugin runs once per config while its credential is va
   assert.is(readFileSync(execCount, 'utf8'), 'run\n')
 })
 
-test('kubeconfig: requests with the same TLS options share one agent; a new client certificate gets a new one', async () => {
+test('kubeconfig: an AgentPool serves requests with the same TLS options from one keep-alive agent; a new client certificate gets a new one', async () => {
   const file = join(creds, 'agent-reuse.yaml')
-  writeFileSync(file, JSON.stringify({
+  const write = (cert: string) => writeFileSync(file, JSON.stringify({
     apiVersion: 'v1', kind: 'Config', 'current-context': 'c',
     clusters: [{name: 'k', cluster: {server: 'https://k.example:6443', 'certificate-authority-data': b64('ca data')}}],
-    users: [{name: 'u', user: {'client-certificate-data': b64('cert one'), 'client-key-data': b64('key one')}}],
+    users: [{name: 'u', user: {'client-certificate-data': b64(cert), 'client-key-data': b64('key one')}}],
     contexts: [{name: 'c', context: {cluster: 'k', user: 'u'}}],
   }))
+  const pool = new AgentPool({keepAlive: true, maxSockets: 4})
+  const agentOf = async (kc: ClientConfig) => {
+    const opts: https.RequestOptions = {}
+    await kc.applyCredentials(opts)
+    return await pool.agentFor(kc.getCurrentCluster(), opts) as https.Agent & {options: https.AgentOptions}
+  }
+  write('cert one')
   const kc = new ClientConfig()
   kc.loadFromFile(file)
-  const agentOf = async () => {
-    const opts: https.RequestOptions = {}
-    await kc.applyToHTTPSOptions(opts)
-    return opts.agent as https.Agent & {options: https.AgentOptions}
-  }
-  const first = await agentOf()
-  assert.is(await agentOf(), first)
+  // Requests that start together share the agent being made.
+  const [first, together] = await Promise.all([agentOf(kc), agentOf(kc)])
+  assert.is(together, first)
+  assert.is(await agentOf(kc), first)
+  assert.is(first.options.keepAlive, true)
+  assert.is(first.maxSockets, 4)
   // As when an exec plugin hands out a rotated certificate: the old agent's TLS sessions must not serve it.
-  kc.users[0].certData = b64('cert two')
-  const rotated = await agentOf()
-  assert.is.not(rotated, first)
-  assert.is(String(rotated.options.cert), 'cert two')
-  assert.is(await agentOf(), rotated)
+  write('cert two')
+  const rotated = new ClientConfig()
+  rotated.loadFromFile(file)
+  const second = await agentOf(rotated)
+  assert.is.not(second, first)
+  assert.is(String(second.options.cert), 'cert two')
+  pool.destroy()
 })
 
 test('kubeconfig: a plain HTTP server without skip TLS verify is refused as client-node refuses it', async () => {

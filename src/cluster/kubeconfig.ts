@@ -10,8 +10,7 @@
  * API (≈0.3 s and ≈65 MiB of RSS) for `makeApiClient`, which kubesnap never calls.
  */
 import {existsSync, readFileSync} from 'node:fs'
-import http from 'node:http'
-import https from 'node:https'
+import type https from 'node:https'
 import {homedir} from 'node:os'
 import {dirname, isAbsolute, join} from 'node:path'
 import {isIPv6} from 'node:net'
@@ -20,6 +19,7 @@ import yaml from 'js-yaml'
 import {newClusters, newContexts, newUsers, type Cluster, type Context, type User} from '@kubernetes/client-node/dist/config_types.js'
 import type {Authenticator} from '@kubernetes/client-node/dist/auth.js'
 import {EXIT, KubesnapError, messageOf} from '../errors.js'
+import {createAgent, type HTTPSOptions} from './agents.js'
 
 export interface ConnectionFlags {
   kubeconfig?: string
@@ -111,8 +111,6 @@ export interface RequestConfig {
   applyToHTTPSOptions(opts: https.RequestOptions): Promise<void>
 }
 
-/** TLS and header options as client-node's authenticators fill them in. */
-type HTTPSOptions = Omit<https.RequestOptions, 'headers'> & {headers?: Record<string, string | string[] | number | undefined>}
 
 /**
  * The clusters, users and contexts of a kubeconfig, and the TLS options and
@@ -131,7 +129,6 @@ export class ClientConfig implements RequestConfig {
   /** CA, certificate and key files read, and their base64 data decoded, once: every API request and exec applies them. */
   private readonly files = new Map<string, Buffer>()
   private readonly decoded = new Map<string, Buffer>()
-  private lastAgent?: {key: unknown[]; agent: http.Agent}
 
   /** Reads a kubeconfig file; relative certificate paths are taken from the file's directory. */
   loadFromFile(file: string): void {
@@ -206,12 +203,21 @@ export class ClientConfig implements RequestConfig {
 
   /**
    * Fills in a request's TLS options, credentials and agent for the current
-   * context, as client-node's `applyToHTTPSOptions` does: CA, client
-   * certificate and key (files or data), skip-TLS-verify, TLS server name,
-   * impersonation, exec plugins and auth providers, bearer token, basic auth,
-   * and a proxy agent for `proxy-url`.
+   * context, as client-node's `applyToHTTPSOptions` does: applyCredentials,
+   * then a new agent made with them (through `proxy-url` when set).
    */
   async applyToHTTPSOptions(options: https.RequestOptions): Promise<void> {
+    await this.applyCredentials(options)
+    options.agent = await createAgent(this.getCurrentCluster(), options as HTTPSOptions)
+  }
+
+  /**
+   * Fills in a request's TLS options and credentials for the current context,
+   * without an agent (a client with a pool of its own, agents.ts's AgentPool, takes them):
+   * CA, client certificate and key (files or data), skip-TLS-verify, TLS server
+   * name, impersonation, exec plugins and auth providers, bearer token, basic auth.
+   */
+  async applyCredentials(options: https.RequestOptions): Promise<void> {
     const opts = options as HTTPSOptions
     const cluster = this.getCurrentCluster()
     const user = this.getCurrentUser()
@@ -234,22 +240,6 @@ export class ClientConfig implements RequestConfig {
       if (user.token) opts.headers.Authorization = `Bearer ${user.token}`
       if (user.username) opts.auth = `${user.username}:${user.password}`
     }
-    opts.agent = await this.agentFor(cluster, opts)
-  }
-
-  /**
-   * The agent for these options: the last one made when the cluster and every
-   * TLS option are the same (they are on every request but the first, unless
-   * an exec plugin hands out a new client certificate), else a new one. A new
-   * agent per request cost the restore of 10,000 objects ≈25 MB of garbage.
-   */
-  private async agentFor(cluster: Cluster | null, opts: HTTPSOptions): Promise<http.Agent> {
-    const key = [cluster, ...AGENT_OPTIONS.map((name) => opts[name])]
-    const last = this.lastAgent
-    if (last && last.key.length === key.length && last.key.every((value, i) => value === key[i])) return last.agent
-    const agent = await createAgent(cluster, opts)
-    this.lastAgent = {key, agent}
-    return agent
   }
 
   /** A file's bytes (read on first use), else base64 data decoded, else undefined. */
@@ -277,31 +267,4 @@ export class ClientConfig implements RequestConfig {
     ])
     return this.authenticators
   }
-}
-
-/** The options createAgent passes on to the agent: an agent made with them serves any request with the same ones. */
-const AGENT_OPTIONS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'servername', 'timeout', 'rejectUnauthorized'] as const
-
-/** The agent client-node would make for this cluster: through its `proxy-url` (SOCKS or HTTP), or direct with the TLS options. */
-async function createAgent(cluster: Cluster | null, opts: HTTPSOptions): Promise<http.Agent> {
-  const tls: https.AgentOptions = {
-    ca: opts.ca, cert: opts.cert, key: opts.key, pfx: opts.pfx, passphrase: opts.passphrase,
-    servername: opts.servername, timeout: opts.timeout,
-    ...(opts.rejectUnauthorized !== undefined ? {rejectUnauthorized: opts.rejectUnauthorized} : {}),
-  }
-  if (cluster?.proxyUrl) {
-    if (cluster.proxyUrl.startsWith('socks')) {
-      const {SocksProxyAgent} = await import('socks-proxy-agent')
-      return new SocksProxyAgent(cluster.proxyUrl, tls)
-    }
-    const {HttpProxyAgent, HttpsProxyAgent} = await import('hpagent')
-    if (cluster.server.startsWith('https')) return new HttpsProxyAgent({...tls, proxy: cluster.proxyUrl})
-    if (cluster.server.startsWith('http')) return new HttpProxyAgent({...tls, proxy: cluster.proxyUrl})
-    throw new Error('Unsupported proxy type')
-  }
-  if (cluster?.server?.startsWith('http:')) {
-    if (!cluster.skipTLSVerify) throw new Error('HTTP protocol is not allowed when skipTLSVerify is not set or false')
-    return new http.Agent(tls)
-  }
-  return new https.Agent(tls)
 }
