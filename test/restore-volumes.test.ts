@@ -179,7 +179,10 @@ async function assertRoundTrip(r: CliResult, fixture: FixtureName, objects: Arch
   assert.is(r.code, 0, r.stderr + r.stdout)
   assert.is(r.json.status, 'complete')
   assert.equal(volumeOutcomes(r.json), Object.keys(FIXTURE_CLAIMS[fixture]).sort().map((claim) => [claim, 'restored', 'pod-sha256']))
-  await assertRestored(admin, objects, ns, ns)
+  // On 1.20 a node port released by the wipe can be held as leaked for minutes (test/cluster/index.ts): restore
+  // then lets the server assign one and says so. Only a Service it named may come back on another port.
+  const reassigned = (r.json.warnings as string[]).flatMap((w) => /^Service\/([^:]+): its node ports are taken/.exec(w)?.[1] ?? [])
+  await assertRestored(admin, objects, ns, ns, {assignedNodePorts: reassigned})
   assert.equal(await volumeTrees(admin, ns), await seededTrees(fixture), 'every claim back, every file, mode and link as seeded')
 }
 
